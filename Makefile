@@ -1,0 +1,25 @@
+# habc-rig: every target installs what it needs first (scripts/bootstrap.sh is idempotent).
+SHELL := /bin/bash
+ENV := source scripts/env.sh >/dev/null &&
+PYTEST_ARGS ?= -m "not slow and not hardware"
+
+.PHONY: setup test lint demo bench clean
+
+setup:
+	bash scripts/bootstrap.sh
+
+lint: setup
+	$(ENV) ruff check src tests scripts launch bench
+
+test: setup
+	$(ENV) ruff check src tests scripts launch bench
+	$(ENV) python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(ENV) bash scripts/demo.sh
+
+bench: setup
+	$(ENV) bash scripts/bench.sh
+
+clean:
+	rm -rf build install log

@@ -1,0 +1,25 @@
+# Source me: puts the project's venv and built workspace on this shell's paths.
+#   source scripts/env.sh            # runs the bootstrap first if needed (idempotent)
+#   source scripts/env.sh --no-install
+_habc_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ "${1:-}" != "--no-install" ] && [ ! -d "$_habc_root/install" ]; then
+  bash "$_habc_root/scripts/bootstrap.sh" || return 1
+fi
+export VIRTUAL_ENV="$_habc_root/.venv"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
+export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+# Camera-sized messages are lost over UDP without the large-data transport.
+export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
+export MUJOCO_GL="${MUJOCO_GL:-egl}"
+export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-$MUJOCO_GL}"
+if [ -f "$_habc_root/install/local_setup.bash" ]; then
+  # The generated setup scripts reference unset variables; they fail under `set -u`.
+  _habc_had_u=0; case $- in *u*) _habc_had_u=1; set +u;; esac
+  # shellcheck disable=SC1091
+  source "$_habc_root/install/local_setup.bash"
+  [ "$_habc_had_u" = 1 ] && set -u
+  unset _habc_had_u
+fi
+unset _habc_root
