@@ -48,13 +48,16 @@ if [ "$(cat "$STAMP_DIR/pip" 2>/dev/null)" != "$req_hash" ]; then
   echo "$req_hash" >"$STAMP_DIR/pip"
 fi
 
-# --- colcon build ---------------------------------------------------------------------
+# --- colcon build (serialised: several shells may bootstrap at once) ---------------------------------------------------------------------
 src_hash=$(cd "$ROOT" && find src -type f \( -name '*.msg' -o -name '*.srv' -o -name 'package.xml' \
   -o -name 'CMakeLists.txt' -o -name 'setup.py' -o -name 'setup.cfg' \) -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMP_DIR/colcon" 2>/dev/null)" != "$src_hash" ] || [ ! -d "$ROOT/install" ]; then
   log "colcon build"
   (
+    exec 9>"$VENV/.habc-colcon.lock"
+    flock 9
     cd "$ROOT"
+    mkdir -p "$ROOT/log"
     # shellcheck disable=SC1091
     source "$ROOT/scripts/env.sh" --no-install
     colcon build --symlink-install --event-handlers console_direct- \

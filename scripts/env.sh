@@ -21,5 +21,11 @@ if [ -f "$_habc_root/install/local_setup.bash" ]; then
   source "$_habc_root/install/local_setup.bash"
   [ "$_habc_had_u" = 1 ] && set -u
   unset _habc_had_u
+  # Console scripts of the ament_python packages (what `ros2 run <pkg> <exe>` would find).
+  for _habc_bin in "$_habc_root"/install/*/lib/*/; do
+    case ":$PATH:" in *":${_habc_bin%/}:"*) ;; *) PATH="${_habc_bin%/}:$PATH";; esac
+  done
+  unset _habc_bin
+  export PATH
 fi
 unset _habc_root
