@@ -1,1 +1,1 @@
-"""Rig control: cameras, pedal takeover, command mux, policy chunk execution, episode recording, launch."""
+"""Rig control: cameras, pedal takeover, command mux, policy chunks, episodes, launch."""

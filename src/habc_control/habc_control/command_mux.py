@@ -1,0 +1,202 @@
+"""Command mux: picks each arm's executed command from the policy, the human or a hold pose.
+
+Pure Python (no rclpy). One `tick()` per control tick::
+
+    mux = CommandMux(MuxConfig(arms=("left", "right"), action_space="ee", blend_steps=15))
+    out = mux.tick(arbiter.snapshot(), policy={"left": t1, ...}, human={...}, measured={...},
+                   model_index=k)
+    # out[arm] is a MuxOutput (send it and record it: it is the executed action) or None when
+    # nothing is known about the arm yet (send nothing; the driver's watchdog holds it).
+
+Rules per arm:
+* POLICY -> the policy target; if the policy has nothing this tick (waiting for a chunk), the last
+  output is repeated (`held=True`).
+* HUMAN  -> the human target; the first `blend_steps` ticks after switching to HUMAN interpolate
+  from the last executed command (or the measured pose) to the human target, so the arm never
+  jumps to where the leader/operator happens to be.
+* HOLD   -> the pose at the moment HOLD began, repeated.
+
+`ActionLayout` maps a policy action vector (D,) to per-arm targets and back:
+`ee`: per arm xyz + 6-D rotation + gripper (10); `joint`: per arm 6 joints + gripper (7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from habc_control.authority import Authority, blend_pose
+
+ACTION_SPACES = {"ee": 9, "joint": 6}  # target values per arm, the gripper comes on top
+
+
+@dataclass(frozen=True)
+class ArmTarget:
+    """One arm's command: `targets` (9 for ee, 6 for joint) and the gripper opening [m]."""
+
+    targets: np.ndarray
+    gripper: float
+
+    def vector(self) -> np.ndarray:
+        return np.append(np.asarray(self.targets, dtype=np.float64), float(self.gripper))
+
+
+@dataclass(frozen=True)
+class ActionLayout:
+    arms: tuple[str, ...] = ("left", "right")
+    action_space: str = "ee"
+
+    def __post_init__(self) -> None:
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(
+                f"action_space: expected one of {tuple(ACTION_SPACES)}, got {self.action_space!r}"
+            )
+
+    @property
+    def per_arm(self) -> int:
+        return ACTION_SPACES[self.action_space] + 1
+
+    @property
+    def dim(self) -> int:
+        return self.per_arm * len(self.arms)
+
+    def dim_names(self) -> list[str]:
+        if self.action_space == "ee":
+            names = ["x", "y", "z", "r11", "r21", "r31", "r12", "r22", "r32"]
+        else:
+            names = [f"joint{i}" for i in range(1, 7)]
+        return [f"{arm}.{n}" for arm in self.arms for n in [*names, "gripper"]]
+
+    def arm_slice(self, arm: str) -> slice:
+        i = self.arms.index(arm)
+        return slice(i * self.per_arm, (i + 1) * self.per_arm)
+
+    def split(self, action: np.ndarray) -> dict[str, ArmTarget]:
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (self.dim,):
+            raise ValueError(f"action: expected shape ({self.dim},), got {action.shape}")
+        out = {}
+        for arm in self.arms:
+            v = action[self.arm_slice(arm)]
+            out[arm] = ArmTarget(v[:-1].copy(), float(v[-1]))
+        return out
+
+    def join(self, targets: Mapping[str, ArmTarget]) -> np.ndarray:
+        return np.concatenate([targets[arm].vector() for arm in self.arms]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class MuxConfig:
+    arms: tuple[str, ...] = ("left", "right")
+    action_space: str = "ee"
+    blend_steps: int = 15  # ticks of interpolation after switching to HUMAN (0.5 s at 30 Hz)
+
+    def __post_init__(self) -> None:
+        ActionLayout(self.arms, self.action_space)  # validates action_space
+        if self.blend_steps < 0:
+            raise ValueError(f"blend_steps: expected >= 0, got {self.blend_steps!r}")
+
+
+@dataclass(frozen=True)
+class MuxOutput:
+    target: ArmTarget
+    authority: Authority  # the authority in force (the label recorded with the command)
+    model_index: int  # actor step for policy commands, -1 for human / hold
+    held: bool  # True when the last output was repeated because the source had nothing
+
+
+@dataclass
+class _ArmState:
+    authority: Authority | None = None
+    last: ArmTarget | None = None
+    hold: ArmTarget | None = None
+    blend_start: ArmTarget | None = None
+    blend_k: int = 0
+
+
+class CommandMux:
+    def __init__(self, config: MuxConfig | None = None) -> None:
+        self.config = config or MuxConfig()
+        self._arms = {arm: _ArmState() for arm in self.config.arms}
+
+    def blending(self, arm: str) -> bool:
+        return self._arms[arm].blend_start is not None
+
+    def last_output(self, arm: str) -> ArmTarget | None:
+        return self._arms[arm].last
+
+    def tick(
+        self,
+        authority: Mapping[str, Authority],
+        policy: Mapping[str, ArmTarget | None],
+        human: Mapping[str, ArmTarget | None],
+        measured: Mapping[str, ArmTarget | None],
+        model_index: int = -1,
+    ) -> dict[str, MuxOutput | None]:
+        return {
+            arm: self._tick_arm(
+                arm,
+                Authority(authority[arm]),
+                policy.get(arm),
+                human.get(arm),
+                measured.get(arm),
+                model_index,
+            )
+            for arm in self.config.arms
+        }
+
+    def _tick_arm(
+        self,
+        arm: str,
+        auth: Authority,
+        policy: ArmTarget | None,
+        human: ArmTarget | None,
+        measured: ArmTarget | None,
+        model_index: int,
+    ) -> MuxOutput | None:
+        st = self._arms[arm]
+        current = st.last if st.last is not None else measured
+        if auth != st.authority:
+            st.blend_start = None
+            if auth == Authority.HUMAN and self.config.blend_steps > 0:
+                st.blend_start, st.blend_k = current, 0
+            if auth == Authority.HOLD:
+                st.hold = current
+            st.authority = auth
+
+        held = False
+        index = -1
+        if auth == Authority.HOLD:
+            if st.hold is None:
+                st.hold = current
+            target = st.hold
+            held = True
+        elif auth == Authority.HUMAN:
+            target = human
+            if target is not None and st.blend_start is not None:
+                st.blend_k += 1
+                alpha = st.blend_k / self.config.blend_steps
+                target = ArmTarget(
+                    blend_pose(
+                        st.blend_start.targets,
+                        target.targets,
+                        alpha,
+                        ee=self.config.action_space == "ee",
+                    ),
+                    (1 - alpha) * st.blend_start.gripper + alpha * target.gripper,
+                )
+                if st.blend_k >= self.config.blend_steps:
+                    st.blend_start = None
+            elif target is not None:
+                st.blend_start = None  # human has a command but no start pose known: none to blend
+        else:
+            target = policy
+            index = model_index if policy is not None else -1
+        if target is None:
+            target, held, index = current, True, -1
+        if target is None:
+            return None
+        st.last = target
+        return MuxOutput(target, auth, index, held)
