@@ -1,0 +1,168 @@
+"""Real ARX X5 arms through the arx5-interface SDK (one controller per arm, one CAN bus each).
+
+The SDK runs its own 500 Hz send/recv loop in a background thread; we only set targets.
+`Arx5CartesianController` for EE commands, `Arx5JointController` for joint commands. The SDK's
+ZMQ server is never used. SDK facts this module relies on:
+* no command timeout: the last target is held forever, so the watchdog lives in safety.py;
+* `set_to_damping()` is the safe stop; the destructor damps for 2 s only on a clean exit;
+* over-current puts an arm in a damping emergency state that needs a restart (not recoverable
+  from here: we report it and stop).
+
+The SDK speaks xyz + rpy (R = Rz(yaw) Ry(pitch) Rx(roll)); our commands carry xyz + 6-D rotation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from arx_x5_driver.safety import MODE_EE, MODE_JOINT, Command, Measured
+
+_LOG = logging.getLogger(__name__)
+
+
+class CanInterfaceError(RuntimeError):
+    """A configured CAN interface does not exist on this machine."""
+
+
+def rot_from_rpy(rpy: np.ndarray) -> np.ndarray:
+    r, p, y = (float(v) for v in rpy)
+    cr, sr, cp, sp, cy, sy = np.cos(r), np.sin(r), np.cos(p), np.sin(p), np.cos(y), np.sin(y)
+    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+    return rz @ ry @ rx
+
+
+def rpy_from_rot(rot: np.ndarray) -> np.ndarray:
+    pitch = np.arcsin(np.clip(-rot[2, 0], -1.0, 1.0))
+    if abs(rot[2, 0]) < 1.0 - 1e-9:
+        roll = np.arctan2(rot[2, 1], rot[2, 2])
+        yaw = np.arctan2(rot[1, 0], rot[0, 0])
+    else:  # gimbal lock at pitch = +-pi/2: put everything in yaw
+        roll = 0.0
+        yaw = np.arctan2(-rot[0, 1], rot[1, 1])
+    return np.array([roll, pitch, yaw])
+
+
+def rot6d_to_matrix(r6: np.ndarray) -> np.ndarray:
+    a = r6[:3] / max(np.linalg.norm(r6[:3]), 1e-12)
+    b = r6[3:6] - a * float(a @ r6[3:6])
+    b = b / max(np.linalg.norm(b), 1e-12)
+    return np.stack([a, b, np.cross(a, b)], axis=1)
+
+
+def pose9_from_pose6(pose6: np.ndarray) -> np.ndarray:
+    """SDK xyz + rpy -> xyz + 6-D rotation."""
+    pose6 = np.asarray(pose6, dtype=np.float64).reshape(6)
+    rot = rot_from_rpy(pose6[3:])
+    return np.concatenate([pose6[:3], rot[:, 0], rot[:, 1]])
+
+
+def pose6_from_pose9(pose9: np.ndarray) -> np.ndarray:
+    pose9 = np.asarray(pose9, dtype=np.float64).reshape(9)
+    return np.concatenate([pose9[:3], rpy_from_rot(rot6d_to_matrix(pose9[3:9]))])
+
+
+def check_can_interface(name: str, sys_class_net: str = "/sys/class/net") -> None:
+    """Fail with the interface's name before the SDK fails obscurely (or blocks) on it."""
+    if not os.path.exists(os.path.join(sys_class_net, name)):
+        raise CanInterfaceError(
+            f"CAN interface {name!r} not found (no {sys_class_net}/{name}); plug the arm's "
+            f"USB-CAN adapter in and bring it up (e.g. `sudo ip link set up {name} type can "
+            "bitrate 1000000`), or fix `can_interfaces` in the config"
+        )
+
+
+@dataclass(frozen=True)
+class RealBackendConfig:
+    can_interfaces: Mapping[str, str]  # arm -> CAN interface, e.g. {"left": "can0"}
+    mode: int = MODE_EE  # which SDK controller: Cartesian (EE) or joint
+    model: str = "X5"
+
+    def __post_init__(self) -> None:
+        if not self.can_interfaces:
+            raise ValueError("can_interfaces: need at least one arm -> CAN interface entry")
+        if len(set(self.can_interfaces.values())) != len(self.can_interfaces):
+            raise ValueError(f"can_interfaces: one CAN bus per arm, got {self.can_interfaces!r}")
+        if self.mode not in (MODE_EE, MODE_JOINT):
+            raise ValueError(f"mode: expected 0 (joint) or 1 (ee), got {self.mode!r}")
+
+
+class RealRigBackend:
+    """One SDK controller per arm. `sdk` is the arx5_interface module (a fake in tests)."""
+
+    def __init__(
+        self,
+        config: RealBackendConfig,
+        sdk: ModuleType | Any | None = None,
+        sys_class_net: str = "/sys/class/net",
+    ) -> None:
+        if sdk is None:
+            import arx5_interface as sdk  # only on the robot PC: the import loads the SDK .so
+        self.config = config
+        self.arms = tuple(config.can_interfaces)
+        self._sdk = sdk
+        for iface in config.can_interfaces.values():
+            check_can_interface(iface, sys_class_net)
+        cls = sdk.Arx5CartesianController if config.mode == MODE_EE else sdk.Arx5JointController
+        self._ctrl: dict[str, Any] = {}
+        try:
+            for arm, iface in config.can_interfaces.items():
+                self._ctrl[arm] = cls(config.model, iface)
+        except Exception:
+            self.safe_stop()  # damp the arms already started, then report
+            raise
+        self._dof = 6
+
+    def read(self, arm: str) -> Measured:
+        ctrl = self._ctrl[arm]
+        js = ctrl.get_joint_state()
+        ee = ctrl.get_eef_state()
+        joints = np.asarray(js.pos(), dtype=np.float64).reshape(-1)[: self._dof]
+        return Measured(joints, pose9_from_pose6(ee.pose_6d()), float(js.gripper_pos))
+
+    def send(self, arm: str, command: Command) -> None:
+        ctrl = self._ctrl[arm]
+        if command.mode != self.config.mode:
+            raise ValueError(
+                f"{arm}: command mode {command.mode} but the SDK controller is mode "
+                f"{self.config.mode} (set `mode` in the config to match the policy's action space)"
+            )
+        if command.mode == MODE_EE:
+            state = self._sdk.EEFState(pose6_from_pose9(command.targets), float(command.gripper))
+            ctrl.set_eef_cmd(state)
+        else:
+            zeros = np.zeros(self._dof)
+            state = self._sdk.JointState(
+                np.asarray(command.targets, dtype=np.float64), zeros, zeros, float(command.gripper)
+            )
+            ctrl.set_joint_cmd(state)
+
+    def step(self) -> None:
+        """The SDK's background thread does the 500 Hz loop."""
+
+    def safe_stop(self) -> None:
+        """Damping on every arm: the X5 cannot hold itself unpowered, damping lets it sink slowly.
+
+        Every arm is tried even when one fails, and the failures are re-raised together.
+        """
+        errors = []
+        for arm, ctrl in self._ctrl.items():
+            try:
+                ctrl.set_to_damping()
+            except Exception as exc:  # noqa: BLE001 - keep damping the other arms
+                _LOG.error("%s: set_to_damping failed: %s", arm, exc)
+                errors.append(f"{arm}: {exc}")
+        if errors:
+            raise RuntimeError("safe stop failed on " + "; ".join(errors))
+
+    def close(self) -> None:
+        # Dropping the controllers runs the SDK destructor (2 s damping, then passive).
+        self._ctrl.clear()

@@ -1,0 +1,226 @@
+"""Safety core shared by every arm backend (real SDK and sim). Pure Python, no rclpy.
+
+Per arm, per control tick::
+
+    safety = ArmSafety(SafetyConfig(...))
+    safety.on_command(cmd, now)                  # each ArmCommand received
+    out = safety.tick(now, measured)             # what to send this tick (never None)
+    backend.send(arm, out.command)
+    for e in out.events: log.warn(e)             # clamps, watchdog, limits: reported, not silent
+
+Rules, in this order:
+1. HOLD authority, no command yet, or no fresh command within `watchdog_s` -> hold: the last
+   target sent (or the measured pose if nothing was sent). The ARX SDK has no command timeout of
+   its own: once the host stops sending, the arm keeps the last target forever.
+2. Joint mode: targets clipped into the joint limits (the SDK's X5 limits shrunk by
+   `joint_margin`; the SDK README calls its own clipping insufficient for safety).
+   EE mode: xyz clipped into the workspace box.
+3. Step limit: a target further than `max_joint_step` (rad) / `max_ee_step` (m) /
+   `max_gripper_step` (m) from the last target sent is moved only that far this tick and reported.
+   A jump is never executed in one tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# From the arx5-interface SDK's RobotConfig for "X5".
+X5_JOINT_MIN = (-3.14, -0.05, -0.1, -1.6, -1.57, -2.0)
+X5_JOINT_MAX = (2.618, 3.5, 3.2, 1.55, 1.57, 2.0)
+GRIPPER_MAX = 0.088
+
+MODE_JOINT = 0  # habc_interfaces/msg/ArmCommand
+MODE_EE = 1
+AUTHORITY_HOLD = 2  # habc_interfaces/msg/ControlAuthority
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    joint_min: tuple[float, ...] = X5_JOINT_MIN
+    joint_max: tuple[float, ...] = X5_JOINT_MAX
+    joint_margin: float = 0.05  # rad kept away from each SDK limit
+    workspace_min: tuple[float, float, float] = (-0.05, -0.45, -0.05)  # EE xyz, arm base frame
+    workspace_max: tuple[float, float, float] = (0.60, 0.45, 0.55)
+    max_joint_step: float = 0.06  # rad per tick (1.8 rad/s at 30 Hz; the SDK allows 5)
+    max_ee_step: float = 0.015  # m per tick (0.45 m/s at 30 Hz)
+    max_rot_step: float = 0.10  # rad of orientation change per tick (EE mode)
+    max_gripper_step: float = 0.01  # m per tick
+    watchdog_s: float = 0.25  # no fresh command for this long -> hold
+
+    def __post_init__(self) -> None:
+        if len(self.joint_min) != 6 or len(self.joint_max) != 6:
+            raise ValueError(f"joint_min/joint_max: need 6 values each, got {self.joint_min!r}")
+        for i, (lo, hi) in enumerate(zip(self.joint_min, self.joint_max, strict=True)):
+            if not lo + self.joint_margin < hi - self.joint_margin:
+                raise ValueError(f"joint_min[{i}]/joint_max[{i}]: empty range {lo}..{hi}")
+        for name in ("joint_margin",):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
+        for name in (
+            "max_joint_step",
+            "max_ee_step",
+            "max_rot_step",
+            "max_gripper_step",
+            "watchdog_s",
+        ):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)!r}")
+        box = zip(self.workspace_min, self.workspace_max, strict=True)
+        if not all(lo < hi for lo, hi in box):
+            raise ValueError(
+                "workspace_min/workspace_max: empty box "
+                f"{self.workspace_min}..{self.workspace_max}"
+            )
+
+
+@dataclass(frozen=True)
+class Command:
+    """One arm target: MODE_JOINT -> 6 joints [rad]; MODE_EE -> xyz + 6-D rotation (9)."""
+
+    mode: int
+    targets: np.ndarray
+    gripper: float
+    authority: int = 0
+
+    def __post_init__(self) -> None:
+        want = 6 if self.mode == MODE_JOINT else 9 if self.mode == MODE_EE else None
+        if want is None:
+            raise ValueError(f"mode: expected MODE_JOINT (0) or MODE_EE (1), got {self.mode!r}")
+        t = np.asarray(self.targets, dtype=np.float64)
+        if t.shape != (want,):
+            raise ValueError(f"targets: mode {self.mode} needs {want} values, got {t.shape}")
+        if not np.all(np.isfinite(t)) or not np.isfinite(self.gripper):
+            raise ValueError("targets: non-finite value in command")
+        object.__setattr__(self, "targets", t)
+
+
+@dataclass(frozen=True)
+class Measured:
+    joints: np.ndarray  # (6,) rad
+    ee: np.ndarray  # (9,) xyz + 6-D rotation
+    gripper: float
+
+
+@dataclass(frozen=True)
+class SafetyOutput:
+    command: Command
+    holding: bool
+    events: list[str] = field(default_factory=list)
+
+
+def _rot_from_6d(r6: np.ndarray) -> np.ndarray:
+    a = r6[:3] / max(np.linalg.norm(r6[:3]), 1e-12)
+    b = r6[3:6] - a * float(a @ r6[3:6])
+    b = b / max(np.linalg.norm(b), 1e-12)
+    return np.stack([a, b, np.cross(a, b)], axis=1)
+
+
+def _limit_rotation(start6: np.ndarray, goal6: np.ndarray, max_angle: float) -> tuple:
+    """Rotate from start toward goal by at most max_angle (axis-angle); returns (6d, clamped)."""
+    r0, r1 = _rot_from_6d(start6), _rot_from_6d(goal6)
+    rel = r0.T @ r1
+    angle = float(np.arccos(np.clip((np.trace(rel) - 1.0) / 2.0, -1.0, 1.0)))
+    if angle <= max_angle:
+        return np.concatenate([r1[:, 0], r1[:, 1]]), False
+    axis = np.array([rel[2, 1] - rel[1, 2], rel[0, 2] - rel[2, 0], rel[1, 0] - rel[0, 1]])
+    n = np.linalg.norm(axis)
+    if n < 1e-9:  # ~180 degrees: any perpendicular axis; hold orientation instead
+        return np.concatenate([r0[:, 0], r0[:, 1]]), True
+    k = axis / n
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    step = np.eye(3) + np.sin(max_angle) * kx + (1 - np.cos(max_angle)) * kx @ kx
+    r = r0 @ step
+    return np.concatenate([r[:, 0], r[:, 1]]), True
+
+
+class ArmSafety:
+    def __init__(self, config: SafetyConfig | None = None, name: str = "arm") -> None:
+        self.config = config or SafetyConfig()
+        self.name = name
+        c = self.config
+        self._jmin = np.asarray(c.joint_min) + c.joint_margin
+        self._jmax = np.asarray(c.joint_max) - c.joint_margin
+        self._wmin = np.asarray(c.workspace_min)
+        self._wmax = np.asarray(c.workspace_max)
+        self._pending: Command | None = None
+        self._last_cmd_time = -np.inf
+        self._sent: Command | None = None
+        self._watchdog_tripped = False
+        self.clamp_count = 0
+
+    @property
+    def last_sent(self) -> Command | None:
+        return self._sent
+
+    def on_command(self, cmd: Command, now: float) -> None:
+        self._pending = cmd
+        self._last_cmd_time = now
+
+    def hold_command(self, measured: Measured, mode: int | None = None) -> Command:
+        """Hold where we are: the last target sent, else the measured pose."""
+        if self._sent is not None and (mode is None or mode == self._sent.mode):
+            return Command(self._sent.mode, self._sent.targets, self._sent.gripper, AUTHORITY_HOLD)
+        m = MODE_JOINT if mode is None else mode
+        t = measured.joints if m == MODE_JOINT else measured.ee
+        return Command(m, t, measured.gripper, AUTHORITY_HOLD)
+
+    def tick(self, now: float, measured: Measured) -> SafetyOutput:
+        events: list[str] = []
+        cmd = self._pending
+        fresh = now - self._last_cmd_time <= self.config.watchdog_s
+        if cmd is None or not fresh or cmd.authority == AUTHORITY_HOLD:
+            if cmd is not None and not fresh and not self._watchdog_tripped:
+                events.append(
+                    f"{self.name}: watchdog: no command for {now - self._last_cmd_time:.3f} s "
+                    f"(> {self.config.watchdog_s} s): holding position"
+                )
+            self._watchdog_tripped = cmd is not None and not fresh
+            out = self.hold_command(measured)
+            self._sent = out
+            return SafetyOutput(out, True, events)
+        self._watchdog_tripped = False
+        start = self.hold_command(measured, cmd.mode)  # where the arm was told to be
+        c = self.config
+        t = cmd.targets.copy()
+        if cmd.mode == MODE_JOINT:
+            clipped = np.clip(t, self._jmin, self._jmax)
+            if np.any(clipped != t):
+                events.append(
+                    f"{self.name}: joint target {np.round(t, 3).tolist()} clipped "
+                    "into joint limits"
+                )
+            t = clipped
+            delta = t - start.targets
+            worst = float(np.max(np.abs(delta)))
+            if worst > c.max_joint_step:
+                t = start.targets + np.clip(delta, -c.max_joint_step, c.max_joint_step)
+                events.append(
+                    f"{self.name}: joint step {worst:.3f} rad > {c.max_joint_step} rad clamped"
+                )
+                self.clamp_count += 1
+        else:
+            xyz = np.clip(t[:3], self._wmin, self._wmax)
+            if np.any(xyz != t[:3]):
+                events.append(
+                    f"{self.name}: EE target {np.round(t[:3], 3).tolist()} clipped into workspace"
+                )
+            delta = xyz - start.targets[:3]
+            dist = float(np.linalg.norm(delta))
+            if dist > c.max_ee_step:
+                xyz = start.targets[:3] + delta * (c.max_ee_step / dist)
+                events.append(f"{self.name}: EE step {dist:.3f} m > {c.max_ee_step} m clamped")
+                self.clamp_count += 1
+            rot, rclamped = _limit_rotation(start.targets[3:9], t[3:9], c.max_rot_step)
+            if rclamped:
+                events.append(f"{self.name}: EE rotation step > {c.max_rot_step} rad clamped")
+                self.clamp_count += 1
+            t = np.concatenate([xyz, rot])
+        g = float(np.clip(cmd.gripper, 0.0, GRIPPER_MAX))
+        dg = g - start.gripper
+        if abs(dg) > c.max_gripper_step:
+            g = start.gripper + float(np.sign(dg)) * c.max_gripper_step
+        out = Command(cmd.mode, t, g, cmd.authority)
+        self._sent = out
+        return SafetyOutput(out, False, events)
