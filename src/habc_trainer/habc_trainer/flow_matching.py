@@ -1,0 +1,105 @@
+"""Flow-matching maths shared by every flow actor (one copy, stateless).
+
+Conventions follow openpi's pi0: ``x_sigma = sigma * noise + (1 - sigma) * actions`` so sigma = 1
+is pure noise and sigma = 0 the data; the velocity target is ``u = noise - actions``; inference
+integrates from sigma = 1 to 0 with a fixed number of Euler steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+# openpi keeps sigma away from exactly 0 so the velocity target is never degenerate there.
+SIGMA_MIN = 1e-3
+
+
+def sample_time(
+    batch: int,
+    generator: torch.Generator,
+    alpha: float = 1.5,
+    beta: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Flow time sigma ~ Beta(alpha, beta), scaled into [SIGMA_MIN, 1]. Returns (B,) float32.
+
+    Sampled through the inverse-free ratio-of-gammas form with an explicit generator so that
+    training is reproducible and resumable (torch.distributions has no generator argument).
+    """
+    if beta == 1.0:
+        # Beta(a, 1) has CDF s**a: invert it directly (the openpi default takes this path).
+        u = torch.rand(batch, generator=generator, device=device)
+        return u.pow(1.0 / alpha) * (1.0 - SIGMA_MIN) + SIGMA_MIN
+    x = _sample_gamma(alpha, batch, generator, device)
+    y = _sample_gamma(beta, batch, generator, device)
+    s = x / (x + y)
+    return s * (1.0 - SIGMA_MIN) + SIGMA_MIN
+
+
+def _sample_gamma(
+    conc: float, n: int, generator: torch.Generator, device: torch.device | str
+) -> torch.Tensor:
+    """Gamma(conc, 1) samples via Marsaglia-Tsang with a boost for conc < 1. Returns (n,)."""
+    boost = conc < 1.0
+    d = (conc + 1.0 if boost else conc) - 1.0 / 3.0
+    c = 1.0 / (9.0 * d) ** 0.5
+    out = torch.empty(n, device=device)
+    filled = torch.zeros(n, dtype=torch.bool, device=device)
+    while not bool(filled.all()):
+        z = torch.randn(n, generator=generator, device=device)
+        u = torch.rand(n, generator=generator, device=device)
+        v = (1.0 + c * z) ** 3
+        ok = (v > 0) & (torch.log(u.clamp_min(1e-30)) < 0.5 * z * z + d - d * v
+                        + d * torch.log(v.clamp_min(1e-30)))
+        take = ok & ~filled
+        out[take] = (d * v)[take]
+        filled |= take
+    if boost:
+        u = torch.rand(n, generator=generator, device=device)
+        out = out * u.clamp_min(1e-30) ** (1.0 / conc)
+    return out
+
+
+def noisy_actions(
+    actions: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Interpolate data and noise at time sigma.
+
+    actions, noise: (B, H, D); sigma: (B,).
+    Returns (x_sigma (B, H, D), target velocity u (B, H, D)).
+    """
+    s = sigma[:, None, None]
+    return s * noise + (1.0 - s) * actions, noise - actions
+
+
+def euler_integrate(
+    velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    noise: torch.Tensor,
+    num_steps: int,
+) -> torch.Tensor:
+    """Integrate dx/dsigma = v(x, sigma) from sigma = 1 (noise) to 0 with ``num_steps`` steps.
+
+    velocity(x (B, H, D), sigma (B,)) -> (B, H, D). Returns the sample at sigma = 0, (B, H, D).
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    dt = -1.0 / num_steps
+    x = noise
+    for k in range(num_steps):
+        sigma = torch.full((x.shape[0],), 1.0 + k * dt, device=x.device, dtype=x.dtype)
+        x = x + dt * velocity(x, sigma)
+    return x
+
+
+def masked_squared_error(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Per-sample mean squared error over the masked elements (reduction="none").
+
+    pred, target: (B, H, D); mask: (B, H, D) bool. Returns (B,); a sample with no masked element
+    gets 0 so it can never contribute gradient.
+    """
+    m = mask.to(pred.dtype)
+    se = (pred - target).pow(2) * m
+    return se.sum(dim=(1, 2)) / m.sum(dim=(1, 2)).clamp_min(1.0)

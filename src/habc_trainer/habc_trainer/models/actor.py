@@ -1,0 +1,77 @@
+"""Flow-matching action-chunk actor: the pure nn.Module holding the maths (stand-in for pi0.5).
+
+Observation tokens (cameras, prompt, proprio, env_state) and a flow-time token condition a
+transformer "action expert" over chunk tokens; each token covers ``action_patch`` chunk steps.
+"""
+
+from __future__ import annotations
+
+import torch
+from habc_trainer.models.config import ModelConfig
+from habc_trainer.models.encoders import ObsEncoder, mlp, sinusoidal
+from torch import nn
+
+from habc_trainer import flow_matching as fm
+
+
+class FlowActor(nn.Module):
+    """v_theta(s, x_sigma, sigma): the flow-matching velocity over normalised action chunks."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cfg.check_dims()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.n_act_tokens = cfg.horizon // cfg.action_patch
+        self.obs_encoder = ObsEncoder(cfg)
+        self.time_mlp = mlp(d, d, d, 1)
+        self.action_in = nn.Linear(cfg.action_patch * cfg.action_dim, d)
+        self.action_pos = nn.Parameter(torch.randn(self.n_act_tokens, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d, cfg.n_heads, dim_feedforward=cfg.ff_mult * d, dropout=0.0, activation="gelu",
+            batch_first=True, norm_first=True)
+        self.expert = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
+        self.out_norm = nn.LayerNorm(d)
+        self.action_out = nn.Linear(d, cfg.action_patch * cfg.action_dim)
+
+    def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Prepared obs -> (B, n_obs_tokens, d) conditioning tokens (reused across Euler steps)."""
+        return self.obs_encoder(obs)
+
+    def velocity(self, cond: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """cond (B, n, d), x (B, H, D) normalised noisy chunk, sigma (B,) -> velocity (B, H, D)."""
+        b = x.shape[0]
+        cfg = self.cfg
+        patches = x.reshape(b, self.n_act_tokens, cfg.action_patch * cfg.action_dim)
+        act = self.action_in(patches) + self.action_pos
+        t_tok = self.time_mlp(sinusoidal(sigma, cfg.d_model))[:, None]
+        h = self.expert(torch.cat([cond, t_tok, act], dim=1))
+        out = self.action_out(self.out_norm(h[:, -self.n_act_tokens:]))
+        return out.reshape(b, cfg.horizon, cfg.action_dim)
+
+    def flow_loss(
+        self, obs: dict[str, torch.Tensor], actions: torch.Tensor, mask: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Per-sample flow-matching loss (reduction="none").
+
+        actions: (B, H, D) normalised; mask: (B, H, D) bool. Returns (B,).
+        """
+        b = actions.shape[0]
+        sigma = fm.sample_time(b, generator, self.cfg.time_alpha, self.cfg.time_beta,
+                               actions.device)
+        noise = torch.randn(actions.shape, generator=generator, device=actions.device)
+        x, u = fm.noisy_actions(actions, noise, sigma)
+        v = self.velocity(self.encode(obs), x, sigma)
+        return fm.masked_squared_error(v, u, mask)
+
+    @torch.no_grad()
+    def sample(self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None,
+               num_steps: int | None = None) -> torch.Tensor:
+        """Prepared obs -> (B, H, D) normalised action chunk by Euler integration."""
+        cond = self.encode(obs)
+        b = cond.shape[0]
+        noise = torch.randn((b, self.cfg.horizon, self.cfg.action_dim), generator=generator,
+                            device=cond.device)
+        return fm.euler_integrate(lambda x, s: self.velocity(cond, x, s), noise,
+                                  num_steps or self.cfg.num_inference_steps)

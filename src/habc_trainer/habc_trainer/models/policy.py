@@ -1,0 +1,78 @@
+"""The policy boundary: a tiny ``Policy`` interface and the flow-actor wrapper behind it.
+
+The trainer only calls ``loss(batch, generator) -> (B,)`` and the node side only calls
+``infer(obs) -> {"actions": (H, D)}``; a pretrained VLA (LeRobot pi0 / pi0.5 / SmolVLA expose a
+reduction="none" loss) can be wrapped the same way without touching the trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from habc_trainer.models.actor import FlowActor
+from habc_trainer.models.config import ModelConfig
+from habc_trainer.models.inputs import action_loss_mask, as_tensor, prepare_obs
+from habc_trainer.normalize import NormStats
+from torch import nn
+
+from habc_trainer import features as F
+
+ACTIONS_OUT = "actions"  # key of infer()'s result
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What the trainer and the policy node need from an actor."""
+
+    def infer(self, obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """obs: single-frame arrays keyed like the batch without "obs." ("proprio" (P,),
+        "env_state" (S,), "images.<cam>" (h, w, 3) uint8) plus "task" (str).
+        Returns {"actions": (H, D) float32} in un-normalised (robot) units."""
+        ...
+
+    def loss(self, batch: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
+        """Per-sample loss (B,) honouring action_valid and M^int; differentiable."""
+        ...
+
+    def parameters(self): ...
+
+
+class FlowPolicy(nn.Module):
+    """FlowActor + normalisation statistics; implements ``Policy``."""
+
+    def __init__(self, cfg: ModelConfig, stats: NormStats):
+        super().__init__()
+        self.cfg = cfg
+        self.stats = stats
+        self.model = FlowActor(cfg)
+
+    def loss(self, batch: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
+        obs = prepare_obs(batch, F.OBS_PREFIX, self.cfg, self.stats)
+        actions = self.stats[F.ACTION].normalize(as_tensor(batch[F.ACTIONS]).float())
+        # Zero-padded steps past the episode end are masked; keep them finite after normalising.
+        mask = action_loss_mask(batch)
+        actions = torch.where(mask.any(-1, keepdim=True), actions, torch.zeros_like(actions))
+        return self.model.flow_loss(obs, actions, mask, generator)
+
+    @torch.no_grad()
+    def infer_batch(self, batch: Mapping[str, Any],
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """Batched inference on obs.-prefixed keys -> (B, H, D) un-normalised chunk."""
+        obs = prepare_obs(batch, F.OBS_PREFIX, self.cfg, self.stats)
+        return self.stats[F.ACTION].unnormalize(self.model.sample(obs, generator))
+
+    @torch.no_grad()
+    def infer(self, obs: Mapping[str, Any],
+              generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
+        batch: dict[str, Any] = {F.TASK: [obs[F.TASK]]}
+        for key, value in obs.items():
+            if key != F.TASK:
+                batch[F.OBS_PREFIX + key] = as_tensor(value)[None]
+        was_training = self.training
+        self.eval()
+        chunk = self.infer_batch(batch, generator)[0]
+        self.train(was_training)
+        return {ACTIONS_OUT: chunk.cpu().numpy().astype(np.float32)}

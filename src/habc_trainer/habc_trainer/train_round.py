@@ -1,0 +1,262 @@
+"""``ros2 run habc_trainer train_round``: one HABC training round, resumable.
+
+Round N: (convert new bags) -> replay buffer of all rounds <= N -> initialise from round N-1's
+checkpoint -> ``steps_per_round`` updates (critic + actor) -> round N's checkpoint. A periodic
+checkpoint (``round_NNN.partial``) lets a killed run resume and end exactly where an
+uninterrupted run would: the sampling and noise RNG states are part of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from habc_trainer.checkpoint import (
+    TrainerState,
+    load_checkpoint,
+    restore_learner,
+    save_checkpoint,
+)
+from habc_trainer.config import TrainConfig
+from habc_trainer.models.example import concat_batches
+from habc_trainer.normalize import NormStats
+from habc_trainer.update import Learner, StepContext, build_learner, recap_advantages, update
+from habc_trainer.weights import pick_recap_epsilon
+
+STREAMS: tuple[str, str, str] = ("sft", "int", "auto")  # D_SFT, D_int, D_auto (batch_mix order)
+HELDOUT = "auto_heldout"  # rollout windows kept out of training, for Imit-Recap's epsilon
+
+
+class SampleStreams(Protocol):
+    """The replay buffer as the trainer sees it (engineer B's window dataset implements it)."""
+
+    def size(self, stream: str) -> int:
+        """Number of windows in ``stream`` (one of STREAMS or HELDOUT)."""
+        ...
+
+    def sample(self, stream: str, n: int, rng: np.random.Generator) -> dict[str, Any]:
+        """``n`` windows drawn with replacement as a dict batch (features.py keys)."""
+        ...
+
+    def norm_stats(self) -> NormStats: ...
+
+    def dims(self) -> dict[str, int]:
+        """{"proprio_dim", "action_dim", "env_state_dim"} of the stored episodes."""
+        ...
+
+    def manifest(self) -> dict[str, Any]:
+        """JSON-able description of the data (episodes, rounds, counts) for the checkpoint."""
+        ...
+
+
+def batch_counts(mix: Sequence[float], sizes: Sequence[int], batch_size: int) -> list[int]:
+    """Split ``batch_size`` over the streams by ``mix``; empty streams give their share away.
+
+    Largest-remainder rounding so the counts always sum to batch_size.
+    """
+    w = np.array([m if s > 0 else 0.0 for m, s in zip(mix, sizes, strict=True)], dtype=float)
+    if w.sum() <= 0:
+        raise ValueError(f"no data for batch_mix {tuple(mix)}: stream sizes {tuple(sizes)}")
+    exact = w / w.sum() * batch_size
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts))[: batch_size - counts.sum()]:
+        counts[i] += 1
+    return counts.tolist()
+
+
+def draw_batch(streams: SampleStreams, counts: Sequence[int],
+               rng: np.random.Generator) -> dict[str, Any]:
+    return concat_batches([streams.sample(name, n, rng)
+                           for name, n in zip(STREAMS, counts, strict=True) if n > 0])
+
+
+def round_dir(ckpt_root: Path, method: str, round_index: int) -> Path:
+    return Path(ckpt_root) / method / f"round_{round_index:03d}"
+
+
+def partial_dir(final_dir: Path) -> Path:
+    return final_dir.with_name(final_dir.name + ".partial")
+
+
+def _generators(seed: int, round_index: int) -> tuple[np.random.Generator, torch.Generator]:
+    ss = np.random.SeedSequence([seed, round_index])
+    np_rng = np.random.default_rng(ss)
+    torch_gen = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] >> 1))
+    return np_rng, torch_gen
+
+
+def _start(cfg: TrainConfig, streams: SampleStreams, final: Path, round_index: int,
+           init_from: Path | None) -> tuple[Learner, TrainerState, np.random.Generator,
+                                            torch.Generator]:
+    """Resume from the partial checkpoint, or initialise from ``init_from``, or from scratch."""
+    np_rng, torch_gen = _generators(cfg.seed, round_index)
+    part = partial_dir(final)
+    if part.is_dir():
+        ckpt = load_checkpoint(part)
+        learner = restore_learner(ckpt, cfg, with_optimizers=True)
+        state = ckpt.trainer_state()
+        np_rng.bit_generator.state = state.np_rng_state
+        torch_gen.set_state(state.torch_rng_state)
+        return learner, state, np_rng, torch_gen
+    if init_from is not None:
+        # Normalisation statistics stay those of the initial checkpoint: the actor was trained
+        # in that frame, and inference must apply the same one.
+        learner = restore_learner(load_checkpoint(init_from), cfg, with_optimizers=False)
+    else:
+        d = streams.dims()
+        mcfg = cfg.model_config().with_dims(proprio_dim=d["proprio_dim"],
+                                            action_dim=d["action_dim"],
+                                            env_state_dim=d.get("env_state_dim", 0))
+        learner = build_learner(cfg, mcfg, streams.norm_stats())
+    state = TrainerState(round_index=round_index, model_index=learner.model_index,
+                         recap_epsilon=cfg.recap_epsilon or 0.0)
+    return learner, state, np_rng, torch_gen
+
+
+def _capture(state: TrainerState, learner: Learner, step: int, np_rng: np.random.Generator,
+             torch_gen: torch.Generator) -> TrainerState:
+    state.step_in_round = step
+    state.model_index = learner.model_index
+    state.np_rng_state = np_rng.bit_generator.state
+    state.torch_rng_state = torch_gen.get_state()
+    return state
+
+
+def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, round_index: int,
+              *, init_from: str | Path | None = None, max_steps: int | None = None,
+              progress: bool = True, log_dir: str | Path | None = None) -> Path | None:
+    """Train one round; returns round N's checkpoint directory.
+
+    ``max_steps`` stops early after that many steps in this call (leaving the partial checkpoint,
+    as a killed run would) and returns None; the next call resumes from it.
+    """
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    final = round_dir(Path(ckpt_root), cfg.method, round_index)
+    learner, state, np_rng, torch_gen = _start(
+        cfg, streams, final, round_index, Path(init_from) if init_from else None)
+    method = cfg.method_config()
+    sizes = [streams.size(s) for s in STREAMS]
+    counts = batch_counts(method.batch_mix, sizes, cfg.batch_size)
+    manifest = {"round": round_index, "method": cfg.method, "stream_sizes": dict(
+        zip(STREAMS, sizes, strict=True)), "batch_counts": counts, "data": streams.manifest()}
+    writer = None
+    if log_dir is not None:
+        from torch.utils.tensorboard import SummaryWriter  # heavy import, only when logging
+
+        writer = SummaryWriter(str(Path(log_dir) / cfg.method / f"round_{round_index:03d}"))
+    heldout = HELDOUT if streams.size(HELDOUT) > 0 else "auto"
+    bar = tqdm(total=cfg.steps_per_round, initial=state.step_in_round, disable=not progress,
+               desc=f"{cfg.method} round {round_index}", dynamic_ncols=True)
+    stop_at = cfg.steps_per_round if max_steps is None else min(
+        cfg.steps_per_round, state.step_in_round + max_steps)
+    t0, first = time.perf_counter(), state.step_in_round
+    for step in range(state.step_in_round, stop_at):
+        if method.gate == "recap" and cfg.recap_epsilon is None \
+                and step % cfg.recap_epsilon_every == 0 and streams.size(heldout) > 0:
+            adv = recap_advantages(learner, streams.sample(heldout, cfg.recap_heldout_batch,
+                                                           np_rng), cfg)
+            state.recap_epsilon = pick_recap_epsilon(adv, cfg.recap_pass_rate)
+        batch = draw_batch(streams, counts, np_rng)
+        metrics = update(learner, batch, cfg, StepContext(step, round_index,
+                                                          state.recap_epsilon), torch_gen)
+        bar.update(1)
+        if step % cfg.log_every == 0 or step + 1 == cfg.steps_per_round:
+            metrics["recap/epsilon"] = state.recap_epsilon
+            metrics["perf/steps_per_s"] = (step + 1 - first) / (time.perf_counter() - t0)
+            bar.set_postfix(actor=f"{metrics['loss/actor']:.3f}")
+            if writer is not None:
+                for k, v in metrics.items():
+                    writer.add_scalar(k, v, learner.model_index)
+        done_steps = step + 1
+        if done_steps % cfg.checkpoint_every == 0 or done_steps == stop_at:
+            if done_steps < cfg.steps_per_round:
+                save_checkpoint(partial_dir(final), learner, cfg,
+                                _capture(state, learner, done_steps, np_rng, torch_gen), manifest)
+    bar.close()
+    if writer is not None:
+        writer.close()
+    if stop_at < cfg.steps_per_round:
+        return None
+    save_checkpoint(final, learner, cfg, _capture(state, learner, cfg.steps_per_round, np_rng,
+                                                  torch_gen), manifest)
+    shutil.rmtree(partial_dir(final), ignore_errors=True)
+    return final
+
+
+def default_init(ckpt_root: Path, method: str, round_index: int) -> Path | None:
+    """Round N starts from round N-1 of the same method; round 1 from the SFT checkpoint."""
+    if round_index == 0:
+        return None
+    prev = round_dir(ckpt_root, method, round_index - 1)
+    if round_index == 1 and not prev.is_dir():
+        prev = round_dir(ckpt_root, "sft", 0)
+    if not prev.is_dir():
+        raise FileNotFoundError(f"round {round_index} starts from {prev}, which does not exist; "
+                                f"train round {round_index - 1} first or pass --init")
+    return prev
+
+
+def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def open_store(data_root: Path, round_index: int, cfg: TrainConfig) -> SampleStreams:
+    """The replay buffer of every round <= round_index (engineer B's store, converted bags)."""
+    try:
+        from habc_trainer import store_streams  # noqa: F401  (B's window dataset adapter)
+    except ImportError as exc:
+        raise RuntimeError(
+            "the episode store's sample streams (habc_trainer.store_streams) are not available; "
+            "train_round cannot read episodes yet") from exc
+    return store_streams.open_streams(data_root, round_index, cfg)  # pragma: no cover
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="train_round", description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, help="training YAML (TrainConfig keys)")
+    p.add_argument("--data-root", type=Path, required=True, help="episode store root")
+    p.add_argument("--ckpt-root", type=Path, required=True, help="checkpoint root")
+    p.add_argument("--round", type=int, required=True, dest="round_index", help="round N")
+    p.add_argument("--method", help="override the config's method")
+    p.add_argument("--init", type=Path, help="checkpoint to start from (default: round N-1)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override config keys, e.g. --set steps_per_round=200 seed=1")
+    p.add_argument("--log-dir", type=Path, help="TensorBoard dir (default: <ckpt-root>/tb)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        overrides = _parse_overrides(args.set)
+        if args.method:
+            overrides["method"] = args.method
+        cfg = TrainConfig.from_yaml(args.config, **overrides) if args.config \
+            else TrainConfig.from_dict(overrides)
+        init = args.init or default_init(args.ckpt_root, cfg.method, args.round_index)
+        streams = open_store(args.data_root, args.round_index, cfg)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"train_round: error: {exc}", file=sys.stderr)
+        return 2
+    out = run_round(cfg, streams, args.ckpt_root, args.round_index, init_from=init,
+                    progress=not args.no_progress, log_dir=args.log_dir or args.ckpt_root / "tb")
+    print(f"train_round: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

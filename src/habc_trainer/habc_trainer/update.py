@@ -1,0 +1,283 @@
+"""One HABC update (Algorithm 1), shared by every method; the method only changes the weights.
+
+Order per step: parent value head V_psi (Eq. 9) -> dual-head critic (Eq. 4) -> gate from the
+updated, detached heads (Eq. 5-7) -> pre-normalisation weights by source -> unit-mean (Eq. 8) ->
+weighted flow-matching actor loss (Eq. 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as nnf
+
+from habc_trainer import features as F
+from habc_trainer import weights as W
+from habc_trainer.config import TrainConfig
+from habc_trainer.methods import MethodConfig
+from habc_trainer.models.config import ModelConfig
+from habc_trainer.models.critic import DualHeadCritic, ParentValueHead
+from habc_trainer.models.inputs import action_loss_mask, as_tensor, prepare_obs
+from habc_trainer.models.policy import FlowPolicy
+from habc_trainer.normalize import NormStats
+
+# Sample kinds (pre-normalisation weight table, spec §4).
+DEMO, INTERVENTION, ROLLOUT_SUCC, ROLLOUT_FAIL, ROLLOUT_UNLABELED = range(5)
+
+
+@dataclass
+class Learner:
+    """The trained networks, their optimisers and the step counters."""
+
+    policy: FlowPolicy
+    critic: DualHeadCritic
+    value: ParentValueHead
+    opt_actor: torch.optim.Optimizer
+    opt_critic: torch.optim.Optimizer
+    opt_value: torch.optim.Optimizer
+    model_index: int = 0  # total actor gradient steps ever taken (stamped on rollouts)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"actor": self.policy.model, "critic": self.critic, "value": self.value}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"actor": self.opt_actor, "critic": self.opt_critic, "value": self.opt_value}
+
+
+def build_learner(cfg: TrainConfig, model_cfg: ModelConfig, stats: NormStats) -> Learner:
+    """Fresh networks (initialised from cfg.seed) and AdamW optimisers (device from cfg)."""
+    # Seeded init without touching the caller's global RNG stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        policy = FlowPolicy(model_cfg, stats).to(cfg.device)
+        critic = DualHeadCritic(model_cfg, cfg.t_max).to(cfg.device)
+        value = ParentValueHead(model_cfg, *cfg.value_range).to(cfg.device)
+
+    def adamw(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+        # foreach: one fused kernel per op instead of a Python loop over parameters (CPU too).
+        return torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=cfg.weight_decay,
+                                 foreach=True)
+
+    return Learner(policy, critic, value, adamw(policy, cfg.lr_actor),
+                   adamw(critic, cfg.lr_critic), adamw(value, cfg.lr_value))
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What the update needs to know about where it is in training."""
+
+    step_in_round: int
+    round_index: int
+    recap_epsilon: float = 0.0
+
+
+def sample_kinds(batch: Mapping[str, Any]) -> torch.Tensor:
+    """(B,) int64 kind per sample: DEMO, INTERVENTION, ROLLOUT_SUCC/FAIL/UNLABELED."""
+    src = as_tensor(batch[F.SOURCE])
+    is_int = as_tensor(batch[F.INTERVENTION_WINDOW]).bool()
+    label = as_tensor(batch[F.OUTCOME_LABEL]).float()
+    kinds = torch.full_like(src, ROLLOUT_UNLABELED)
+    kinds[label == 1.0] = ROLLOUT_SUCC
+    kinds[label == 0.0] = ROLLOUT_FAIL
+    kinds[is_int] = INTERVENTION
+    kinds[src == F.SOURCE_DEMO] = DEMO
+    return kinds
+
+
+def stale_rollouts(batch: Mapping[str, Any], kinds: torch.Tensor, model_index: int,
+                   cutoff: int) -> torch.Tensor:
+    """(B,) bool: policy samples from an actor more than ``cutoff`` steps old (spec §8)."""
+    mi = as_tensor(batch[F.MODEL_INDEX]).long()
+    return (kinds >= ROLLOUT_SUCC) & (mi < model_index - cutoff)
+
+
+def pre_weights(kinds: torch.Tensor, g: torch.Tensor, method: MethodConfig, ir_on: bool,
+                recap_pass: torch.Tensor | None) -> torch.Tensor:
+    """The table of spec §4 / §7: w_tilde (B,) from kinds (B,) and gate values g (B,)."""
+    w = torch.ones_like(g)
+    roll = kinds >= ROLLOUT_SUCC
+    if method.gate in ("habc", "viability"):
+        w = torch.where(kinds == ROLLOUT_SUCC, g, w)
+        w = torch.where((kinds == ROLLOUT_FAIL) | (kinds == ROLLOUT_UNLABELED),
+                        torch.zeros_like(w), w)
+        if ir_on:
+            w = torch.where(kinds == INTERVENTION, g, w)
+    elif method.gate == "recap":
+        assert recap_pass is not None
+        w = torch.where(roll, recap_pass, w)
+    return w
+
+
+def _cat_obs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([a[k], b[k]]) for k in a}
+
+
+def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module,
+          clip: float, lr: float) -> float:
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+    opt.step()
+    return float(norm)
+
+
+def lr_scale(step_in_round: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps of each round, then constant."""
+    return 1.0 if warmup == 0 else min(1.0, (step_in_round + 1) / warmup)
+
+
+def _masked_mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return (x * m).sum() / m.sum().clamp_min(1)
+
+
+@torch.no_grad()
+def critic_gate(critic: DualHeadCritic, both: dict[str, torch.Tensor], done: torch.Tensor,
+                method: MethodConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """g_t (B,) from detached heads on stacked [s_t; s_t+1] inputs (2B rows), and z_v(s_t) (B,).
+
+    HABC uses Eq. 7 (with the TD terminal at d_t = 1); HABC-V ablates V_e: 1 + tanh(A_v).
+    """
+    n = done.shape[0]
+    z, v = critic(both)
+    z_t, z_n = z.split(n)
+    v_t, v_n = v.split(n)
+    if method.gate == "viability":
+        return W.gate_viability(z_t, z_n), z_t
+    return W.gate(z_t, z_n, v_t, v_n, done=done), z_t
+
+
+def actor_weights(batch: Mapping[str, Any], kinds: torch.Tensor, g: torch.Tensor,
+                  method: MethodConfig, cfg: TrainConfig, round_index: int, model_index: int,
+                  recap_pass: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Final actor weights w (B,) and sample validity (B,) bool (spec §4 table + Eq. 8).
+
+    SFT samples weigh 1 and are never normalised; non-SFT weights are unit-mean normalised over
+    valid samples when the method asks for it. Invalid samples (no supervised action element,
+    or stale rollouts) weigh 0.
+    """
+    ir_on = method.intervention_reweighting and round_index >= cfg.ir_start_round
+    mask = action_loss_mask(batch)
+    valid = mask.any(dim=(1, 2)) & ~stale_rollouts(batch, kinds, model_index, cfg.stale_cutoff)
+    w_tilde = pre_weights(kinds, g, method, ir_on, recap_pass)
+    non_sft = kinds != DEMO
+    if method.normalize:
+        w_non_sft = W.unit_mean(w_tilde, valid & non_sft, cfg.weight_eps)
+    else:
+        w_non_sft = w_tilde * valid
+    return torch.where(non_sft, w_non_sft, valid.float()), valid
+
+
+def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: StepContext,
+           generator: torch.Generator) -> dict[str, float]:
+    """One gradient step of V_psi, the critic and the actor on ``batch`` (B_S ∪ B_I ∪ B_O).
+
+    Returns scalar metrics for logging. Advances learner.model_index by one.
+    """
+    method = cfg.method_config()
+    dev = cfg.device
+    batch = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    mcfg, stats = learner.policy.cfg, learner.policy.stats
+    lr = lr_scale(ctx.step_in_round, cfg.lr_warmup_steps)
+    obs = prepare_obs(batch, F.OBS_PREFIX, mcfg, stats)
+    nobs = prepare_obs(batch, F.NEXT_OBS_PREFIX, mcfg, stats)
+    both = _cat_obs(obs, nobs)
+    kinds = sample_kinds(batch).to(dev)
+    n = kinds.shape[0]
+    roll = kinds >= ROLLOUT_SUCC
+    done = as_tensor(batch[F.EPISODE_DONE]).bool()
+    metrics: dict[str, float] = {}
+
+    # 1. Parent value head V_psi on B_S ∪ B_O (Eq. 9): TD inside episodes, MC at the boundary.
+    vh = learner.value
+    logits, logits_next = vh(both).split(n)
+    with torch.no_grad():
+        v_next = vh.expected(logits_next)
+        r = as_tensor(batch[F.REWARD]).float()
+        c = done.float()
+        y_v = (1 - c) * (r + cfg.gamma * v_next) + c * as_tensor(batch[F.MC_RETURN]).float()
+    on_v = (kinds != INTERVENTION).float()
+    ce = -(vh.two_hot(y_v) * logits.log_softmax(-1)).sum(-1)
+    loss_v = _masked_mean(ce, on_v)
+    _step(learner.opt_value, loss_v, vh, cfg.grad_clip, cfg.lr_value * lr)
+    metrics["loss/value"] = float(loss_v.detach())
+
+    # 2-3. Dual-head critic: BCE on labeled policy samples, Huber TD on D_succ (Eq. 3-4).
+    g = torch.ones(n, device=dev)
+    if method.train_critic:
+        label = as_tensor(batch[F.OUTCOME_LABEL]).float()
+        labeled = roll & ~label.isnan()
+        eff = as_tensor(batch[F.EFFICIENCY_TARGET]).bool()
+        term = as_tensor(batch[F.TERMINAL_SUCCESS]).bool()
+        z, ve = learner.critic(obs)
+        with torch.no_grad():
+            _, ve_next = learner.critic(nobs)
+            y_e = torch.where(term, torch.zeros_like(ve_next), -1.0 + ve_next)
+            y_e = y_e.clamp(-cfg.t_max, 0.0)
+        bce = nnf.binary_cross_entropy_with_logits(z, label.nan_to_num(0.0), reduction="none")
+        hub = nnf.huber_loss(ve, y_e, delta=cfg.huber_delta, reduction="none")
+        loss_bce, loss_hub = _masked_mean(bce, labeled.float()), _masked_mean(hub, eff.float())
+        _step(learner.opt_critic, loss_bce + loss_hub, learner.critic, cfg.grad_clip,
+              cfg.lr_critic * lr)
+        metrics["loss/critic_bce"] = float(loss_bce.detach())
+        metrics["loss/critic_huber"] = float(loss_hub.detach())
+
+        # 4. Gate from the updated, detached heads.
+        g_raw, z_t = critic_gate(learner.critic, both, term, method)
+        p_v = torch.sigmoid(z_t)
+        if labeled.any():
+            metrics["critic/p_v_mean"] = float(p_v[labeled].mean())
+        for name, sel in (("rollout_succ", kinds == ROLLOUT_SUCC),
+                          ("intervention", kinds == INTERVENTION)):
+            if sel.any():
+                metrics[f"gate/g_mean_{name}"] = float(g_raw[sel].mean())
+                metrics[f"gate/g_std_{name}"] = float(g_raw[sel].std(unbiased=False))
+        if ctx.step_in_round >= cfg.warmup_steps:
+            g = g_raw
+
+    # Imit-Recap: hard filter on the (updated) parent value head's TD residual.
+    recap_pass = None
+    if method.gate == "recap":
+        with torch.no_grad():
+            v_t, v_n = vh.expected(vh(both)).split(n)
+            adv = W.recap_advantage(as_tensor(batch[F.REWARD]).float(), v_t, v_n, done,
+                                    cfg.gamma)
+            recap_pass = W.recap_filter(adv, ctx.recap_epsilon)
+        if roll.any():
+            metrics["recap/pass_rate"] = float(recap_pass[roll].mean())
+
+    # 5. Pre-normalisation weights by source, then unit mean over valid non-SFT samples.
+    w, valid = actor_weights(batch, kinds, g, method, cfg, ctx.round_index, learner.model_index,
+                             recap_pass)
+
+    # 6. Weighted flow-matching actor loss (Eq. 1): (1/B) sum_i w_i l_i.
+    per_sample = learner.policy.loss(batch, generator)
+    loss_pi = (w.detach() * per_sample).sum() / n
+    _step(learner.opt_actor, loss_pi, learner.policy, cfg.grad_clip, cfg.lr_actor * lr)
+    learner.model_index += 1
+    metrics["loss/actor"] = float(loss_pi.detach())
+    metrics["loss/actor_unweighted"] = float(_masked_mean(per_sample.detach(), valid.float()))
+    for name, sel in (("non_sft", (kinds != DEMO) & valid),
+                      ("rollout_succ", (kinds == ROLLOUT_SUCC) & valid),
+                      ("intervention", (kinds == INTERVENTION) & valid)):
+        if sel.any():
+            metrics[f"weights/mean_{name}"] = float(w[sel].mean())
+            metrics[f"weights/std_{name}"] = float(w[sel].std(unbiased=False))
+    metrics["lr_scale"] = lr
+    return metrics
+
+
+@torch.no_grad()
+def recap_advantages(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig) -> torch.Tensor:
+    """TD residuals of V_psi on a (held-out) rollout batch, (B,), for picking epsilon."""
+    mcfg, stats = learner.policy.cfg, learner.policy.stats
+    batch = {k: v.to(cfg.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    vh = learner.value
+    v_t = vh.expected(vh(prepare_obs(batch, F.OBS_PREFIX, mcfg, stats)))
+    v_n = vh.expected(vh(prepare_obs(batch, F.NEXT_OBS_PREFIX, mcfg, stats)))
+    return W.recap_advantage(as_tensor(batch[F.REWARD]).float(), v_t, v_n,
+                             as_tensor(batch[F.EPISODE_DONE]).bool(), cfg.gamma)

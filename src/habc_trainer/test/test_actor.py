@@ -1,0 +1,127 @@
+"""Flow actor behind the Policy interface: masked per-sample loss, learning, inference."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from habc_trainer.models.config import model_preset
+from habc_trainer.models.example import example_stats, make_example_batch, make_example_obs
+from habc_trainer.models.policy import FlowPolicy, Policy
+from habc_trainer.normalize import FeatureStats, NormStats
+
+from habc_trainer import features as F
+
+torch.set_num_threads(1)
+CFG = model_preset("tiny").with_dims(proprio_dim=6, action_dim=4, env_state_dim=3)
+
+
+def _policy(cfg=CFG, n=16, **kw):
+    torch.manual_seed(0)
+    batch = make_example_batch(cfg, n, np.random.default_rng(0), **kw)
+    return FlowPolicy(cfg, example_stats(batch, cfg)), batch
+
+
+def _loss(policy, batch, seed=0):
+    return policy.loss(batch, torch.Generator().manual_seed(seed))
+
+
+def test_flow_policy_implements_the_policy_interface():
+    policy, _ = _policy()
+    assert isinstance(policy, Policy)
+
+
+def test_loss_is_per_sample_and_ignores_steps_past_the_episode_end():
+    policy, batch = _policy()
+    batch[F.ACTION_VALID][0, 3:] = False
+    base = _loss(policy, batch)
+    assert base.shape == (16,)
+    changed = dict(batch)
+    changed[F.ACTIONS] = batch[F.ACTIONS].clone()
+    changed[F.ACTIONS][0, 3:] += 50.0  # invalid steps only
+    assert torch.allclose(_loss(policy, changed), base)
+    changed[F.ACTIONS][0, 0] += 50.0  # a valid step
+    after = _loss(policy, changed)
+    assert after[0] > base[0] and torch.allclose(after[1:], base[1:])
+
+
+def test_intervention_windows_are_supervised_only_on_human_dims(monkeypatch):
+    # The noisy chunk fed to the expert holds every dim (the other arm's executed actions are
+    # context); the *loss* must only see M^int dims. Pin the prediction to isolate the loss.
+    policy, batch = _policy(intervention=True)
+    batch[F.ACTION_VALID][:] = True
+    monkeypatch.setattr(policy.model, "velocity", lambda cond, x, s: torch.zeros_like(x))
+    base = _loss(policy, batch)
+    changed = dict(batch)
+    changed[F.ACTIONS] = batch[F.ACTIONS].clone()
+    changed[F.ACTIONS][:, :, 2:] += 50.0  # the right arm's dims: M^int is False there
+    assert torch.allclose(_loss(policy, changed), base)
+    changed[F.ACTIONS][:, :, 0] += 50.0
+    assert bool((_loss(policy, changed) > base).all())
+    non_int = dict(changed, **{F.INTERVENTION_WINDOW: torch.zeros(16, dtype=torch.bool)})
+    assert bool((_loss(policy, non_int) > _loss(policy, changed)).all())  # all dims count
+
+
+def test_sample_without_supervised_elements_has_zero_loss():
+    policy, batch = _policy()
+    batch[F.ACTION_VALID][2] = False
+    assert float(_loss(policy, batch)[2].detach()) == 0.0
+
+
+def test_overfitting_a_tiny_batch_reduces_the_loss():
+    policy, batch = _policy(n=8)
+    opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
+
+    def eval_loss():
+        with torch.no_grad():
+            return float(sum(_loss(policy, batch, s).mean() for s in range(4)) / 4)
+
+    before = eval_loss()
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(150):
+        opt.zero_grad()
+        policy.loss(batch, gen).mean().backward()
+        opt.step()
+    assert eval_loss() < 0.5 * before
+
+
+def test_infer_returns_an_h_by_d_chunk_in_robot_units():
+    # Actions around 1000 with std 0.01: a normalised-space output would be near 0.
+    stats = NormStats({
+        F.PROPRIO: FeatureStats.identity(6), F.ENV_STATE: FeatureStats.identity(3),
+        F.ACTION: dataclasses.replace(FeatureStats.identity(4),
+                                      mean=np.full(4, 1000.0, np.float32),
+                                      std=np.full(4, 0.01, np.float32)),
+    })
+    policy = FlowPolicy(CFG, stats)
+    out = policy.infer(make_example_obs(CFG, np.random.default_rng(0)),
+                       generator=torch.Generator().manual_seed(0))
+    assert out["actions"].shape == (CFG.horizon, CFG.action_dim)
+    assert out["actions"].dtype == np.float32
+    assert np.abs(out["actions"] - 1000.0).max() < 5.0
+
+
+def test_image_conditioned_actor_trains_and_infers():
+    cfg = dataclasses.replace(CFG, cameras=("top", "left_wrist"))
+    policy, batch = _policy(cfg, n=4, image_hw=24)  # resized to image_size inside
+    loss = _loss(policy, batch)
+    loss.mean().backward()
+    assert all(p.grad is not None for p in policy.model.obs_encoder.cameras.parameters())
+    out = policy.infer(make_example_obs(cfg, np.random.default_rng(0)))
+    assert out["actions"].shape == (cfg.horizon, cfg.action_dim)
+
+
+@pytest.mark.parametrize("name", ["tiny", "sim", "base"])
+def test_presets_build(name):
+    cfg = model_preset(name).with_dims(proprio_dim=20, action_dim=14)
+    assert cfg.horizon % cfg.action_patch == 0
+
+
+def test_unknown_preset_lists_valid_ones():
+    with pytest.raises(ValueError, match="valid: \\['base', 'sim', 'tiny'\\]"):
+        model_preset("huge")
+
+
+def test_bad_model_field_is_named():
+    with pytest.raises(ValueError, match="action_patch"):
+        dataclasses.replace(CFG, action_patch=7)

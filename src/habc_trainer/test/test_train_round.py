@@ -1,0 +1,85 @@
+"""Rounds: resumable training (2 steps + resume to 4 == straight 4), round chaining, CLI."""
+
+import pytest
+import torch
+from habc_trainer.checkpoint import load_checkpoint
+from habc_trainer.config import TrainConfig
+from habc_trainer.models.example import SyntheticStreams
+
+from habc_trainer import train_round as tr
+
+torch.set_num_threads(1)
+
+
+def _cfg(method="habc", **kw):
+    base = dict(method=method, model_preset="tiny", batch_size=16, steps_per_round=4,
+                warmup_steps=1, lr_warmup_steps=2, checkpoint_every=2, recap_epsilon_every=2,
+                recap_heldout_batch=32, log_every=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _streams(cfg, **kw):
+    mc = cfg.model_config().with_dims(proprio_dim=6, action_dim=4, env_state_dim=3)
+    return SyntheticStreams(mc, per_stream=24, **kw)
+
+
+def _model(path):
+    return load_checkpoint(path).model
+
+
+@pytest.mark.parametrize("method", ["habc", "imit_recap"])
+def test_two_steps_then_resume_to_four_matches_a_straight_four_step_run(tmp_path, method):
+    cfg = _cfg(method)
+    straight = tr.run_round(cfg, _streams(cfg), tmp_path / "a", 0, progress=False)
+    assert tr.run_round(cfg, _streams(cfg), tmp_path / "b", 0, max_steps=2,
+                        progress=False) is None  # "killed" after 2 steps
+    part = tr.partial_dir(tr.round_dir(tmp_path / "b", method, 0))
+    assert load_checkpoint(part).trainer["step_in_round"] == 2
+    resumed = tr.run_round(cfg, _streams(cfg), tmp_path / "b", 0, progress=False)
+    assert not part.exists()
+    a, b = _model(straight), _model(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert load_checkpoint(resumed).model_index == 4
+
+
+def test_round_n_starts_from_round_n_minus_1_and_counts_model_index_on(tmp_path):
+    sft = _cfg("sft", steps_per_round=2)
+    r0 = tr.run_round(sft, _streams(sft), tmp_path, 0, progress=False)
+    assert tr.default_init(tmp_path, "habc", 1) == r0
+    cfg = _cfg("habc_ir", steps_per_round=3)
+    r1 = tr.run_round(cfg, _streams(cfg), tmp_path, 1, init_from=r0, progress=False,
+                      log_dir=tmp_path / "tb")
+    ck = load_checkpoint(r1)
+    assert ck.model_index == 5
+    assert ck.manifest["round"] == 1 and ck.manifest["method"] == "habc_ir"
+    assert sum(ck.manifest["batch_counts"]) == 16
+    assert list((tmp_path / "tb" / "habc_ir" / "round_001").iterdir())  # TensorBoard events
+    assert tr.default_init(tmp_path, "habc_ir", 2) == r1
+    with pytest.raises(FileNotFoundError, match="round_002"):
+        tr.default_init(tmp_path, "habc_ir", 3)
+
+
+def test_batch_counts_follow_the_mix_and_skip_empty_streams():
+    assert tr.batch_counts((0.25, 0.25, 0.5), (10, 10, 10), 256) == [64, 64, 128]
+    assert tr.batch_counts((0.25, 0.25, 0.5), (10, 0, 10), 256) == [85, 0, 171]
+    assert sum(tr.batch_counts((1 / 3, 1 / 3, 1 / 3), (1, 1, 1), 10)) == 10
+    with pytest.raises(ValueError, match="no data"):
+        tr.batch_counts((0.0, 1.0, 0.0), (5, 0, 5), 8)
+
+
+def test_dagger_never_draws_rollouts(tmp_path):
+    cfg = _cfg("imit_dagger", steps_per_round=1)
+    path = tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False)
+    assert load_checkpoint(path).manifest["batch_counts"] == [8, 8, 0]
+
+
+def test_cli_names_a_bad_config_key(tmp_path, capsys):
+    cfg_file = tmp_path / "t.yaml"
+    cfg_file.write_text("method: habc\nstep_per_round: 3\n")
+    rc = tr.main(["--config", str(cfg_file), "--data-root", str(tmp_path),
+                  "--ckpt-root", str(tmp_path / "ck"), "--round", "0"])
+    assert rc == 2
+    assert "unknown config key 'step_per_round'" in capsys.readouterr().err

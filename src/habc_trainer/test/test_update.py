@@ -1,0 +1,173 @@
+"""Per-method weight behaviour of the one update (Alg. 1) and a step of every method."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from habc_trainer.config import TrainConfig
+from habc_trainer.methods import METHODS
+from habc_trainer.models.example import concat_batches, example_stats, make_example_batch
+from habc_trainer.models.inputs import prepare_obs
+from habc_trainer.update import (
+    DEMO,
+    INTERVENTION,
+    ROLLOUT_FAIL,
+    ROLLOUT_SUCC,
+    ROLLOUT_UNLABELED,
+    StepContext,
+    actor_weights,
+    build_learner,
+    critic_gate,
+    sample_kinds,
+    update,
+)
+
+from habc_trainer import features as F
+
+torch.set_num_threads(1)
+
+
+def _cfg(method="habc", **kw):
+    kw.setdefault("warmup_steps", 0)
+    return TrainConfig(method=method, model_preset="tiny", batch_size=32, lr_warmup_steps=0, **kw)
+
+
+def _mc(cfg):
+    return cfg.model_config().with_dims(proprio_dim=6, action_dim=4, env_state_dim=3)
+
+
+def _mixed_batch(mc, n=8, seed=0, model_index=0):
+    rng = np.random.default_rng(seed)
+    b = concat_batches([
+        make_example_batch(mc, n, rng, source=F.SOURCE_DEMO),
+        make_example_batch(mc, n, rng, intervention=True, model_index=model_index),
+        make_example_batch(mc, n, rng, outcome=1.0, model_index=model_index),
+        make_example_batch(mc, n, rng, outcome=0.0, model_index=model_index),
+        make_example_batch(mc, n, rng, outcome=float("nan"), model_index=model_index),
+    ])
+    b[F.ACTION_VALID][:, 0] = True  # every sample supervises something
+    b[F.INTERVENTION_MASK][8:16, 0, 0] = True
+    return b
+
+
+def _weights(method, g, round_index=1, model_index=0, batch_model_index=0, **kw):
+    cfg = _cfg(method, **kw)
+    batch = _mixed_batch(_mc(cfg), model_index=batch_model_index)
+    kinds = sample_kinds(batch)
+    w, valid = actor_weights(batch, kinds, g, cfg.method_config(), cfg, round_index,
+                             model_index)
+    return w, valid, kinds
+
+
+G = torch.linspace(0.1, 1.9, 40)
+
+
+def test_sample_kinds_follow_source_label_and_window():
+    _, _, kinds = _weights("habc", G)
+    expect = [DEMO] * 8 + [INTERVENTION] * 8 + [ROLLOUT_SUCC] * 8 + [ROLLOUT_FAIL] * 8 \
+        + [ROLLOUT_UNLABELED] * 8
+    assert kinds.tolist() == expect
+
+
+@pytest.mark.parametrize("method", ["habc", "habc_v", "habc_ir", "habc_naive"])
+def test_failed_and_unlabeled_rollouts_weigh_zero(method):
+    w, _, kinds = _weights(method, G)
+    assert bool((w[(kinds == ROLLOUT_FAIL) | (kinds == ROLLOUT_UNLABELED)] == 0).all())
+
+
+def test_sft_weight_is_one_and_non_sft_has_unit_mean():
+    w, valid, kinds = _weights("habc", G * 0.3)  # small g: normalisation must scale them up
+    assert torch.equal(w[kinds == DEMO], torch.ones(8))
+    non_sft = (kinds != DEMO) & valid
+    assert float(w[non_sft].mean()) == pytest.approx(1.0, abs=1e-6)
+    succ = kinds == ROLLOUT_SUCC
+    ratio = w[succ] / (G * 0.3)[succ]
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio))  # proportional to g
+
+
+def test_intervention_reweighting_changes_only_intervention_weights():
+    w_off, _, kinds = _weights("habc", G)
+    w_on, _, _ = _weights("habc_ir", G)
+    inter = kinds == INTERVENTION
+    assert torch.allclose(w_off[inter], w_off[inter][0].expand(8))  # constant without IR
+    assert not torch.allclose(w_on[inter], w_on[inter][0].expand(8))  # follows g with IR
+    w_early, _, _ = _weights("habc_ir", G, round_index=0, ir_start_round=2)
+    assert torch.allclose(w_early, w_off)  # IR switched on only from ir_start_round
+
+
+def test_stale_rollouts_are_dropped_from_actor_weighting():
+    w, valid, kinds = _weights("habc", G, model_index=20000, batch_model_index=5000,
+                               stale_cutoff=10000)
+    assert bool((w[kinds == ROLLOUT_SUCC] == 0).all())
+    assert not bool(valid[kinds == ROLLOUT_SUCC].any())
+    assert bool((w[kinds == INTERVENTION] > 0).all())
+
+
+def test_recap_weights_are_the_hard_filter_and_are_not_normalised():
+    g = torch.ones(40)
+    passed = (torch.arange(40) % 2).float()
+    cfg = _cfg("imit_recap")
+    batch = _mixed_batch(_mc(cfg))
+    kinds = sample_kinds(batch)
+    w, _ = actor_weights(batch, kinds, g, cfg.method_config(), cfg, 1, 0, passed)
+    roll = kinds >= ROLLOUT_SUCC
+    assert torch.equal(w[roll], passed[roll])
+    assert bool((w[~roll] == 1).all())
+
+
+def test_habc_v_gate_ignores_the_efficiency_head():
+    cfg = _cfg("habc")
+    mc = _mc(cfg)
+    batch = _mixed_batch(mc)
+    learner = build_learner(cfg, mc, example_stats(batch, mc))
+    st = learner.policy.stats
+    both = {k: torch.cat([a, b]) for (k, a), b in zip(
+        prepare_obs(batch, F.OBS_PREFIX, mc, st).items(),
+        prepare_obs(batch, F.NEXT_OBS_PREFIX, mc, st).values(), strict=True)}
+    done = batch[F.TERMINAL_SUCCESS]
+    habc_v, habc = TrainConfig(method="habc_v").method_config(), cfg.method_config()
+    gv0, _ = critic_gate(learner.critic, both, done, habc_v)
+    g0, _ = critic_gate(learner.critic, both, done, habc)
+    with torch.no_grad():
+        learner.critic.f_e.weight.mul_(-5.0)  # change V_e only
+    gv1, _ = critic_gate(learner.critic, both, done, habc_v)
+    g1, _ = critic_gate(learner.critic, both, done, habc)
+    assert torch.equal(gv0, gv1)
+    assert not torch.allclose(g0, g1)
+
+
+def _run(method, steps=1, seed=0, **kw):
+    cfg = _cfg(method, **kw)
+    mc = _mc(cfg)
+    batch = _mixed_batch(mc, seed=seed)
+    torch.manual_seed(seed)
+    learner = build_learner(cfg, mc, example_stats(batch, mc))
+    gen = torch.Generator().manual_seed(seed)
+    return [update(learner, batch, cfg, StepContext(i, 1, -0.5), gen) for i in range(steps)]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_runs_one_update_with_finite_losses(method):
+    (m,) = _run(method)
+    assert all(math.isfinite(v) for v in m.values())
+    assert "loss/actor" in m and "loss/value" in m
+    if METHODS[method].train_critic:
+        assert {"loss/critic_bce", "loss/critic_huber", "critic/p_v_mean"} <= set(m)
+    if method == "imit_recap":
+        assert 0.0 <= m["recap/pass_rate"] <= 1.0
+
+
+def test_warmup_keeps_the_gate_at_one():
+    warm, after = _run("habc", steps=2, warmup_steps=1)
+    assert warm["weights/std_rollout_succ"] == pytest.approx(0.0, abs=1e-7)  # g = 1 for all
+    assert after["weights/std_rollout_succ"] > 0.0
+
+
+def test_update_advances_model_index():
+    cfg = _cfg("habc")
+    mc = _mc(cfg)
+    batch = _mixed_batch(mc)
+    learner = build_learner(cfg, mc, example_stats(batch, mc))
+    update(learner, batch, cfg, StepContext(0, 1), torch.Generator().manual_seed(0))
+    assert learner.model_index == 1
