@@ -20,6 +20,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'train_round = habc_trainer.train_round:main',
         ],
     },
 )
