@@ -217,21 +217,37 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def open_store(data_root: Path, round_index: int, cfg: TrainConfig) -> SampleStreams:
-    """The replay buffer of every round <= round_index (engineer B's store, converted bags)."""
-    try:
-        from habc_trainer import store_streams  # noqa: F401  (B's window dataset adapter)
-    except ImportError as exc:
-        raise RuntimeError(
-            "the episode store's sample streams (habc_trainer.store_streams) are not available; "
-            "train_round cannot read episodes yet") from exc
-    return store_streams.open_streams(data_root, round_index, cfg)  # pragma: no cover
+def convert_bags(data_root: Path, store: Path, cfg: TrainConfig, progress: bool) -> str:
+    """Convert new or changed bags under ``data_root`` into the store (engineer B's converter).
+
+    The store keeps the cameras and resolution the model consumes (none in state mode).
+    """
+    from habc_trainer.convert import convert  # the data path; imported only when used
+    from habc_trainer.episode import ExtractConfig
+
+    model = cfg.model_config()
+    extract = ExtractConfig(cameras=tuple(model.cameras), image_size=model.image_size)
+    return convert([data_root], store, extract, progress=progress).format()
+
+
+def open_store(store: Path, round_index: int, cfg: TrainConfig) -> SampleStreams:
+    """The replay buffer of every round <= round_index (engineer B's window streams)."""
+    from habc_trainer.store_streams import open_streams
+
+    if not store.is_dir():
+        raise FileNotFoundError(f"episode store {store} does not exist; convert bags first")
+    return open_streams(store, round_index, cfg)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="train_round", description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, help="training YAML (TrainConfig keys)")
-    p.add_argument("--data-root", type=Path, required=True, help="episode store root")
+    p.add_argument("--data-root", type=Path, required=True,
+                   help="directory searched for episode bags (<task>/round_NNN/<episode>/)")
+    p.add_argument("--store", type=Path,
+                   help="episode store directory (default: <data-root>/store)")
+    p.add_argument("--no-convert", action="store_true",
+                   help="train on the store as it is, without converting new bags")
     p.add_argument("--ckpt-root", type=Path, required=True, help="checkpoint root")
     p.add_argument("--round", type=int, required=True, dest="round_index", help="round N")
     p.add_argument("--method", help="override the config's method")
@@ -248,7 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = TrainConfig.from_yaml(args.config, **overrides) if args.config \
             else TrainConfig.from_dict(overrides)
         init = args.init or default_init(args.ckpt_root, cfg.method, args.round_index)
-        streams = open_store(args.data_root, args.round_index, cfg)
+        store = args.store or args.data_root / "store"
+        if not args.no_convert:
+            print(convert_bags(args.data_root, store, cfg, not args.no_progress),
+                  file=sys.stderr)
+        streams = open_store(store, args.round_index, cfg)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"train_round: error: {exc}", file=sys.stderr)
         return 2
