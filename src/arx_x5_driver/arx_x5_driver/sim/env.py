@@ -130,9 +130,9 @@ class PouchEnv:
                 raise ValueError(
                     f"action: expected shape ({self.action_dim},), got {action.shape}"
                 )
-        for i, arm in enumerate(ARMS):
-            part = None if action is None else action[i * self.arm_dim : (i + 1) * self.arm_dim]
-            self.apply_arm(arm, part)
+            for i, arm in enumerate(ARMS):
+                self.apply_arm(arm, action[i * self.arm_dim : (i + 1) * self.arm_dim])
+        # None: the joint controllers keep their last targets (hold), whoever set them.
         self.rig.step()
         self.tick += 1
         self.state = self.task.evaluate(self.rig)

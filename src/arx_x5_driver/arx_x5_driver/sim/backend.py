@@ -1,0 +1,90 @@
+"""The simulated rig behind the arm node's backend protocol (arx_x5_driver/backend.py).
+
+`read / send / step / safe_stop / close` like the real SDK rig; on top, what only the simulated
+rig has: camera frames (the sim arm driver publishes the camera topics), the object state, and
+`reset(seed)` for a new randomised episode. Commands are safety-checked by the node before
+`send`; here they become joint targets through the same IK path the env uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from arx_x5_driver.sim.config import SimConfig, load_sim_config
+from arx_x5_driver.sim.env import PouchEnv
+from arx_x5_driver.sim.model import ARMS
+from arx_x5_driver.sim.rotations import rot6d_from_matrix
+
+_MODE_JOINT, _MODE_EE = 0, 1  # habc_interfaces/msg/ArmCommand
+
+
+class SimRigBackend:
+    def __init__(
+        self,
+        arms: tuple[str, ...] = ARMS,
+        mode: int = _MODE_EE,
+        config: str | SimConfig | None = None,
+        obs_mode: str = "pixels",
+        seed: int = 0,
+    ) -> None:
+        if tuple(arms) != ARMS:
+            raise ValueError(f"arms: the simulated rig has arms {ARMS}, got {tuple(arms)}")
+        if mode not in (_MODE_JOINT, _MODE_EE):
+            raise ValueError(f"mode: expected 0 (joint) or 1 (ee), got {mode!r}")
+        cfg = config if isinstance(config, SimConfig) else load_sim_config(config)
+        self.arms = ARMS
+        self.mode = mode
+        self.env = PouchEnv(cfg, obs_mode=obs_mode)
+        self.env.reset(seed)
+        self.stopped = False
+
+    def reset(self, seed: int) -> None:
+        self.env.reset(seed)
+        self.stopped = False
+
+    def read(self, arm: str) -> Any:
+        from arx_x5_driver.safety import Measured
+
+        rig = self.env.rig
+        xyz, rot = rig.ee_pose(arm)
+        ee = np.concatenate([xyz, rot6d_from_matrix(rot)])
+        return Measured(rig.joint_pos(arm), ee, rig.gripper_opening(arm))
+
+    def send(self, arm: str, command: Any) -> None:
+        if self.stopped:
+            return
+        part = np.append(command.targets, command.gripper)
+        if command.mode == _MODE_EE:
+            if self.env.action_space != "ee":
+                raise ValueError("send: EE command to a rig configured for joint actions")
+            self.env.apply_arm(arm, part)
+        elif self.env.action_space == "joint":
+            self.env.apply_arm(arm, part)
+        else:
+            self.env.rig.command(arm, np.asarray(command.targets), command.gripper)
+
+    def step(self) -> None:
+        self.env.step(None)  # commands were applied in send(); the controllers keep them
+
+    def render(self) -> dict[str, np.ndarray]:
+        """camera name (top, left_wrist, right_wrist) -> (h, w, 3) uint8 RGB."""
+        return self.env.render()
+
+    def env_state(self) -> np.ndarray:
+        return self.env.env_state()
+
+    @property
+    def task_state(self) -> Any:
+        return self.env.state
+
+    def safe_stop(self) -> None:
+        """Hold every arm where it is (what the real rig's damping/hold does)."""
+        rig = self.env.rig
+        for arm in ARMS:
+            rig.command(arm, rig.joint_pos(arm), rig.gripper_target(arm))
+        self.stopped = True
+
+    def close(self) -> None:
+        self.env.close()
