@@ -24,17 +24,18 @@ def sample_time(
 ) -> torch.Tensor:
     """Flow time sigma ~ Beta(alpha, beta), scaled into [SIGMA_MIN, 1]. Returns (B,) float32.
 
-    Sampled through the inverse-free ratio-of-gammas form with an explicit generator so that
-    training is reproducible and resumable (torch.distributions has no generator argument).
+    Sampled with an explicit generator (on the generator's own device, then moved) so training
+    is reproducible and resumable on any device (torch.distributions takes no generator).
     """
+    gdev = generator.device
     if beta == 1.0:
         # Beta(a, 1) has CDF s**a: invert it directly (the openpi default takes this path).
-        u = torch.rand(batch, generator=generator, device=device)
-        return u.pow(1.0 / alpha) * (1.0 - SIGMA_MIN) + SIGMA_MIN
-    x = _sample_gamma(alpha, batch, generator, device)
-    y = _sample_gamma(beta, batch, generator, device)
-    s = x / (x + y)
-    return s * (1.0 - SIGMA_MIN) + SIGMA_MIN
+        s = torch.rand(batch, generator=generator, device=gdev).pow(1.0 / alpha)
+    else:
+        x = _sample_gamma(alpha, batch, generator, gdev)
+        y = _sample_gamma(beta, batch, generator, gdev)
+        s = x / (x + y)
+    return (s * (1.0 - SIGMA_MIN) + SIGMA_MIN).to(device)
 
 
 def _sample_gamma(

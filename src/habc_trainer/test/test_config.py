@@ -1,6 +1,9 @@
 """Training config: presets, strict keys, errors that name the bad field."""
 
+from pathlib import Path
+
 import pytest
+
 from habc_trainer.config import TrainConfig
 from habc_trainer.methods import METHODS, method_preset
 
@@ -49,3 +52,12 @@ def test_batch_mix_override_is_validated():
     assert TrainConfig(batch_mix=[0.5, 0.0, 0.5]).method_config().batch_mix == (0.5, 0.0, 0.5)
     with pytest.raises(ValueError, match="batch_mix"):
         TrainConfig(batch_mix=(0.0, 0.0, 0.0))
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
+
+
+@pytest.mark.parametrize("name", ["train_tiny.yaml", "train_sim.yaml", "train_base.yaml"])
+def test_shipped_training_configs_load(name):
+    cfg = TrainConfig.from_yaml(CONFIG_DIR / name)
+    assert cfg.model_config().horizon % cfg.model_config().action_patch == 0

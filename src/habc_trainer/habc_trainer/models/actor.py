@@ -84,7 +84,8 @@ class FlowActor(nn.Module):
         b = actions.shape[0]
         sigma = fm.sample_time(b, generator, self.cfg.time_alpha, self.cfg.time_beta,
                                actions.device)
-        noise = torch.randn(actions.shape, generator=generator, device=actions.device)
+        noise = torch.randn(actions.shape, generator=generator,
+                            device=generator.device).to(actions.device)
         x, u = fm.noisy_actions(actions, noise, sigma)
         v = self.velocity(self.encode(obs), x, sigma)
         return fm.masked_squared_error(v, u, mask)
@@ -95,7 +96,8 @@ class FlowActor(nn.Module):
         """Prepared obs -> (B, H, D) normalised action chunk by Euler integration."""
         cond = self.encode(obs)
         b = cond.shape[0]
+        gdev = cond.device if generator is None else generator.device
         noise = torch.randn((b, self.cfg.horizon, self.cfg.action_dim), generator=generator,
-                            device=cond.device)
+                            device=gdev).to(cond.device)
         return fm.euler_integrate(lambda x, s: self.velocity(cond, x, s), noise,
                                   num_steps or self.cfg.num_inference_steps)

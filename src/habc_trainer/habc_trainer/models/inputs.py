@@ -43,27 +43,32 @@ def as_tensor(x: Any) -> torch.Tensor:
 
 
 def prepare_obs(
-    batch: Mapping[str, Any], prefix: str, cfg: ModelConfig, stats: NormStats
+    batch: Mapping[str, Any], prefix: str, cfg: ModelConfig, stats: NormStats,
+    device: torch.device | str | None = None,
 ) -> dict[str, torch.Tensor]:
     """Model inputs for the observation under ``prefix`` (features.OBS_PREFIX / NEXT_OBS_PREFIX).
 
     Returns {"proprio": (B, P) normalised, "env_state": (B, S) normalised (if configured),
-    "images.<cam>": (B, 3, h, w) float in [0, 1] per configured camera, "task": (B, L) int64}.
+    "images.<cam>": (B, 3, h, w) float in [0, 1] per configured camera, "task": (B, L) int64},
+    all on ``device`` (default: where the proprio tensor already is).
     """
     out: dict[str, torch.Tensor] = {}
-    out[F.PROPRIO] = stats[F.PROPRIO].normalize(as_tensor(batch[prefix + F.PROPRIO]).float())
+    proprio = as_tensor(batch[prefix + F.PROPRIO])
+    device = proprio.device if device is None else torch.device(device)
+    out[F.PROPRIO] = stats[F.PROPRIO].normalize(proprio.to(device).float())
     if cfg.env_state_dim:
         key = prefix + F.ENV_STATE
         if key not in batch:
             raise KeyError(f"model expects {key!r} (env_state_dim={cfg.env_state_dim})")
-        out[F.ENV_STATE] = stats[F.ENV_STATE].normalize(as_tensor(batch[key]).float())
+        out[F.ENV_STATE] = stats[F.ENV_STATE].normalize(as_tensor(batch[key]).to(device).float())
     for cam in cfg.cameras:
         key = prefix + F.image_key(cam)
         if key not in batch:
             raise KeyError(f"model expects camera {key!r}")
         img = as_tensor(batch[key])  # (B, h, w, 3) uint8
-        out[F.image_key(cam)] = img.permute(0, 3, 1, 2).float().div_(255.0)
-    out[F.TASK] = hash_tokenize(list(batch[F.TASK]), cfg.vocab_size, cfg.max_prompt_tokens)
+        out[F.image_key(cam)] = img.to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    out[F.TASK] = hash_tokenize(list(batch[F.TASK]), cfg.vocab_size,
+                                cfg.max_prompt_tokens).to(device)
     return out
 
 

@@ -50,10 +50,11 @@ class FlowPolicy(nn.Module):
         self.model = FlowActor(cfg)
 
     def loss(self, batch: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
-        obs = prepare_obs(batch, F.OBS_PREFIX, self.cfg, self.stats)
-        actions = self.stats[F.ACTION].normalize(as_tensor(batch[F.ACTIONS]).float())
+        device = next(self.parameters()).device
+        obs = prepare_obs(batch, F.OBS_PREFIX, self.cfg, self.stats, device)
+        actions = self.stats[F.ACTION].normalize(as_tensor(batch[F.ACTIONS]).to(device).float())
         # Zero-padded steps past the episode end are masked; keep them finite after normalising.
-        mask = action_loss_mask(batch)
+        mask = action_loss_mask(batch).to(device)
         actions = torch.where(mask.any(-1, keepdim=True), actions, torch.zeros_like(actions))
         return self.model.flow_loss(obs, actions, mask, generator)
 
@@ -61,7 +62,8 @@ class FlowPolicy(nn.Module):
     def infer_batch(self, batch: Mapping[str, Any],
                     generator: torch.Generator | None = None) -> torch.Tensor:
         """Batched inference on obs.-prefixed keys -> (B, H, D) un-normalised chunk."""
-        obs = prepare_obs(batch, F.OBS_PREFIX, self.cfg, self.stats)
+        device = next(self.parameters()).device
+        obs = prepare_obs(batch, F.OBS_PREFIX, self.cfg, self.stats, device)
         return self.stats[F.ACTION].unnormalize(self.model.sample(obs, generator))
 
     @torch.no_grad()
