@@ -20,6 +20,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'arm_node = arx_x5_driver.arm_node:main',
         ],
     },
 )

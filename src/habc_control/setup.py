@@ -23,6 +23,13 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'teleop_node = habc_control.teleop_node:main',
+            'mux_node = habc_control.mux_node:main',
+            'policy_node = habc_control.policy_node:main',
+            'episode_manager_node = habc_control.episode_manager_node:main',
+            'recorder_node = habc_control.recorder_node:main',
+            'camera_node = habc_control.camera_node:main',
+            'habc-rollout = habc_control.runner:main',
         ],
     },
 )

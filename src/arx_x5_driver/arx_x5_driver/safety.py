@@ -136,9 +136,13 @@ def _limit_rotation(start6: np.ndarray, goal6: np.ndarray, max_angle: float) -> 
 
 
 class ArmSafety:
-    def __init__(self, config: SafetyConfig | None = None, name: str = "arm") -> None:
+    def __init__(
+        self, config: SafetyConfig | None = None, name: str = "arm", mode: int = MODE_JOINT
+    ) -> None:
+        """`mode`: the backend's command mode, used for hold commands before any was sent."""
         self.config = config or SafetyConfig()
         self.name = name
+        self.mode = mode
         c = self.config
         self._jmin = np.asarray(c.joint_min) + c.joint_margin
         self._jmax = np.asarray(c.joint_max) - c.joint_margin
@@ -162,7 +166,7 @@ class ArmSafety:
         """Hold where we are: the last target sent, else the measured pose."""
         if self._sent is not None and (mode is None or mode == self._sent.mode):
             return Command(self._sent.mode, self._sent.targets, self._sent.gripper, AUTHORITY_HOLD)
-        m = MODE_JOINT if mode is None else mode
+        m = self.mode if mode is None else mode
         t = measured.joints if m == MODE_JOINT else measured.ee
         return Command(m, t, measured.gripper, AUTHORITY_HOLD)
 

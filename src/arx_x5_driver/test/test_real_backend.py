@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from arx_x5_driver.real_backend import (
     CanInterfaceError,
     RealBackendConfig,

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from arx_x5_driver.safety import (
     AUTHORITY_HOLD,
     MODE_EE,

@@ -134,7 +134,9 @@ class CommandMux:
         human: Mapping[str, ArmTarget | None],
         measured: Mapping[str, ArmTarget | None],
         model_index: int = -1,
+        arms: tuple[str, ...] | None = None,
     ) -> dict[str, MuxOutput | None]:
+        """One tick for `arms` (default: all); arms ticked separately keep separate state."""
         return {
             arm: self._tick_arm(
                 arm,
@@ -144,7 +146,7 @@ class CommandMux:
                 measured.get(arm),
                 model_index,
             )
-            for arm in self.config.arms
+            for arm in (self.config.arms if arms is None else arms)
         }
 
     def _tick_arm(

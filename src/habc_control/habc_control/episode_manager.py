@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from habc_trainer.contract import OUTCOMES, SOURCES, EpisodeMeta, make_episode_id
-
 from habc_control.authority import Authority
+from habc_trainer.contract import OUTCOMES, SOURCES, EpisodeMeta, make_episode_id
 
 
 @dataclass(frozen=True)

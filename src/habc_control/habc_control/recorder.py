@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from habc_control.authority import Authority
 from habc_trainer.bag_writer import EpisodeBagWriter
 from habc_trainer.contract import (
     AUTHORITY_TOPIC,
@@ -33,8 +34,6 @@ from habc_trainer.contract import (
     read_sidecar,
     write_sidecar,
 )
-
-from habc_control.authority import Authority
 
 _LOG = logging.getLogger(__name__)
 

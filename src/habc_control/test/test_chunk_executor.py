@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from habc_control.authority import Authority
 from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
 

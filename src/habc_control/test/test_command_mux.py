@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from habc_control.authority import Authority
 from habc_control.command_mux import ActionLayout, ArmTarget, CommandMux, MuxConfig
 

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from rosbags.rosbag2 import Reader
+
 from habc_control.authority import Authority
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
 from habc_control.recorder import EpisodeEventData, EpisodeRecorder, RecorderConfig
@@ -9,7 +11,6 @@ from habc_trainer.contract import (
     read_sidecar,
 )
 from habc_trainer.rostypes import make_typestore
-from rosbags.rosbag2 import Reader
 
 T0 = 1_763_770_000_000_000_000
 

@@ -4,6 +4,7 @@ import errno
 
 import pytest
 from evdev import InputEvent, ecodes
+
 from habc_control.authority import Authority, AuthorityArbiter, AuthorityConfig
 from habc_control.keyboard import KeyboardCommands
 from habc_control.pedal import PedalConfig, PedalLostError, PedalReader

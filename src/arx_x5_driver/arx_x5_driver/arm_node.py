@@ -1,0 +1,299 @@
+"""Arm driver node: one node for the rig's arms, backend `kinematic`, `sim` or `arx5`.
+
+Per control tick: read every arm, publish /<arm>_arm/joint_states and /<arm>_arm/ee_pose (the
+graph's control clock), then send the newest /<arm>_arm/command through the safety core
+(limits, step clamp, watchdog, HOLD). /control_authority HOLD for an arm holds it whatever the
+commands say. On shutdown every arm goes to the backend's safe state (damping on the real X5).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, JointState
+
+from arx_x5_driver.backend import KinematicRigBackend, RigBackend, quat_from_ee9
+from arx_x5_driver.safety import (
+    AUTHORITY_HOLD,
+    MODE_EE,
+    MODE_JOINT,
+    ArmSafety,
+    Command,
+    SafetyConfig,
+)
+from habc_interfaces.msg import ArmCommand, ControlAuthority
+
+BACKENDS = ("kinematic", "sim", "arx5")
+JOINT_NAMES = [f"joint{i}" for i in range(1, 7)] + ["gripper"]
+_AUTHORITY_QOS = QoSProfile(
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+def make_backend(node: Node, name: str, arms: tuple[str, ...], mode: int) -> RigBackend:
+    """Build the configured backend; errors name what is missing."""
+    if name == "kinematic":
+        return KinematicRigBackend(arms)
+    if name == "arx5":
+        from arx_x5_driver.real_backend import RealBackendConfig, RealRigBackend
+
+        ifaces = list(node.get_parameter("can_interfaces").value)
+        if len(ifaces) != len(arms):
+            raise ValueError(f"can_interfaces: need one per arm {arms}, got {ifaces}")
+        return RealRigBackend(RealBackendConfig(dict(zip(arms, ifaces, strict=True)), mode))
+    if name == "sim":
+        # The MuJoCo rig; imported only here so the other backends need no MuJoCo.
+        from arx_x5_driver.sim.backend import SimRigBackend
+
+        return SimRigBackend(arms, mode, node.get_parameter("sim_config").value or None)
+    raise ValueError(f"backend: {name!r} is not one of {BACKENDS}")
+
+
+class ArmNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("arm_driver", **kwargs)
+
+        def p(name, default, text):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=text))
+
+        self.arms = tuple(p("arms", ["left", "right"], "arm names").value)
+        backend = p("backend", "kinematic", f"one of {BACKENDS}").value
+        self.hz = float(p("control_hz", 30.0, "control rate [Hz]; also the state rate").value)
+        space = p("action_space", "ee", "ee (xyz + 6-D rot) or joint: the command mode").value
+        p("can_interfaces", ["can0", "can1"], "arx5 backend: CAN interface per arm, in order")
+        p("sim_config", "", "sim backend: sim YAML (empty: the sim's defaults)")
+        self.camera_every = int(
+            p("camera_every", 1, "sim: publish camera images every N ticks (0: never)").value
+        )
+        publish_expert = p(
+            "publish_expert", False, "sim: the scripted expert's targets on /teleop/source/<arm>"
+        ).value
+        d = SafetyConfig()
+        cfg = SafetyConfig(
+            joint_margin=p("joint_margin", d.joint_margin, "rad kept from the SDK limits").value,
+            workspace_min=tuple(p("workspace_min", list(d.workspace_min), "EE box min").value),
+            workspace_max=tuple(p("workspace_max", list(d.workspace_max), "EE box max").value),
+            max_joint_step=p("max_joint_step", d.max_joint_step, "rad per tick").value,
+            max_ee_step=p("max_ee_step", d.max_ee_step, "m per tick").value,
+            max_rot_step=p("max_rot_step", d.max_rot_step, "rad per tick").value,
+            max_gripper_step=p("max_gripper_step", d.max_gripper_step, "m per tick").value,
+            watchdog_s=p("watchdog_s", d.watchdog_s, "hold without a command this long").value,
+        )
+        if space not in ("ee", "joint"):
+            raise ValueError(f"action_space: expected 'ee' or 'joint', got {space!r}")
+        self.mode = MODE_EE if space == "ee" else MODE_JOINT
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._go = threading.Event()
+        self._error: BaseException | None = None
+        # The control loop owns the backend in its own thread: the sim's OpenGL context is bound
+        # to the thread that made it, and a plain rate loop keeps the tick independent of how
+        # busy the executor is.
+        self._thread = threading.Thread(
+            target=self._run, args=(backend,), name="arm_control", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        try:
+            self._setup_io(cfg, publish_expert)
+        except BaseException:
+            self._stop.set()  # the loop thread puts the backend in its safe state and exits
+            self._thread.join(timeout=10.0)
+            raise
+        self._go.set()  # publishers exist: the loop may tick
+        self.get_logger().info(f"arms {self.arms} on backend {backend!r} at {self.hz} Hz")
+
+    def _setup_io(self, cfg: SafetyConfig, publish_expert: bool) -> None:
+        self.safety = {a: ArmSafety(cfg, name=a, mode=self.mode) for a in self.arms}
+        self._held_by_authority: set[str] = set()
+        self._js_pub = {
+            a: self.create_publisher(JointState, f"/{a}_arm/joint_states", 10) for a in self.arms
+        }
+        self._pose_pub = {
+            a: self.create_publisher(PoseStamped, f"/{a}_arm/ee_pose", 10) for a in self.arms
+        }
+        for a in self.arms:
+            self.create_subscription(
+                ArmCommand, f"/{a}_arm/command", lambda m, a=a: self._on_command(a, m), 10
+            )
+        self.create_subscription(
+            ControlAuthority, "/control_authority", self._on_authority, _AUTHORITY_QOS
+        )
+        self._cam_pub = {}
+        if self.camera_every > 0 and hasattr(self.backend, "render"):
+            for cam in ("top", "left_wrist", "right_wrist"):
+                self._cam_pub[cam] = self.create_publisher(
+                    Image, f"/camera/{cam}/color/image_raw", 2
+                )
+        self._expert = None
+        if publish_expert and hasattr(self.backend, "env"):
+            from arx_x5_driver.sim.expert import ScriptedExpert
+
+            env = self.backend.env
+            self._expert = ScriptedExpert(env, env.cfg.operator.expert, np.random.default_rng(0))
+            self._expert_pub = {
+                a: self.create_publisher(ArmCommand, f"/teleop/source/{a}", 10) for a in self.arms
+            }
+        self.ticks = 0
+        self.overruns = 0
+
+    def _run(self, backend: str) -> None:
+        try:
+            self.backend = make_backend(self, backend, self.arms, self.mode)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in __init__'s thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self._loop()
+        finally:
+            self._stop_backend()
+
+    def _loop(self) -> None:
+        while not self._go.wait(0.05):
+            if self._stop.is_set():
+                return
+        period = 1.0 / self.hz
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception as exc:  # noqa: BLE001 - a failed tick holds; the loop goes on
+                self.get_logger().error(f"control tick failed: {exc!r}")
+            next_t += period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:  # overrun: restart the schedule rather than burst to catch up
+                self.overruns += 1
+                next_t = time.monotonic()
+
+    def _stop_backend(self) -> None:
+        """Safe state on shutdown: the backend's stop (damping on the X5), then release it."""
+        try:
+            self.backend.safe_stop()
+            self.get_logger().info("arms in their safe state")
+        finally:
+            self.backend.close()
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_command(self, arm: str, msg: ArmCommand) -> None:
+        try:
+            cmd = Command(
+                int(msg.mode), np.asarray(msg.targets), float(msg.gripper), int(msg.authority)
+            )
+        except ValueError as exc:
+            self.get_logger().error(f"{arm}: rejected command: {exc}")
+            return
+        with self._lock:
+            if arm in self._held_by_authority:
+                cmd = Command(cmd.mode, cmd.targets, cmd.gripper, AUTHORITY_HOLD)
+            self.safety[arm].on_command(cmd, self._now())
+
+    def _on_authority(self, msg: ControlAuthority) -> None:
+        with self._lock:
+            self._apply_authority(msg)
+
+    def _apply_authority(self, msg: ControlAuthority) -> None:
+        for arm, auth in zip(msg.arm_names, msg.authority, strict=False):
+            if arm in self.safety:
+                if auth == AUTHORITY_HOLD:
+                    self._held_by_authority.add(arm)
+                else:
+                    self._held_by_authority.discard(arm)
+
+    def _tick(self) -> None:
+        stamp = self.get_clock().now().to_msg()
+        now = self._now()
+        for arm in self.arms:
+            m = self.backend.read(arm)
+            js = JointState()
+            js.header.stamp = stamp
+            js.name = JOINT_NAMES
+            js.position = [float(v) for v in m.joints] + [float(m.gripper)]
+            self._js_pub[arm].publish(js)
+            pose = PoseStamped()
+            pose.header.stamp = stamp
+            pose.header.frame_id = f"{arm}_base_link"
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (
+                float(v) for v in m.ee[:3]
+            )
+            q = quat_from_ee9(m.ee)
+            o = pose.pose.orientation
+            o.x, o.y, o.z, o.w = q
+            self._pose_pub[arm].publish(pose)
+            with self._lock:
+                if arm in self._held_by_authority:
+                    self.safety[arm].on_command(self.safety[arm].hold_command(m), now)
+                out = self.safety[arm].tick(now, m)
+            for event in out.events:
+                self.get_logger().warning(event)
+            self.backend.send(arm, out.command)
+        self.backend.step()
+        self.ticks += 1
+        if self._cam_pub and self.ticks % self.camera_every == 0:
+            for cam, rgb in self.backend.render().items():
+                if cam in self._cam_pub:
+                    self._cam_pub[cam].publish(self._image(rgb, stamp, cam))
+        if self._expert is not None:
+            for arm in self.arms:
+                part = np.asarray(self._expert.act_arm(arm), dtype=np.float64)
+                cmd = ArmCommand()
+                cmd.header.stamp = stamp
+                cmd.mode = self.mode
+                cmd.targets = [float(v) for v in part[:-1]]
+                cmd.gripper = float(part[-1])
+                cmd.authority = 1  # HUMAN: the simulated operator's hands
+                cmd.model_index = -1
+                self._expert_pub[arm].publish(cmd)
+
+    @staticmethod
+    def _image(rgb: np.ndarray, stamp, cam: str) -> Image:
+        img = Image()
+        img.header.stamp = stamp
+        img.header.frame_id = f"{cam}_color_optical_frame"
+        img.height, img.width = int(rgb.shape[0]), int(rgb.shape[1])
+        img.encoding = "rgb8"
+        img.step = int(rgb.shape[1]) * 3
+        img.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+        return img
+
+    def safe_stop(self) -> None:
+        """Stop the control loop; its thread puts the arms in their safe state and waits."""
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ArmNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.safe_stop()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+NODE = ArmNode

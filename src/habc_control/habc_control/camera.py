@@ -1,0 +1,143 @@
+"""RealSense colour cameras chosen by serial number, with reconnect. No rclpy.
+
+`RealSenseCamera` wraps one pyrealsense2 pipeline (the module is injected so tests use a fake at
+the API boundary); `CameraSupervisor.read(now)` returns a frame or None and re-opens a lost
+device every `reconnect_s`, with messages that say what happened (device loss is a normal event
+on a USB rig: cables, hubs, power).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+class CameraError(RuntimeError):
+    """A camera is missing, or stopped delivering frames."""
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    name: str
+    serial: str
+    width: int = 640
+    height: int = 480
+    fps: int = 30
+    timeout_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("name: a camera needs a name (top, left_wrist, ...)")
+        if not self.serial:
+            raise ValueError(f"serial: camera {self.name!r} needs its device serial number")
+        if self.width <= 0 or self.height <= 0 or self.fps <= 0:
+            raise ValueError(f"width/height/fps: must be > 0 for camera {self.name!r}")
+
+
+def _import_rs() -> ModuleType:
+    import pyrealsense2 as rs  # needs libusb; only where cameras are really used
+
+    return rs
+
+
+def connected_serials(rs: Any) -> list[str]:
+    return [d.get_info(rs.camera_info.serial_number) for d in rs.context().query_devices()]
+
+
+class RealSenseCamera:
+    def __init__(self, config: CameraConfig, rs: Any | None = None) -> None:
+        self.config = config
+        self.rs = rs if rs is not None else _import_rs()
+        self._pipe: Any = None
+
+    @property
+    def running(self) -> bool:
+        return self._pipe is not None
+
+    def start(self) -> None:
+        rs, c = self.rs, self.config
+        serials = connected_serials(rs)
+        if c.serial not in serials:
+            raise CameraError(
+                f"camera {c.name!r}: no RealSense with serial {c.serial} (connected: "
+                f"{serials or 'none'})"
+            )
+        pipe = rs.pipeline()
+        cfg = rs.config()
+        cfg.enable_device(c.serial)
+        cfg.enable_stream(rs.stream.color, c.width, c.height, rs.format.rgb8, c.fps)
+        try:
+            pipe.start(cfg)
+        except RuntimeError as exc:
+            raise CameraError(f"camera {c.name!r} ({c.serial}) failed to start: {exc}") from exc
+        self._pipe = pipe
+
+    def read(self) -> tuple[np.ndarray, float]:
+        """(h, w, 3) uint8 RGB and the device timestamp [ms]; CameraError when it is gone."""
+        if self._pipe is None:
+            raise CameraError(f"camera {self.config.name!r} is not started")
+        try:
+            frames = self._pipe.wait_for_frames(self.config.timeout_ms)
+        except RuntimeError as exc:
+            self.stop()
+            raise CameraError(
+                f"camera {self.config.name!r} ({self.config.serial}) lost: {exc}"
+            ) from exc
+        color = frames.get_color_frame()
+        img = np.asanyarray(color.get_data()).reshape(self.config.height, self.config.width, 3)
+        return img.copy(), float(color.get_timestamp())
+
+    def stop(self) -> None:
+        if self._pipe is not None:
+            try:
+                self._pipe.stop()
+            except RuntimeError:
+                pass  # already stopped by the device loss
+            self._pipe = None
+
+
+class CameraSupervisor:
+    def __init__(self, camera: RealSenseCamera, reconnect_s: float = 1.0) -> None:
+        self.camera = camera
+        self.reconnect_s = reconnect_s
+        self._next_try = -math.inf
+        self.lost = False
+        self.messages: list[tuple[str, str]] = []  # (level, text) for the node to log
+
+    def read(self, now: float) -> tuple[np.ndarray, float] | None:
+        if not self.camera.running:
+            if now < self._next_try:
+                return None
+            self._next_try = now + self.reconnect_s
+            try:
+                self.camera.start()
+            except CameraError as exc:
+                if not self.lost:
+                    self.messages.append(("error", f"{exc}; retrying every {self.reconnect_s} s"))
+                self.lost = True
+                return None
+            name = self.camera.config.name
+            if self.lost:
+                self.messages.append(("warn", f"camera {name!r} reconnected"))
+            else:
+                self.messages.append(("info", f"camera {name!r} started"))
+            self.lost = False
+        try:
+            return self.camera.read()
+        except CameraError as exc:
+            self.lost = True
+            self._next_try = now + self.reconnect_s
+            self.messages.append(("error", f"{exc}; reconnecting"))
+            return None
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
+    ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise CameraError("JPEG encoding failed")
+    return buf.tobytes()

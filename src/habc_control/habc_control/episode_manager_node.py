@@ -1,0 +1,112 @@
+"""Episode manager node: StartEpisode / EndEpisode services -> /episode/events.
+
+/episode/start (StartEpisode) and /episode/end (EndEpisode; with the id of a finished episode it
+relabels it). Every accepted call is published on /episode/events (START / END / RELABEL); the
+recorder turns those into bags. A START is refused while no recorder listens on /episode/events
+(`require_recorder`), so an episode is never run unrecorded because of DDS discovery.
+Logic: habc_control.episode_manager.
+"""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
+from habc_control.ros_common import AUTHORITY_QOS, EVENTS_QOS, authority_from_msg, declare, now_ns
+from habc_interfaces.msg import ActionChunk, ControlAuthority, EpisodeEvent
+from habc_interfaces.srv import EndEpisode, StartEpisode
+
+
+class EpisodeManagerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("episode_manager", **kwargs)
+        cfg = EpisodeManagerConfig(
+            robot=declare(self, "robot", "arx_x5_bimanual", "robot name in the sidecar"),
+            control_hz=float(declare(self, "control_hz", 30.0, "control rate [Hz]")),
+            t_max_steps=int(declare(self, "t_max_steps", 900, "episode step budget T_max")),
+        )
+        self.require_recorder = declare(
+            self, "require_recorder", True, "refuse START while no recorder subscribes"
+        )
+        self.manager = EpisodeManager(cfg)
+        self._events = self.create_publisher(EpisodeEvent, "/episode/events", EVENTS_QOS)
+        self.create_service(StartEpisode, "/episode/start", self._on_start)
+        self.create_service(EndEpisode, "/episode/end", self._on_end)
+        self.create_subscription(
+            ControlAuthority, "/control_authority", self._on_authority, AUTHORITY_QOS
+        )
+        self.create_subscription(ActionChunk, "/policy/action_chunk", self._on_chunk, 10)
+
+    def _on_authority(self, msg: ControlAuthority) -> None:
+        self.manager.note_authority(authority_from_msg(msg))
+
+    def _on_chunk(self, msg: ActionChunk) -> None:
+        self.manager.note_model_index(int(msg.model_index))
+
+    def _publish(self, event: int, meta, outcome: str = "") -> None:
+        msg = EpisodeEvent()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.event = event
+        msg.episode_id = meta.episode_id
+        msg.task = meta.task
+        msg.source = meta.source
+        msg.outcome = outcome
+        msg.round = int(meta.round)
+        msg.model_index = int(meta.model_index)
+        self._events.publish(msg)
+
+    def _on_start(self, req: StartEpisode.Request, res: StartEpisode.Response):
+        if self.require_recorder and self._events.get_subscription_count() == 0:
+            res.accepted, res.message = False, "no recorder subscribed to /episode/events yet"
+            return res
+        r = self.manager.start(req.task, req.source, int(req.round), now_ns(self))
+        res.accepted, res.episode_id, res.message = r.accepted, r.episode_id, r.message
+        if r.accepted:
+            self._publish(EpisodeEvent.START, r.meta)
+            self.get_logger().info(f"START {r.episode_id}: {req.task!r} ({req.source})")
+        else:
+            self.get_logger().warning(f"StartEpisode refused: {r.message}")
+        return res
+
+    def _on_end(self, req: EndEpisode.Request, res: EndEpisode.Response):
+        running = self.manager.episode_id
+        r = self.manager.end(req.outcome, now_ns(self), req.episode_id)
+        res.accepted, res.episode_id, res.message = r.accepted, r.episode_id, r.message
+        if r.accepted:
+            relabel = not running or (req.episode_id and req.episode_id != running)
+            event = EpisodeEvent.RELABEL if relabel else EpisodeEvent.END
+            self._publish(event, r.meta, r.meta.outcome)
+            self.get_logger().info(
+                f"{'RELABEL' if relabel else 'END'} {r.episode_id}: {r.meta.outcome}"
+            )
+        else:
+            self.get_logger().warning(f"EndEpisode refused: {r.message}")
+        return res
+
+    def end_running(self) -> None:
+        """On shutdown: close a running episode as `unknown` so its bag gets a sidecar."""
+        if self.manager.active:
+            r = self.manager.end("unknown", now_ns(self))
+            self._publish(EpisodeEvent.END, r.meta, "unknown")
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = EpisodeManagerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            if rclpy.ok():
+                node.end_running()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+NODE = EpisodeManagerNode

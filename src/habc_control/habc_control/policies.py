@@ -1,0 +1,59 @@
+"""Policy loading for the policy node, and a stand-in policy. No rclpy.
+
+The node only needs the `Policy` boundary: `infer(obs: dict) -> {"actions": (H, D)}` with obs keys
+"proprio" (P,), "images.<camera>" (h, w, 3) uint8 RGB and "task" (str).
+`load_policy(spec)`:
+* ""                 -> DriftPolicy (no model: repeat the current pose, optionally drifting);
+* "module:callable"  -> callable() returns a Policy (custom or remote policies);
+* anything else      -> a habc_trainer checkpoint directory (engineer C's `load_policy`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class DriftPolicy:
+    """Chunk = the current proprio repeated H times, xyz of each arm moving by `drift` per step.
+
+    Proprio and action share the layout here (per arm: targets + gripper), so with drift 0 the
+    robot holds still under POLICY authority: a safe way to exercise the whole graph.
+    """
+
+    def __init__(self, horizon: int = 50, drift: float = 0.0, per_arm: int = 10) -> None:
+        self.horizon = horizon
+        self.drift = drift
+        self.per_arm = per_arm
+        self.calls = 0
+
+    def infer(self, obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        self.calls += 1
+        proprio = np.asarray(obs["proprio"], dtype=np.float32)
+        actions = np.repeat(proprio[None], self.horizon, axis=0)
+        if self.drift:
+            steps = np.arange(1, self.horizon + 1, dtype=np.float32) * self.drift
+            for start in range(0, proprio.shape[0], self.per_arm):
+                actions[:, start] += steps  # x of each arm
+        return {"actions": actions}
+
+
+def load_policy(spec: str, horizon: int = 50, per_arm: int = 10) -> tuple[Any, int]:
+    """(policy, model_index) for a policy spec (see the module docstring)."""
+    if not spec:
+        return DriftPolicy(horizon, 0.0, per_arm), -1
+    if ":" in spec and not Path(spec).exists():
+        module, _, attr = spec.partition(":")
+        policy = getattr(importlib.import_module(module), attr)()
+        return policy, int(getattr(policy, "model_index", -1))
+    path = Path(spec)
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint: {path} is not a checkpoint directory")
+    from habc_trainer import checkpoint  # torch: imported only when a checkpoint is used
+
+    policy = checkpoint.load_policy(path)
+    return policy, checkpoint.load_checkpoint(path).model_index

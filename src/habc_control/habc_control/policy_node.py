@@ -1,0 +1,198 @@
+"""Policy node: observations -> action chunks (inference in a worker) -> one row per tick.
+
+Ticks on /<first arm>_arm/joint_states (the arm driver's clock). Each tick: track authority
+(HUMAN/HOLD -> POLICY drops the chunk: the next one is computed from the current observation),
+start inference when the ChunkExecutor asks, execute one row of the chunk and publish it per arm
+on /policy/<arm>/command for the mux. Every chunk is published on /policy/action_chunk.
+Logic: habc_control.chunk_executor; the model behind `infer(obs)`: habc_control.policies.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+
+from habc_control.authority import Authority
+from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
+from habc_control.command_mux import ActionLayout
+from habc_control.policies import load_policy
+from habc_control.ros_common import (
+    AUTHORITY_QOS,
+    COMMAND_QOS,
+    EVENTS_QOS,
+    IMAGE_QOS,
+    MODE_BY_SPACE,
+    STATE_QOS,
+    arm_command_msg,
+    authority_from_msg,
+    declare,
+    pose_to_ee9,
+)
+from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("policy", **kwargs)
+        self.arms = tuple(declare(self, "arms", ["left", "right"], "arm names"))
+        self.space = declare(self, "action_space", "ee", "ee or joint")
+        horizon = declare(self, "horizon", 50, "H: steps per predicted chunk")
+        execute = declare(self, "execute_steps", 25, "steps of each chunk executed")
+        prefetch = declare(self, "prefetch_steps", 0, "start the next inference this early")
+        spec = declare(self, "checkpoint", "", "checkpoint dir, module:callable, or '' (hold)")
+        self.task = declare(self, "task", "", "prompt (a START event's task overrides it)")
+        self.cameras = tuple(
+            declare(self, "cameras", ["top", "left_wrist", "right_wrist"], "camera names")
+        )
+        self.image_size = int(declare(self, "image_size", 0, "resize images to NxN (0: keep)"))
+        self.layout = ActionLayout(self.arms, self.space)
+        self.policy, self.model_index = load_policy(spec, horizon, self.layout.per_arm)
+        self.chunker = ChunkExecutor(ChunkExecutorConfig(horizon, execute, prefetch))
+        self.mode = MODE_BY_SPACE[self.space]
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
+        self._future: Future | None = None
+        self.authority = dict.fromkeys(self.arms, Authority.HOLD)
+        self._joints: dict = dict.fromkeys(self.arms)
+        self._gripper = dict.fromkeys(self.arms, 0.0)
+        self._ee: dict = dict.fromkeys(self.arms)
+        self._images: dict = {}
+        self._chunk_pub = self.create_publisher(ActionChunk, "/policy/action_chunk", 10)
+        self._cmd_pub = {
+            a: self.create_publisher(ArmCommand, f"/policy/{a}/command", COMMAND_QOS)
+            for a in self.arms
+        }
+        self.create_subscription(
+            ControlAuthority, "/control_authority", self._on_authority, AUTHORITY_QOS
+        )
+        self.create_subscription(EpisodeEvent, "/episode/events", self._on_event, EVENTS_QOS)
+        for a in self.arms:
+            self.create_subscription(
+                JointState, f"/{a}_arm/joint_states", lambda m, a=a: self._on_js(a, m), STATE_QOS
+            )
+            self.create_subscription(
+                PoseStamped, f"/{a}_arm/ee_pose", lambda m, a=a: self._on_pose(a, m), STATE_QOS
+            )
+        for cam in self.cameras:
+            self.create_subscription(
+                Image,
+                f"/camera/{cam}/color/image_raw",
+                lambda m, c=cam: self._on_image(c, m),
+                IMAGE_QOS,
+            )
+        self.chunks = 0
+        self.get_logger().info(
+            f"policy {type(self.policy).__name__} (model_index {self.model_index}), "
+            f"executes {execute} of {horizon} steps"
+        )
+
+    # --- inputs ---
+    def _on_authority(self, msg: ControlAuthority) -> None:
+        with self._lock:
+            for arm, auth in authority_from_msg(msg).items():
+                if arm in self.authority:
+                    self.authority[arm] = auth
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.event == EpisodeEvent.START and msg.task:
+            self.task = msg.task
+
+    def _on_pose(self, arm: str, msg: PoseStamped) -> None:
+        self._ee[arm] = pose_to_ee9(msg.pose.position, msg.pose.orientation)
+
+    def _on_image(self, cam: str, msg: Image) -> None:
+        img = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, -1)[..., :3]
+        if msg.encoding == "bgr8":
+            img = img[..., ::-1]
+        if self.image_size:
+            img = cv2.resize(img, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
+        self._images[cam] = np.ascontiguousarray(img)
+
+    def _proprio(self) -> np.ndarray | None:
+        parts = []
+        for arm in self.arms:
+            values = self._ee[arm] if self.space == "ee" else self._joints[arm]
+            if values is None:
+                return None
+            parts += [np.asarray(values, np.float32), [self._gripper[arm]]]
+        return np.concatenate(parts).astype(np.float32)
+
+    def _on_js(self, arm: str, msg: JointState) -> None:
+        self._joints[arm] = np.asarray(msg.position[:6])
+        if len(msg.position) > 6:
+            self._gripper[arm] = float(msg.position[6])
+        if arm == self.arms[0]:
+            self._tick()
+
+    # --- the control tick ---
+    def _tick(self) -> None:
+        with self._lock:
+            self.chunker.on_authority(self.authority)
+            if self.chunker.should_request():
+                proprio = self._proprio()
+                if proprio is not None:
+                    obs = {"proprio": proprio, "task": self.task}
+                    obs.update({f"images.{c}": im for c, im in self._images.items()})
+                    token = self.chunker.begin_request()
+                    self._future = self._pool.submit(self._infer, obs, token)
+            step = self.chunker.step()
+        if step is None:
+            return
+        for arm, target in self.layout.split(step.action).items():
+            self._cmd_pub[arm].publish(
+                arm_command_msg(self, target, self.mode, Authority.POLICY, step.model_index)
+            )
+
+    def _infer(self, obs: dict, token) -> None:
+        try:
+            actions = np.asarray(self.policy.infer(obs)["actions"], dtype=np.float32)
+        except Exception as exc:  # noqa: BLE001 - a failed inference must not kill the node
+            self.get_logger().error(f"inference failed: {exc!r}")
+            with self._lock:
+                self.chunker.cancel_request()
+            return
+        with self._lock:
+            loaded = self.chunker.load(actions, token, self.model_index)
+            chunk_id = self.chunker.chunk_id
+        if not loaded:
+            return  # computed before a takeover: a fresh one is requested from the new state
+        msg = ActionChunk()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.chunk_id = chunk_id
+        msg.model_index = int(self.model_index)
+        msg.horizon, msg.action_dim = int(actions.shape[0]), int(actions.shape[1])
+        msg.execute_steps = self.chunker.config.execute_steps
+        msg.dim_names = self.layout.dim_names()
+        msg.actions = actions.ravel().tolist()
+        self._chunk_pub.publish(msg)
+        self.chunks += 1
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PolicyNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+NODE = PolicyNode

@@ -1,0 +1,221 @@
+"""Teleop node: who commands each arm (/control_authority) and what the human commands.
+
+Input (`input`): `pedal` (evdev foot switch), `keyboard` (terminal keys, toggle style) or
+`sim_operator` (scripted takeover windows relative to each episode START). /control_authority
+is published reliable + transient-local on every change and every `heartbeat_s`.
+
+Human commands (`human_source`), published on /teleop/<arm>/command at `control_hz`:
+`topic` relays ArmCommands from /teleop/source/<arm> (leader-arm node, the sim rig's expert),
+`measured` keeps the arm where it is (a stand-in when no leader exists).
+On shutdown every arm is published as HOLD.
+"""
+
+from __future__ import annotations
+
+import select
+import sys
+import termios
+import threading
+import tty
+
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from habc_control.authority import AuthorityArbiter, AuthorityConfig
+from habc_control.keyboard import HELP, KeyboardCommands
+from habc_control.pedal import PedalConfig, PedalReader
+from habc_control.ros_common import (
+    AUTHORITY_QOS,
+    COMMAND_QOS,
+    EVENTS_QOS,
+    MODE_BY_SPACE,
+    STATE_QOS,
+    arm_command_msg,
+    authority_msg,
+    declare,
+    pose_to_ee9,
+    target_from_command,
+    target_from_state,
+)
+from habc_control.teleop import PedalSupervisor, ScheduledOperator, parse_schedule
+from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent
+
+INPUTS = ("pedal", "keyboard", "sim_operator")
+HUMAN_SOURCES = ("topic", "measured")
+
+
+class TeleopNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("teleop", **kwargs)
+        self.arms = tuple(declare(self, "arms", ["left", "right"], "arm names"))
+        self.input = declare(self, "input", "keyboard", f"one of {INPUTS}")
+        mode = declare(self, "mode", "hold", "pedal: hold (pressed = HUMAN) or toggle")
+        hz = float(declare(self, "control_hz", 30.0, "rate of /teleop/<arm>/command [Hz]"))
+        self.space = declare(self, "action_space", "ee", "ee or joint")
+        self.human_source = declare(self, "human_source", "measured", f"one of {HUMAN_SOURCES}")
+        debounce = declare(self, "debounce_s", 0.03, "switch level must be stable this long")
+        heartbeat = declare(self, "heartbeat_s", 0.5, "/control_authority re-publish period")
+        device = declare(self, "pedal_device", "", "pedal: /dev/input path or by-id name")
+        keys = declare(self, "pedal_keys", ["both:KEY_B"], "pedal: arm:KEY_NAME entries")
+        schedule = declare(self, "sim_schedule", [""], "sim_operator: arm:start_s:end_s entries")
+        if self.input not in INPUTS:
+            raise ValueError(f"input: {self.input!r} is not one of {INPUTS}")
+        if self.human_source not in HUMAN_SOURCES:
+            raise ValueError(f"human_source: {self.human_source!r} not in {HUMAN_SOURCES}")
+        if self.input == "keyboard":
+            mode = "toggle"  # a terminal reports presses, never releases
+        self.arbiter = AuthorityArbiter(
+            AuthorityConfig(self.arms, mode, debounce if self.input == "pedal" else 0.0, heartbeat)
+        )
+        self._lock = threading.Lock()
+        self._pub = self.create_publisher(ControlAuthority, "/control_authority", AUTHORITY_QOS)
+        self._cmd_pub = {
+            a: self.create_publisher(ArmCommand, f"/teleop/{a}/command", COMMAND_QOS)
+            for a in self.arms
+        }
+        self._human = dict.fromkeys(self.arms)
+        self._joints: dict = dict.fromkeys(self.arms)
+        self._ee: dict = dict.fromkeys(self.arms)
+        self._gripper = dict.fromkeys(self.arms, 0.0)
+        for a in self.arms:
+            self.create_subscription(
+                ArmCommand,
+                f"/teleop/source/{a}",
+                lambda m, a=a: self._on_source(a, m),
+                COMMAND_QOS,
+            )
+            self.create_subscription(
+                JointState, f"/{a}_arm/joint_states", lambda m, a=a: self._on_js(a, m), STATE_QOS
+            )
+            self.create_subscription(
+                PoseStamped, f"/{a}_arm/ee_pose", lambda m, a=a: self._on_pose(a, m), STATE_QOS
+            )
+        self._pedal = self._keyboard = self._operator = None
+        if self.input == "pedal":
+            pairs = dict(str(k).split(":", 1) for k in keys)
+            reader = PedalReader(PedalConfig(device=device, keys=pairs, arms=self.arms))
+            self._pedal = PedalSupervisor(reader, self.arbiter)
+        elif self.input == "keyboard":
+            self._keyboard = KeyboardCommands(self.arbiter)
+            self._kb_thread = threading.Thread(target=self._keyboard_loop, daemon=True)
+            self._kb_thread.start()
+        else:
+            self._operator = ScheduledOperator(
+                parse_schedule([s for s in schedule if s]), self.arms
+            )
+            self.create_subscription(EpisodeEvent, "/episode/events", self._on_event, EVENTS_QOS)
+        self.create_timer(0.01, self._poll)  # 100 Hz input polling, debounce resolution
+        self.create_timer(1.0 / hz, self._publish_human)
+        self._publish_authority()
+
+    # --- inputs ---
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _poll(self) -> None:
+        now = self._now()
+        with self._lock:
+            if self._pedal is not None:
+                r = self._pedal.tick(now)
+                if r.error:
+                    self.get_logger().error(r.error)
+                if r.info:
+                    self.get_logger().info(r.info)
+                changes = r.changes
+            elif self._operator is not None:
+                changes = self.arbiter.update(self._operator.levels(now), now, "sim_operator")
+            else:
+                changes = []
+        if changes or self.arbiter.heartbeat_due(now):
+            for c in changes:
+                self.get_logger().info(
+                    f"{c.arm}: {c.previous.name} -> {c.current.name} ({c.source})"
+                )
+            self._publish_authority()
+
+    def _keyboard_loop(self) -> None:
+        if not sys.stdin.isatty():
+            self.get_logger().error("keyboard input needs a terminal on stdin; none: no keys")
+            return
+        self.get_logger().info(HELP)
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            while rclpy.ok() and not self._keyboard.quit_requested:
+                ready, _, _ = select.select([sys.stdin], [], [], 0.1)
+                if ready:
+                    ch = sys.stdin.read(1)
+                    with self._lock:
+                        changes = self._keyboard.handle(ch, self._now())
+                    if changes:
+                        self._publish_authority()
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.event == EpisodeEvent.START:
+            self._operator.episode_start = self._now()
+        elif msg.event == EpisodeEvent.END:
+            self._operator.episode_start = None
+
+    def _on_source(self, arm: str, msg: ArmCommand) -> None:
+        self._human[arm] = target_from_command(msg)
+
+    def _on_js(self, arm: str, msg: JointState) -> None:
+        self._joints[arm] = list(msg.position[:6])
+        if len(msg.position) > 6:
+            self._gripper[arm] = float(msg.position[6])
+
+    def _on_pose(self, arm: str, msg: PoseStamped) -> None:
+        self._ee[arm] = pose_to_ee9(msg.pose.position, msg.pose.orientation)
+
+    # --- outputs ---
+    def _publish_authority(self) -> None:
+        snap = self.arbiter.snapshot()
+        self._pub.publish(authority_msg(self, snap, self.arbiter.source))
+        self.arbiter.mark_published(self._now())
+
+    def _publish_human(self) -> None:
+        for arm in self.arms:
+            if self.human_source == "topic":
+                target = self._human[arm]
+            else:
+                target = target_from_state(
+                    self._joints[arm], self._ee[arm], self._gripper[arm], self.space
+                )
+            if target is not None:
+                snap = self.arbiter.authority(arm)
+                self._cmd_pub[arm].publish(
+                    arm_command_msg(self, target, MODE_BY_SPACE[self.space], snap, -1)
+                )
+
+    def publish_hold(self) -> None:
+        """Fail safe: every arm HOLD, so the mux and the driver stop taking commands."""
+        now = self._now()
+        with self._lock:
+            self.arbiter.hold_all(now, self.input, "teleop node shutting down")
+        self._publish_authority()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = TeleopNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            if rclpy.ok():
+                node.publish_hold()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+NODE = TeleopNode
