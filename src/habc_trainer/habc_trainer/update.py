@@ -111,6 +111,13 @@ def pre_weights(kinds: torch.Tensor, g: torch.Tensor, method: MethodConfig, ir_o
     return w
 
 
+def subset(batch: Mapping[str, Any], index: torch.Tensor) -> dict[str, Any]:
+    """Rows ``index`` (K,) int64 of a dict batch (tensors indexed, lists picked)."""
+    idx = index.tolist()
+    return {k: [v[i] for i in idx] if isinstance(v, list | tuple) else v[index.to(v.device)]
+            for k, v in batch.items()}
+
+
 def _cat_obs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: torch.cat([a[k], b[k]]) for k in a}
 
@@ -255,12 +262,15 @@ def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: St
                              recap_pass)
 
     # 6. Weighted flow-matching actor loss (Eq. 1): (1/B) sum_i w_i l_i.
-    per_sample = learner.policy.loss(batch, generator)
-    loss_pi = (w.detach() * per_sample).sum() / n
+    # Samples weighing 0 (failed / unlabeled / stale rollouts) cannot change the loss: leave
+    # them out of the actor's forward pass instead of multiplying their loss by 0.
+    keep = (w > 0).nonzero().squeeze(1)
+    per_sample = learner.policy.loss(subset(batch, keep), generator)
+    loss_pi = (w[keep].detach() * per_sample).sum() / n
     _step(learner.opt_actor, loss_pi, learner.policy, cfg.grad_clip, cfg.lr_actor * lr)
     learner.model_index += 1
     metrics["loss/actor"] = float(loss_pi.detach())
-    metrics["loss/actor_unweighted"] = float(_masked_mean(per_sample.detach(), valid.float()))
+    metrics["loss/actor_unweighted"] = float(per_sample.detach().mean()) if len(keep) else 0.0
     for name, sel in (("non_sft", (kinds != DEMO) & valid),
                       ("rollout_succ", (kinds == ROLLOUT_SUCC) & valid),
                       ("intervention", (kinds == INTERVENTION) & valid)):

@@ -5,12 +5,12 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+
+from habc_trainer import features as F
 from habc_trainer.models.config import model_preset
 from habc_trainer.models.example import example_stats, make_example_batch, make_example_obs
 from habc_trainer.models.policy import FlowPolicy, Policy
 from habc_trainer.normalize import FeatureStats, NormStats
-
-from habc_trainer import features as F
 
 torch.set_num_threads(1)
 CFG = model_preset("tiny").with_dims(proprio_dim=6, action_dim=4, env_state_dim=3)

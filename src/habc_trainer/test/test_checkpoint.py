@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+
+from habc_trainer import features as F
 from habc_trainer.checkpoint import (
     CheckpointError,
     TrainerState,
@@ -15,8 +17,6 @@ from habc_trainer.config import TrainConfig
 from habc_trainer.models.example import SyntheticStreams, make_example_obs
 from habc_trainer.train_round import batch_counts, draw_batch
 from habc_trainer.update import StepContext, build_learner, update
-
-from habc_trainer import features as F
 
 torch.set_num_threads(1)
 

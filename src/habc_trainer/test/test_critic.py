@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
+
+from habc_trainer import features as F
 from habc_trainer.models.config import model_preset
 from habc_trainer.models.critic import DualHeadCritic, ParentValueHead
 from habc_trainer.models.example import example_stats, make_example_batch
 from habc_trainer.models.inputs import prepare_obs
-
-from habc_trainer import features as F
 
 torch.set_num_threads(1)
 CFG = model_preset("tiny").with_dims(proprio_dim=6, action_dim=4, env_state_dim=3)

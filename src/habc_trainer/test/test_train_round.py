@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+
+from habc_trainer import train_round as tr
 from habc_trainer.checkpoint import load_checkpoint
 from habc_trainer.config import TrainConfig
 from habc_trainer.models.example import SyntheticStreams
-
-from habc_trainer import train_round as tr
 
 torch.set_num_threads(1)
 

@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
+
+from habc_trainer import features as F
 from habc_trainer.config import TrainConfig
 from habc_trainer.methods import METHODS
 from habc_trainer.models.example import concat_batches, example_stats, make_example_batch
@@ -22,8 +24,6 @@ from habc_trainer.update import (
     sample_kinds,
     update,
 )
-
-from habc_trainer import features as F
 
 torch.set_num_threads(1)
 
@@ -171,3 +171,17 @@ def test_update_advances_model_index():
     learner = build_learner(cfg, mc, example_stats(batch, mc))
     update(learner, batch, cfg, StepContext(0, 1), torch.Generator().manual_seed(0))
     assert learner.model_index == 1
+
+
+def test_update_survives_batches_without_rollouts_or_actor_samples():
+    cfg = _cfg("habc")
+    mc = _mc(cfg)
+    rng = np.random.default_rng(0)
+    demos = make_example_batch(mc, 8, rng, source=F.SOURCE_DEMO)
+    failed = make_example_batch(mc, 8, rng, outcome=0.0)  # every actor weight is 0
+    learner = build_learner(cfg, mc, example_stats(demos, mc))
+    gen = torch.Generator().manual_seed(0)
+    for batch in (demos, failed):
+        m = update(learner, batch, cfg, StepContext(0, 1), gen)
+        assert all(math.isfinite(v) for v in m.values())
+    assert m["loss/actor"] == 0.0

@@ -7,11 +7,11 @@ transformer "action expert" over chunk tokens; each token covers ``action_patch`
 from __future__ import annotations
 
 import torch
-from habc_trainer.models.config import ModelConfig
-from habc_trainer.models.encoders import ObsEncoder, mlp, sinusoidal
 from torch import nn
 
 from habc_trainer import flow_matching as fm
+from habc_trainer.models.config import ModelConfig
+from habc_trainer.models.encoders import ObsEncoder, activation, mlp, sinusoidal
 
 
 class Block(nn.Module):
@@ -21,13 +21,14 @@ class Block(nn.Module):
     kernel, whose per-(batch, head) overhead dominated a training step at batch 256.
     """
 
-    def __init__(self, d: int, n_heads: int, ff_mult: int):
+    def __init__(self, d: int, n_heads: int, ff_mult: int, act: str = "gelu"):
         super().__init__()
         self.n_heads = n_heads
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
-        self.ff = nn.Sequential(nn.Linear(d, ff_mult * d), nn.GELU(), nn.Linear(ff_mult * d, d))
+        self.ff = nn.Sequential(nn.Linear(d, ff_mult * d), activation(act),
+                                nn.Linear(ff_mult * d, d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, N, d) -> (B, N, d)."""
@@ -50,10 +51,10 @@ class FlowActor(nn.Module):
         d = cfg.d_model
         self.n_act_tokens = cfg.horizon // cfg.action_patch
         self.obs_encoder = ObsEncoder(cfg)
-        self.time_mlp = mlp(d, d, d, 1)
+        self.time_mlp = mlp(d, d, d, 1, cfg.activation)
         self.action_in = nn.Linear(cfg.action_patch * cfg.action_dim, d)
         self.action_pos = nn.Parameter(torch.randn(self.n_act_tokens, d) * 0.02)
-        self.expert = nn.Sequential(*[Block(d, cfg.n_heads, cfg.ff_mult)
+        self.expert = nn.Sequential(*[Block(d, cfg.n_heads, cfg.ff_mult, cfg.activation)
                                       for _ in range(cfg.n_layers)])
         self.out_norm = nn.LayerNorm(d)
         self.action_out = nn.Linear(d, cfg.action_patch * cfg.action_dim)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from habc_trainer.features import CAMERA_NAMES
 
+ACTIVATIONS: tuple[str, ...] = ("gelu", "relu")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -29,6 +31,7 @@ class ModelConfig:
     n_layers: int = 2
     n_heads: int = 4
     ff_mult: int = 2
+    activation: str = "gelu"  # gelu | relu (relu: elementwise ops are costly on small CPUs)
     vocab_size: int = 1024  # hashed word buckets of the task prompt encoder
     max_prompt_tokens: int = 16
     critic_hidden: int = 128
@@ -57,6 +60,8 @@ class ModelConfig:
                 f"execute_steps must be <= horizon ({self.horizon}), got {self.execute_steps}")
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads must divide d_model ({self.d_model}), got {self.n_heads}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         bad = [c for c in self.cameras if c not in CAMERA_NAMES]
         if bad:
             raise ValueError(f"cameras has unknown names {bad}; valid: {list(CAMERA_NAMES)}")
@@ -83,11 +88,12 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(horizon=10, execute_steps=5, action_patch=5, d_model=32, n_layers=1,
                         n_heads=2, ff_mult=2, vocab_size=64, max_prompt_tokens=8,
                         critic_hidden=32, critic_layers=1, value_bins=21, image_size=16,
-                        conv_channels=(8,), num_inference_steps=4),
+                        conv_channels=(8,), num_inference_steps=4, activation="relu"),
     # The CPU benchmark (state mode): a few hundred k parameters, H = 50 trained / 25 executed.
     "sim": ModelConfig(horizon=50, execute_steps=25, action_patch=10, d_model=64, n_layers=2,
                        n_heads=4, ff_mult=2, vocab_size=256, critic_hidden=64,
-                       critic_layers=2, image_size=64, conv_channels=(16, 32)),
+                       critic_layers=2, image_size=64, conv_channels=(16, 32),
+                       activation="relu"),
     # GPU-sized stand-in for pi0.5: three cameras, per-step action tokens.
     "base": ModelConfig(cameras=CAMERA_NAMES, image_size=128, conv_channels=(32, 64, 128, 256),
                         horizon=50, execute_steps=25, action_patch=1, d_model=512, n_layers=8,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from habc_trainer.models.config import ModelConfig
-from habc_trainer.models.encoders import ObsEncoder, mlp
 from torch import nn
+
+from habc_trainer.models.config import ModelConfig
+from habc_trainer.models.encoders import ObsEncoder, activation, mlp
 
 
 class DualHeadCritic(nn.Module):
@@ -18,8 +19,9 @@ class DualHeadCritic(nn.Module):
         self.t_max = float(t_max)
         self.encoder = ObsEncoder(cfg)
         d_in = self.encoder.n_tokens * cfg.d_model
-        self.backbone = mlp(d_in, cfg.critic_hidden, cfg.critic_hidden, cfg.critic_layers - 1)
-        self.act = nn.GELU()
+        self.backbone = mlp(d_in, cfg.critic_hidden, cfg.critic_hidden, cfg.critic_layers - 1,
+                            cfg.activation)
+        self.act = activation(cfg.activation)
         self.f_v = nn.Linear(cfg.critic_hidden, 1)
         self.f_e = nn.Linear(cfg.critic_hidden, 1)
 
@@ -44,7 +46,7 @@ class ParentValueHead(nn.Module):
             raise ValueError(f"value range must have v_min < v_max, got [{v_min}, {v_max}]")
         self.encoder = ObsEncoder(cfg)
         d_in = self.encoder.n_tokens * cfg.d_model
-        self.net = mlp(d_in, cfg.critic_hidden, cfg.value_bins, cfg.critic_layers)
+        self.net = mlp(d_in, cfg.critic_hidden, cfg.value_bins, cfg.critic_layers, cfg.activation)
         self.register_buffer("support", torch.linspace(v_min, v_max, cfg.value_bins),
                              persistent=False)
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 import math
 
 import torch
-from habc_trainer.models.config import ModelConfig
 from torch import nn
 
 from habc_trainer import features as F
+from habc_trainer.models.config import ModelConfig
 
 
-def mlp(d_in: int, hidden: int, d_out: int, layers: int) -> nn.Sequential:
-    """``layers`` hidden layers of width ``hidden`` with GELU, then a linear output."""
+def activation(name: str) -> nn.Module:
+    return {"gelu": nn.GELU, "relu": nn.ReLU}[name]()
+
+
+def mlp(d_in: int, hidden: int, d_out: int, layers: int, act: str = "gelu") -> nn.Sequential:
+    """``layers`` hidden layers of width ``hidden`` with activation ``act``, then a linear."""
     mods: list[nn.Module] = []
     d = d_in
     for _ in range(layers):
-        mods += [nn.Linear(d, hidden), nn.GELU()]
+        mods += [nn.Linear(d, hidden), activation(act)]
         d = hidden
     mods.append(nn.Linear(d, d_out))
     return nn.Sequential(*mods)
@@ -31,7 +35,8 @@ class ImageEncoder(nn.Module):
         layers: list[nn.Module] = []
         c = 3
         for ch in cfg.conv_channels:
-            layers += [nn.Conv2d(c, ch, 3, stride=2, padding=1), nn.GroupNorm(1, ch), nn.GELU()]
+            layers += [nn.Conv2d(c, ch, 3, stride=2, padding=1), nn.GroupNorm(1, ch),
+                       activation(cfg.activation)]
             c = ch
         self.conv = nn.Sequential(*layers)
         self.proj = nn.Linear(c, cfg.d_model)
@@ -61,8 +66,8 @@ class ObsEncoder(nn.Module):
         super().__init__()
         cfg.check_dims()
         self.cfg = cfg
-        self.proprio = mlp(cfg.proprio_dim, cfg.d_model, cfg.d_model, 1)
-        self.env_state = mlp(cfg.env_state_dim, cfg.d_model, cfg.d_model, 1) \
+        self.proprio = mlp(cfg.proprio_dim, cfg.d_model, cfg.d_model, 1, cfg.activation)
+        self.env_state = mlp(cfg.env_state_dim, cfg.d_model, cfg.d_model, 1, cfg.activation) \
             if cfg.env_state_dim else None
         # One CNN per camera: wrist and top views look nothing alike.
         self.cameras = nn.ModuleDict({c: ImageEncoder(cfg) for c in cfg.cameras})

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from habc_trainer.models.config import ModelConfig
-from habc_trainer.normalize import NormStats
 
 from habc_trainer import features as F
+from habc_trainer.models.config import ModelConfig
+from habc_trainer.normalize import NormStats
 
 EXAMPLE_TASK = "put the marker in the pencil pouch"
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from habc_trainer.models.config import ModelConfig
-from habc_trainer.normalize import NormStats
 
 from habc_trainer import features as F
+from habc_trainer.models.config import ModelConfig
+from habc_trainer.normalize import NormStats
 
 _WORD = re.compile(r"[a-z0-9]+")
 

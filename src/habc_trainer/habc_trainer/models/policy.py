@@ -12,13 +12,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from torch import nn
+
+from habc_trainer import features as F
 from habc_trainer.models.actor import FlowActor
 from habc_trainer.models.config import ModelConfig
 from habc_trainer.models.inputs import action_loss_mask, as_tensor, prepare_obs
 from habc_trainer.normalize import NormStats
-from torch import nn
-
-from habc_trainer import features as F
 
 ACTIONS_OUT = "actions"  # key of infer()'s result
 
