@@ -40,6 +40,7 @@ def test_takeover_mid_episode_is_labelled_in_the_bag(tmp_path):
             "data_root": str(tmp_path),
             "teleop.sim_schedule": f"[left:{TAKEOVER[0]}:{TAKEOVER[1]}]",
             "policy.prefetch_steps": "0",
+            "teleop.human_source": "measured",
         },
     )
     context = Context()

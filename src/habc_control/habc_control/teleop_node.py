@@ -5,8 +5,9 @@ Input (`input`): `pedal` (evdev foot switch), `keyboard` (terminal keys, toggle 
 is published reliable + transient-local on every change and every `heartbeat_s`.
 
 Human commands (`human_source`), published on /teleop/<arm>/command at `control_hz`:
-`topic` relays ArmCommands from /teleop/source/<arm> (leader-arm node, the sim rig's expert),
-`measured` keeps the arm where it is (a stand-in when no leader exists).
+`leader` reads leader arms through the ARX SDK (`leader_can_interfaces`), `topic` relays
+ArmCommands from /teleop/source/<arm> (e.g. the sim rig's scripted expert), `measured` keeps the
+arm where it is (a stand-in when no leader exists).
 On shutdown every arm is published as HOLD.
 """
 
@@ -44,7 +45,7 @@ from habc_control.teleop import PedalSupervisor, ScheduledOperator, parse_schedu
 from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent
 
 INPUTS = ("pedal", "keyboard", "sim_operator")
-HUMAN_SOURCES = ("topic", "measured")
+HUMAN_SOURCES = ("topic", "leader", "measured")
 
 
 class TeleopNode(Node):
@@ -61,6 +62,9 @@ class TeleopNode(Node):
         device = declare(self, "pedal_device", "", "pedal: /dev/input path or by-id name")
         keys = declare(self, "pedal_keys", ["both:KEY_B"], "pedal: arm:KEY_NAME entries")
         schedule = declare(self, "sim_schedule", [""], "sim_operator: arm:start_s:end_s entries")
+        leader_ifaces = declare(
+            self, "leader_can_interfaces", ["can2", "can3"], "leader: CAN interface per arm"
+        )
         if self.input not in INPUTS:
             raise ValueError(f"input: {self.input!r} is not one of {INPUTS}")
         if self.human_source not in HUMAN_SOURCES:
@@ -93,6 +97,12 @@ class TeleopNode(Node):
             self.create_subscription(
                 PoseStamped, f"/{a}_arm/ee_pose", lambda m, a=a: self._on_pose(a, m), STATE_QOS
             )
+        self._leader = None
+        if self.human_source == "leader":
+            from habc_control.leader import LeaderArms, LeaderConfig
+
+            ifaces = dict(zip(self.arms, leader_ifaces, strict=True))
+            self._leader = LeaderArms(LeaderConfig(ifaces, self.space))
         self._pedal = self._keyboard = self._operator = None
         if self.input == "pedal":
             pairs = dict(str(k).split(":", 1) for k in keys)
@@ -181,7 +191,9 @@ class TeleopNode(Node):
 
     def _publish_human(self) -> None:
         for arm in self.arms:
-            if self.human_source == "topic":
+            if self._leader is not None:
+                target = self._leader.read(arm)
+            elif self.human_source == "topic":
                 target = self._human[arm]
             else:
                 target = target_from_state(
@@ -200,6 +212,10 @@ class TeleopNode(Node):
             self.arbiter.hold_all(now, self.input, "teleop node shutting down")
         self._publish_authority()
 
+    def close(self) -> None:
+        if self._leader is not None:
+            self._leader.close()
+
 
 def main(args=None) -> None:
     rclpy.init(args=args)
@@ -213,6 +229,7 @@ def main(args=None) -> None:
         if node is not None:
             if rclpy.ok():
                 node.publish_hold()
+            node.close()
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

@@ -70,3 +70,46 @@ def test_scheduled_operator_windows_per_arm_relative_to_episode_start():
     assert op.levels(11.5) == {"left": True, "right": False}
     assert op.levels(12.0) == {"left": False, "right": False}
     assert op.levels(13.2) == {"left": True, "right": True}
+
+
+def test_leader_arms_float_and_report_pose_in_action_space(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pytest
+
+    from arx_x5_driver.real_backend import CanInterfaceError, pose9_from_pose6
+    from habc_control.leader import LeaderArms, LeaderConfig
+
+    made = []
+
+    class Ctrl:
+        def __init__(self, model, iface):
+            self.iface, self.gain, self.damped = iface, None, False
+            made.append(self)
+
+        def set_gain(self, gain):
+            self.gain = gain
+
+        def get_joint_state(self):
+            return SimpleNamespace(pos=lambda: np.arange(6.0).reshape(6, 1), gripper_pos=0.03)
+
+        def get_eef_state(self):
+            return SimpleNamespace(pose_6d=lambda: np.array([0.3, 0, 0.2, 0, 0.5, 0]))
+
+        def set_to_damping(self):
+            self.damped = True
+
+    sdk = SimpleNamespace(
+        Arx5JointController=Ctrl, Gain=lambda kp, kd, gkp, gkd: SimpleNamespace(kp=kp, kd=kd)
+    )
+    (tmp_path / "can2").mkdir()
+    leaders = LeaderArms(LeaderConfig({"left": "can2"}, "ee"), sdk, str(tmp_path))
+    assert np.all(made[0].gain.kp == 0) and np.all(made[0].gain.kd > 0)
+    t = leaders.read("left")
+    np.testing.assert_allclose(t.targets, pose9_from_pose6([0.3, 0, 0.2, 0, 0.5, 0]))
+    assert t.gripper == 0.03
+    leaders.close()
+    assert made[0].damped
+    with pytest.raises(CanInterfaceError, match="can9"):
+        LeaderArms(LeaderConfig({"left": "can9"}), sdk, str(tmp_path))
