@@ -1,6 +1,7 @@
 """The simulated rig behind the arm node's backend protocol."""
 
 import numpy as np
+
 from arx_x5_driver.backend import RigBackend
 from arx_x5_driver.safety import MODE_EE, MODE_JOINT, Command
 from arx_x5_driver.sim.backend import SimRigBackend

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from arx_x5_driver.sim.config import EnvConfig, ExpertConfig, SceneConfig, SimConfig
 from arx_x5_driver.sim.env import ENV_STATE_NAMES, PouchEnv
 from arx_x5_driver.sim.expert import ScriptedExpert

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from arx_x5_driver.sim.kinematics import ArmIk
 from arx_x5_driver.sim.rotations import (
     matrix_from_rot6d,
@@ -65,6 +66,7 @@ def test_unreachable_pose_is_reported_not_executed_elsewhere(ik: ArmIk):
 
 def test_mujoco_tool_site_matches_sdk_fk(ik: ArmIk):
     import mujoco
+
     from arx_x5_driver.sim.config import SceneConfig
     from arx_x5_driver.sim.rig import SimRig
 

@@ -160,7 +160,7 @@ class PouchEnv:
     def _ee_command(self, arm: str, part: np.ndarray) -> ArmCommandOut:
         xyz = part[:3]
         rot = matrix_from_rot6d(part[3:9])
-        gripper = float(np.clip(part[9], 0.0, GRIPPER_STROKE))
+        gripper = min(max(float(part[9]), 0.0), GRIPPER_STROKE)
         targets = np.concatenate([xyz, rot6d_from_matrix(rot)])
         res = self.ik.solve(xyz, rot, self.rig.joint_target(arm))
         if res.ok:
@@ -174,7 +174,7 @@ class PouchEnv:
     def _limit_step(self, arm: str, q: np.ndarray) -> np.ndarray:
         prev = self.rig.joint_target(arm)
         lim = self.cfg.env.max_joint_step
-        return prev + np.clip(q - prev, -lim, lim)
+        return prev + np.minimum(np.maximum(q - prev, -lim), lim)
 
     def _hold_command(self, arm: str) -> ArmCommandOut:
         q = self.rig.joint_target(arm)

@@ -187,7 +187,8 @@ class MarkerHand(ArmScript):
                 # A sloppy first grasp: off-centre across the marker; usually slips and is redone.
                 aim += np.array([np.cos(yaw), np.sin(yaw), 0.0]) * 0.013
             yaw = self.natural_yaw(yaw, aim)
-            grasp_z = self.env.cfg.scene.marker_radius + MARKER_GRASP_DZ
+            # At the marker's height: it may lie on the rim or the lid after a bad drop.
+            grasp_z = max(float(m[2]), self.env.cfg.scene.marker_radius) + MARKER_GRASP_DZ
             above = np.array([aim[0], aim[1], HOVER_Z - 0.03])
             low = np.array([aim[0], aim[1], grasp_z])
             plan += [

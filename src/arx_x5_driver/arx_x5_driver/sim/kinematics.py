@@ -1,8 +1,9 @@
 """EE pose -> joint targets with the ARX SDK's own solver, plus the limit check it lacks.
 
-`Arx5Solver.inverse_kinematics` can report success with a joint past its limit (seen: joint 4 at
--1.857), so every solution is clamped to the SDK limits and the clamped FK is compared with the
-target; a far miss is reported, never silently executed as something else.
+`Arx5Solver.inverse_kinematics` can report success with a joint past its limit (seen: joint 4
+at -1.857), so every solution is clamped to the SDK limits; a clamped or unconverged solution is
+checked by FK against the target, and a far miss is reported, never silently executed as
+something else.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from arx_x5_driver.sim.rotations import matrix_from_rpy, pose6d_from_xyz_rot
 class IkResult:
     q: np.ndarray  # (6,) joint targets inside the SDK limits
     ok: bool  # solver converged and the clamped solution reaches the target
-    pos_error: float  # m, FK(q) vs target
-    rot_error: float  # Frobenius norm of R(q) - R_target
+    pos_error: float  # m, FK(q) vs target (0 when the solver converged without clamping)
+    rot_error: float  # Frobenius norm of R(q) - R_target (likewise)
     clamped: bool  # a joint had to be pulled back inside its limit
 
 
@@ -43,15 +44,20 @@ class ArmIk:
         return pose[:3].copy(), matrix_from_rpy(pose[3:])
 
     def solve(self, xyz: np.ndarray, rot: np.ndarray, q_seed: np.ndarray) -> IkResult:
-        seed = np.clip(np.asarray(q_seed, dtype=np.float64), self.q_min, self.q_max)
+        seed = np.minimum(np.maximum(np.asarray(q_seed, dtype=np.float64), self.q_min), self.q_max)
         status, q = self._solver.inverse_kinematics(pose6d_from_xyz_rot(xyz, rot), seed)
         q = np.asarray(q, dtype=np.float64)
-        if not np.all(np.isfinite(q)):
+        if not np.isfinite(q).all():
             return IkResult(seed, False, float("inf"), float("inf"), False)
-        q_c = np.clip(q, self.q_min, self.q_max)
-        clamped = bool(np.any(q_c != q))
+        q_c = np.minimum(np.maximum(q, self.q_min), self.q_max)
+        clamped = bool((q_c != q).any())
+        if status == 0 and not clamped:
+            # Converged inside the limits: the solver's own tolerance holds, skip the FK check
+            # (it is a third of the per-tick IK cost).
+            return IkResult(q_c, True, 0.0, 0.0, False)
         p, r = self.fk(q_c)
-        pos_err = float(np.linalg.norm(p - xyz))
-        rot_err = float(np.linalg.norm(r - rot))
+        dp, dr = p - xyz, (r - rot).ravel()
+        pos_err = float(np.sqrt(dp @ dp))
+        rot_err = float(np.sqrt(dr @ dr))
         ok = status == 0 and pos_err <= self.pos_tol and rot_err <= self.rot_tol
         return IkResult(q_c, ok, pos_err, rot_err, clamped)

@@ -308,6 +308,8 @@ def build_spec(cfg: SceneConfig) -> mujoco.MjSpec:
     opt.impratio = cfg.impratio
     opt.noslip_iterations = cfg.noslip_iterations
     scene.visual.quality.shadowsize = 0
+    scene.visual.quality.numslices = cfg.render_slices
+    scene.visual.quality.numstacks = cfg.render_stacks
     scene.visual.global_.offwidth = max(cfg.image_size, 64)
     scene.visual.global_.offheight = max(cfg.image_size, 64)
     wb = scene.worldbody

@@ -88,7 +88,7 @@ class SimRig:
     # --- control ---
     def command(self, arm: str, q: np.ndarray, gripper: float) -> None:
         self.data.ctrl[self._ctrl[arm]] = q
-        self.data.ctrl[self._grip_ctrl[arm]] = float(np.clip(gripper, 0.0, GRIPPER_STROKE))
+        self.data.ctrl[self._grip_ctrl[arm]] = min(max(float(gripper), 0.0), GRIPPER_STROKE)
 
     def step(self) -> None:
         """One control tick: `substeps` physics steps."""
@@ -148,19 +148,22 @@ class SimRig:
             self.data.xmat[self._pouch_body].reshape(3, 3).copy(),
         )
 
-    def touching(self, arm: str, geom: int) -> tuple[bool, bool]:
+    def contact_pairs(self) -> set[tuple[int, int]]:
+        """Geom pairs in contact now, both orders (one pass over the contact list per tick)."""
+        n = self.data.ncon
+        if n == 0:
+            return set()
+        g1 = self.data.contact.geom1[:n].tolist()
+        g2 = self.data.contact.geom2[:n].tolist()
+        return set(zip(g1, g2, strict=True)) | set(zip(g2, g1, strict=True))
+
+    def touching(
+        self, arm: str, geom: int, pairs: set[tuple[int, int]] | None = None
+    ) -> tuple[bool, bool]:
         """Whether each finger pad of `arm` touches `geom`."""
+        pairs = self.contact_pairs() if pairs is None else pairs
         pa, pb = self._pad_geoms[arm]
-        hit_a = hit_b = False
-        d = self.data
-        for i in range(d.ncon):
-            g1, g2 = d.contact.geom1[i], d.contact.geom2[i]
-            if geom not in (g1, g2):
-                continue
-            other = g2 if g1 == geom else g1
-            hit_a |= other == pa
-            hit_b |= other == pb
-        return hit_a, hit_b
+        return (pa, geom) in pairs, (pb, geom) in pairs
 
     @property
     def marker_geom(self) -> int:

@@ -78,9 +78,10 @@ class PouchTask:
             and ends_y <= sc.pouch_inner_width / 2 + 0.004
             and local[2] < 0.005 + sc.pouch_wall_height
         )
-        ha, hb = rig.touching("right", rig.marker_geom)
+        pairs = rig.contact_pairs()
+        ha, hb = rig.touching("right", rig.marker_geom, pairs)
         held = ha and hb
-        ka, kb = rig.touching("left", rig.knob_geom)
+        ka, kb = rig.touching("left", rig.knob_geom, pairs)
         knob_held = (ka or kb) and rig.gripper_target("left") < 0.02
         lifted = held and mpos[2] > sc.marker_radius + 0.02
         closed = lid < self.cfg.lid_closed_tol
