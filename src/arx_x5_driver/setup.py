@@ -1,4 +1,3 @@
-import os
 
 from setuptools import find_packages, setup
 
@@ -16,7 +15,10 @@ setup(
     zip_safe=True,
     maintainer='habc-rig maintainers',
     maintainer_email='habc-rig@example.com',
-    description='ARX X5 arm driver: safety core, real backend (arx5-interface SDK over CAN) and the simulated MuJoCo rig.',
+    description=(
+        'ARX X5 arm driver: safety core, real backend (arx5-interface SDK over CAN) and '
+        'the simulated MuJoCo rig.'
+    ),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

@@ -19,10 +19,14 @@ setup(
     zip_safe=True,
     maintainer='habc-rig maintainers',
     maintainer_email='habc-rig@example.com',
-    description='Rig control: cameras, pedal takeover, command mux, policy chunk execution, episode recording, launch.',
+    description=(
+        'Rig control: cameras, pedal takeover, command mux, policy chunk execution, '
+        'episode recording, launch.'
+    ),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'collect = habc_control.collect:main',
             'teleop_node = habc_control.teleop_node:main',
             'mux_node = habc_control.mux_node:main',
             'policy_node = habc_control.policy_node:main',

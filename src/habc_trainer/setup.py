@@ -1,4 +1,3 @@
-import os
 
 from setuptools import find_packages, setup
 
@@ -16,7 +15,10 @@ setup(
     zip_safe=True,
     maintainer='habc-rig maintainers',
     maintainer_email='habc-rig@example.com',
-    description='HABC trainer: episode bags to labeled windows, dual-head critic, weighted flow-matching actor, rounds. No ROS runtime needed.',
+    description=(
+        'HABC trainer: episode bags to labeled windows, dual-head critic, weighted '
+        'flow-matching actor, rounds. No ROS runtime needed.'
+    ),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

@@ -1,1 +1,3 @@
-"""ARX X5 arm driver: safety core, real backend (arx5-interface SDK over CAN) and the simulated MuJoCo rig."""
+"""ARX X5 arm driver: safety core, real backend (arx5-interface SDK over CAN) and the simulated
+MuJoCo rig.
+"""
