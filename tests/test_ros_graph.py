@@ -30,7 +30,8 @@ def test_takeover_mid_episode_is_labelled_in_the_bag(tmp_path):
     from rclpy.context import Context
 
     from habc_control.graph import apply_overrides, load_graph_config
-    from habc_control.runner import Graph, run_episode
+    from habc_control.runner import Graph, call, run_episode
+    from habc_interfaces.srv import EndEpisode
     from habc_trainer.contract import read_sidecar
 
     config = apply_overrides(
@@ -52,6 +53,15 @@ def test_takeover_mid_episode_is_labelled_in_the_bag(tmp_path):
         t0 = time.monotonic()
         episode_id = run_episode(graph, "put the marker in the pouch", 5.0, "success")
         time.sleep(0.5)
+        # the operator relabels the finished episode: EndEpisode with its id -> RELABEL
+        mgr = graph.nodes["episode_manager"]
+        relabel = call(
+            mgr,
+            mgr.create_client(EndEpisode, "/episode/end"),
+            EndEpisode.Request(episode_id=episode_id, outcome="failure"),
+        )
+        assert relabel.accepted, relabel.message
+        time.sleep(0.5)
         policy = graph.nodes["policy"]
         fresh = policy.chunker.fresh_chunks_after_takeover
         elapsed = time.monotonic() - t0
@@ -61,7 +71,9 @@ def test_takeover_mid_episode_is_labelled_in_the_bag(tmp_path):
 
     (bag,) = [p for p in tmp_path.rglob(episode_id) if p.is_dir()]
     meta = read_sidecar(bag)
-    assert meta.outcome == "success" and meta.intervened and meta.robot == "arx_x5_bimanual_sim"
+    assert (
+        meta.outcome == "failure" and meta.intervened
+    )  # relabeled after the fact and meta.robot == "arx_x5_bimanual_sim"
     msgs = _read_bag(bag)
     left = [(t, m.authority) for t, m in msgs["/left_arm/command"]]
     right = Counter(m.authority for _, m in msgs["/right_arm/command"])
@@ -86,6 +98,6 @@ def test_takeover_mid_episode_is_labelled_in_the_bag(tmp_path):
     chunk_times = [t for t, _ in msgs["/policy/action_chunk"]]
     assert any(0 <= t - switch_back < 0.2e9 for t in chunk_times)
     assert all(m.execute_steps == 25 and m.horizon == 50 for _, m in msgs["/policy/action_chunk"])
-    events = [m.event for _, m in msgs["/episode/events"]]
-    assert events == [0, 1]
+    events = [(m.event, m.outcome) for _, m in msgs["/episode/events"]]
+    assert events == [(0, ""), (1, "success")]  # the bag keeps the original END
     assert elapsed < 20

@@ -55,7 +55,14 @@ def make_backend(node: Node, name: str, arms: tuple[str, ...], mode: int) -> Rig
         # The MuJoCo rig; imported only here so the other backends need no MuJoCo.
         from arx_x5_driver.sim.backend import SimRigBackend
 
-        return SimRigBackend(arms, mode, node.get_parameter("sim_config").value or None)
+        # Without published cameras the rig need not render at all (rendering dominates a tick).
+        cameras = int(node.get_parameter("camera_every").value) > 0
+        return SimRigBackend(
+            arms,
+            mode,
+            node.get_parameter("sim_config").value or None,
+            obs_mode="pixels" if cameras else "state",
+        )
     raise ValueError(f"backend: {name!r} is not one of {BACKENDS}")
 
 
@@ -97,6 +104,7 @@ class ArmNode(Node):
         self._ready = threading.Event()
         self._go = threading.Event()
         self._t_start = time.monotonic()
+        self._busy = self._worst = 0.0
         self._error: BaseException | None = None
         # The control loop owns the backend in its own thread: the sim's OpenGL context is bound
         # to the thread that made it, and a plain rate loop keeps the tick independent of how
@@ -171,10 +179,14 @@ class ArmNode(Node):
         period = 1.0 / self.hz
         next_t = self._t_start = time.monotonic()
         while not self._stop.is_set():
+            t0 = time.monotonic()
             try:
                 self._tick()
             except Exception as exc:  # noqa: BLE001 - a failed tick holds; the loop goes on
                 self.get_logger().error(f"control tick failed: {exc!r}")
+            took = time.monotonic() - t0
+            self._busy += took
+            self._worst = max(self._worst, took)
             next_t += period
             delay = next_t - time.monotonic()
             if delay > 0:
@@ -190,7 +202,8 @@ class ArmNode(Node):
             elapsed = max(time.monotonic() - self._t_start, 1e-9)
             self.get_logger().info(
                 f"arms in their safe state after {self.ticks} ticks in {elapsed:.1f} s "
-                f"({self.ticks / elapsed:.1f} Hz, {self.overruns} overruns)"
+                f"({self.ticks / elapsed:.1f} Hz, {self.overruns} overruns; tick mean "
+                f"{1e3 * self._busy / max(self.ticks, 1):.1f} ms, max {1e3 * self._worst:.1f} ms)"
             )
         finally:
             self.backend.close()
