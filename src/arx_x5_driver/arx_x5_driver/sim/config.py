@@ -183,6 +183,7 @@ class OperatorConfig:
 
     intervene_prob: float = 0.5  # chance to take over a failing episode
     stall_ticks: int = 60  # no new milestone this long (2 s) = failing
+    miss_ticks: int = 15  # a gripper closed on nothing this long (0.5 s) = failing
     reaction_ticks: tuple[int, int] = (4, 12)  # perception + pedal delay
     hand_back_prob: float = 0.5  # after recovering a stage, hand back to the policy
     expert: ExpertConfig = field(default_factory=ExpertConfig)
@@ -192,6 +193,8 @@ class OperatorConfig:
         _unit("hand_back_prob", self.hand_back_prob)
         if self.stall_ticks < 1:
             raise ValueError(f"stall_ticks: must be >= 1, got {self.stall_ticks!r}")
+        if self.miss_ticks < 1:
+            raise ValueError(f"miss_ticks: must be >= 1, got {self.miss_ticks!r}")
         lo, hi = self.reaction_ticks
         if not 0 <= lo <= hi:
             raise ValueError(f"reaction_ticks: need 0 <= low <= high, got {self.reaction_ticks}")

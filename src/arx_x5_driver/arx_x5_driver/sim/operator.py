@@ -5,9 +5,9 @@ it wants HUMAN authority. It never switches authority itself: the caller feeds i
 same `AuthorityArbiter` a pedal drives, so takeovers follow the real rules (HOLD latch etc.).
 
 Policy for one episode (all draws from the episode's seeded generator, all choices logged):
-* failing = no new task milestone for `stall_ticks`, or a recoverable slip (marker dropped after
-  lifting, lid snapped shut while held). An unrecoverable state (marker off the table) ends the
-  episode; there is nothing to take over.
+* failing = no new task milestone for `stall_ticks`, a recoverable slip (marker dropped after
+  lifting, lid snapped shut while held), or a gripper closed on nothing for `miss_ticks`. An
+  unrecoverable state (marker off the table) ends the episode; there is nothing to take over.
 * on the first failure: with `intervene_prob` take over (after a reaction delay) the arm(s) whose
   sub-task is stuck, else let the episode run out (no later takeover).
 * while in control, the expert drives those arms; an arm still under POLICY that blocks progress
@@ -25,6 +25,8 @@ from arx_x5_driver.sim.config import OperatorConfig
 from arx_x5_driver.sim.env import PouchEnv
 from arx_x5_driver.sim.expert import ArmScript, hand_action, make_hand
 from arx_x5_driver.sim.model import ARMS
+
+MISS_GRIP = 0.01  # m: a commanded opening below this means "closing to grasp"
 
 
 @dataclass
@@ -65,17 +67,36 @@ class InterventionModel:
         self._hand_back = False
         self._handed_back = False
         self._progress_at_take = 0
+        self._miss = {arm: 0 for arm in ARMS}
 
     @property
     def in_control(self) -> tuple[str, ...]:
         return tuple(arm for arm in ARMS if self.wants[arm])
 
+    def _missed_grasps(self) -> str:
+        """A gripper closed on nothing for a while: a person sees that at once."""
+        s, rig = self.env.state, self.env.rig
+        closed_r = rig.gripper_target("right") < MISS_GRIP and rig.gripper_opening("right") < 0.01
+        closed_l = rig.gripper_target("left") < MISS_GRIP and rig.gripper_opening("left") < 0.01
+        miss_r = closed_r and not s.marker_held and not s.marker_in_pouch
+        miss_l = closed_l and not s.knob_held and not s.marker_in_pouch
+        self._miss["right"] = self._miss["right"] + 1 if miss_r else 0
+        self._miss["left"] = self._miss["left"] + 1 if miss_l else 0
+        if self._miss["right"] == self.cfg.miss_ticks:
+            return "right gripper closed on nothing"
+        if self._miss["left"] == self.cfg.miss_ticks:
+            return "left gripper closed on nothing"
+        return ""
+
     def _failing(self, tick: int) -> str:
         mon = self.env.monitor
+        missed = self._missed_grasps()
         if mon.slips > self._slips_seen:
             return "marker slipped"
         if mon.lid_snaps > self._snaps_seen:
             return "lid snapped shut"
+        if missed:
+            return missed
         if tick - max(mon.last_progress_tick, self._watch_from) >= self.cfg.stall_ticks:
             return f"no progress for {self.cfg.stall_ticks} ticks"
         return ""
