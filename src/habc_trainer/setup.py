@@ -22,6 +22,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'convert = habc_trainer.convert:main',
             'train_round = habc_trainer.train_round:main',
         ],
     },

@@ -39,6 +39,8 @@ from habc_trainer.contract import (
     AUTHORITY_TOPIC,
     COMPRESSED_IMAGE_TYPE,
     CONTROL_AUTHORITY_TYPE,
+    ENV_STATE_TOPIC,
+    ENV_STATE_TYPE,
     EPISODE_EVENT_TYPE,
     EPISODE_EVENTS_TOPIC,
     EVENT_END,
@@ -60,7 +62,7 @@ from habc_trainer.contract import (
     write_sidecar,
 )
 from habc_trainer.features import ARM_NAMES
-from habc_trainer.rostypes import make_typestore
+from habc_trainer.rostypes import make_typestore, register_msg_texts
 
 StorageName = Literal["mcap", "sqlite3"]
 _STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -172,10 +174,10 @@ class EpisodeBagWriter:
                     f"{self.bag_dir}: topic {topic}: type {msgtype} is unknown to the typestore; "
                     "pass msgdef= with its full definition"
                 )
-            kwargs: dict[str, Any] = {"typestore": self.typestore}
-            if msgdef is not None:
-                kwargs = {"msgdef": msgdef, "rihs01": ""}
-            conn = self._writer.add_connection(topic, msgtype, **kwargs)
+            if msgdef is not None and msgtype not in self.typestore.types:
+                # Register it so rosbags can hash it and store the full definition in the bag.
+                register_msg_texts(self.typestore, [(msgtype, msgdef)])
+            conn = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
             self._connections[topic] = conn
         elif conn.msgtype != msgtype:
             raise BagWriteError(
@@ -378,6 +380,13 @@ class EpisodeBagWriter:
             actions=a.ravel(),
         )
         self.write(ACTION_CHUNK_TOPIC, msg, timestamp_ns)
+
+    def write_env_state(self, state: Sequence[float] | np.ndarray, timestamp_ns: int) -> None:
+        """Privileged simulator state (flat vector) at a control tick; sim only, optional."""
+        t = self.typestore.types
+        layout = t["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
+        msg = t[ENV_STATE_TYPE](layout=layout, data=np.asarray(state, dtype=np.float64).ravel())
+        self.write(ENV_STATE_TOPIC, msg, timestamp_ns)
 
     def write_event(
         self,

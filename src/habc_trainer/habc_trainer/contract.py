@@ -46,6 +46,7 @@ ARM_COMMAND_TYPE = "habc_interfaces/msg/ArmCommand"
 CONTROL_AUTHORITY_TYPE = "habc_interfaces/msg/ControlAuthority"
 ACTION_CHUNK_TYPE = "habc_interfaces/msg/ActionChunk"
 EPISODE_EVENT_TYPE = "habc_interfaces/msg/EpisodeEvent"
+ENV_STATE_TYPE = "std_msgs/msg/Float64MultiArray"
 CUSTOM_TYPES: tuple[str, ...] = (
     ARM_COMMAND_TYPE,
     CONTROL_AUTHORITY_TYPE,
@@ -72,6 +73,9 @@ OUTCOMES: tuple[str, ...] = ("success", "failure", "unknown")
 AUTHORITY_TOPIC = "/control_authority"
 ACTION_CHUNK_TOPIC = "/policy/action_chunk"
 EPISODE_EVENTS_TOPIC = "/episode/events"
+# Optional, simulation only: privileged environment state (object poses, ...) for state-mode
+# experiments; a flat Float64MultiArray published at the control tick.
+ENV_STATE_TOPIC = "/sim/env_state"
 
 
 def _check_camera(camera: str) -> None:

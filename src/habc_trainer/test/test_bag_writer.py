@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from habc_trainer.bag_writer import BagWriteError, EpisodeBagWriter
-from habc_trainer.rostypes import make_typestore
 from mcap.exceptions import EndOfFile
 from mcap.stream_reader import StreamReader
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import Reader
 
 from habc_trainer import contract as c
+from habc_trainer.bag_writer import BagWriteError, EpisodeBagWriter
+from habc_trainer.rostypes import make_typestore
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
-from habc_trainer.contract import EpisodeMeta, SidecarError, read_sidecar, write_sidecar
-from habc_trainer.rostypes import find_msg_dir
 
 from habc_trainer import contract
+from habc_trainer.contract import EpisodeMeta, SidecarError, read_sidecar, write_sidecar
+from habc_trainer.rostypes import find_msg_dir
 
 
 def make_meta(**changes) -> EpisodeMeta:

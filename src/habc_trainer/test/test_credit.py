@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from habc_trainer.credit import assign_credit, value_targets
 
 NAN = np.nan

@@ -1,0 +1,195 @@
+"""`convert`: episode bags under one or more data roots -> the episode store (incremental).
+
+    convert --data-root data/ --store store/            # only new or changed bags are read
+    convert --data-root data/ --store store/ --rebuild  # from scratch
+
+One episode at a time is held in memory. A bad bag is reported with its reason and skipped; it
+never stops the conversion. The summary counts episodes by source and outcome, interventions,
+frames, truncated (recovered) bags and skipped bags with reasons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from habc_trainer.contract import find_episode_dirs
+from habc_trainer.episode import EpisodeError, ExtractConfig, extract_episode
+from habc_trainer.features import CAMERA_NAMES
+from habc_trainer.store import EpisodeStore, StoreWriter, bag_fingerprint
+
+
+@dataclass
+class ConvertSummary:
+    """What one convert run did, and what the store holds afterwards."""
+
+    found: int = 0
+    converted: int = 0
+    unchanged: int = 0
+    converted_frames: int = 0
+    truncated: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # bag -> reason
+    seconds: float = 0.0
+    store_episodes: int = 0
+    store_frames: int = 0
+    store_by_source_outcome: dict[str, int] = field(default_factory=dict)
+    store_intervened: int = 0
+    store_revision: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def format(self) -> str:
+        lines = [
+            f"bags found {self.found}: converted {self.converted} ({self.converted_frames} "
+            f"frames, {self.truncated} recovered from truncated files), unchanged "
+            f"{self.unchanged}, skipped {len(self.skipped)} in {self.seconds:.1f}s",
+            f"store (revision {self.store_revision}): {self.store_episodes} episodes, "
+            f"{self.store_frames} frames, {self.store_intervened} with interventions",
+        ]
+        for key, n in sorted(self.store_by_source_outcome.items()):
+            lines.append(f"  {key:<24} {n}")
+        for bag, reason in sorted(self.skipped.items()):
+            lines.append(f"skipped {bag}: {reason}")
+        return "\n".join(lines)
+
+
+def convert(
+    data_roots: Sequence[Path | str],
+    store_root: Path | str,
+    cfg: ExtractConfig | None = None,
+    *,
+    rebuild: bool = False,
+    retry_skipped: bool = False,
+    shard_frames: int = 100_000,
+    progress: bool = False,
+) -> ConvertSummary:
+    """Convert every new or changed bag under `data_roots` into the store at `store_root`."""
+    cfg = cfg or ExtractConfig()
+    t0 = time.perf_counter()
+    store_root = Path(store_root)
+    if rebuild and store_root.exists():
+        shutil.rmtree(store_root)
+    summary = ConvertSummary()
+    bags: list[Path] = []
+    for root in data_roots:
+        bags.extend(d for d in find_episode_dirs(root) if d.resolve() != store_root.resolve())
+    summary.found = len(bags)
+    with StoreWriter(store_root, cfg.fingerprint(), shard_frames=shard_frames) as writer:
+        if retry_skipped:
+            writer.forget_skips()
+        for bag in tqdm(bags, desc="convert", unit="bag", disable=not progress, file=sys.stderr):
+            if writer.is_current(bag):
+                reason = writer.known_skip_reason(bag)
+                if reason is None:
+                    summary.unchanged += 1
+                else:
+                    summary.skipped[str(bag)] = f"(unchanged since last run) {reason}"
+                continue
+            fingerprint = bag_fingerprint(bag)
+            try:
+                episode = extract_episode(bag, cfg)
+                writer.add(episode, fingerprint)
+            except EpisodeError as exc:
+                writer.skip(bag, fingerprint, str(exc))
+                summary.skipped[str(bag)] = str(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad bag never aborts the run
+                reason = f"{bag}: {type(exc).__name__}: {exc}"
+                writer.skip(bag, fingerprint, reason)
+                summary.skipped[str(bag)] = reason
+                continue
+            summary.converted += 1
+            summary.converted_frames += episode.length
+            summary.truncated += int(episode.info.truncated)
+    store = EpisodeStore(store_root)
+    summary.store_episodes = len(store)
+    summary.store_frames = store.num_frames
+    summary.store_revision = store.revision
+    counts = Counter(f"{e['source']}/{e['outcome']}" for e in store.episodes)
+    summary.store_by_source_outcome = dict(counts)
+    summary.store_intervened = sum(bool(e["intervened"]) for e in store.episodes)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="convert", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="directories searched (recursively) for episode bags",
+    )
+    p.add_argument("--store", type=Path, required=True, help="episode store directory")
+    p.add_argument(
+        "--cameras",
+        default=",".join(CAMERA_NAMES),
+        help="comma-separated cameras to store; empty for state-only episodes",
+    )
+    p.add_argument("--image-size", type=int, default=96, help="training resolution (square)")
+    p.add_argument("--proprio", choices=("auto", "ee", "joint"), default="auto")
+    p.add_argument(
+        "--max-staleness",
+        type=float,
+        default=0.25,
+        help="seconds an observation may lag its control tick",
+    )
+    p.add_argument(
+        "--default-source",
+        choices=("demo", "rollout", "eval"),
+        help="source for bags with neither sidecar nor START event",
+    )
+    p.add_argument("--default-task", help="task prompt for bags with no sidecar and no events")
+    p.add_argument("--rebuild", action="store_true", help="delete the store and convert all")
+    p.add_argument(
+        "--retry-skipped",
+        action="store_true",
+        help="read again bags skipped by an earlier run although unchanged",
+    )
+    p.add_argument("--summary-json", type=Path, help="also write the summary as JSON here")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = ExtractConfig(
+            cameras=tuple(c for c in args.cameras.split(",") if c),
+            image_size=args.image_size,
+            proprio=args.proprio,
+            max_obs_staleness_s=args.max_staleness,
+            default_source=args.default_source,
+            default_task=args.default_task,
+        )
+        summary = convert(
+            args.data_root,
+            args.store,
+            cfg,
+            rebuild=args.rebuild,
+            retry_skipped=args.retry_skipped,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"convert: error: {exc}", file=sys.stderr)
+        return 2
+    print(summary.format())
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps(summary.to_dict(), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
