@@ -14,7 +14,7 @@ import time
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -122,8 +122,14 @@ class ArmNode(Node):
             self._stop.set()  # the loop thread puts the backend in its safe state and exits
             self._thread.join(timeout=10.0)
             raise
+        self.add_on_set_parameters_callback(self._refuse_changes)
         self._go.set()  # publishers exist: the loop may tick
         self.get_logger().info(f"arms {self.arms} on backend {backend!r} at {self.hz} Hz")
+
+    def _refuse_changes(self, params) -> SetParametersResult:
+        # Limits and rates are read once into the safety core; a silent no-op would mislead.
+        names = ", ".join(p.name for p in params)
+        return SetParametersResult(successful=False, reason=f"{names}: restart the arm driver")
 
     def _setup_io(self, cfg: SafetyConfig, publish_expert: bool) -> None:
         self.safety = {a: ArmSafety(cfg, name=a, mode=self.mode) for a in self.arms}

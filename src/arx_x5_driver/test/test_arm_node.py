@@ -101,6 +101,8 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(ros):
             time.sleep(0.02)
         assert backend.sent["left"][-1].targets[0] == pytest.approx(frozen.targets[0])
         assert js_positions_published(states)
+        refused = arm.set_parameters([Parameter("watchdog_s", value=5.0)])[0]
+        assert not refused.successful and "restart" in refused.reason
     finally:
         arm.safe_stop()
         ex.shutdown(timeout_sec=2.0)

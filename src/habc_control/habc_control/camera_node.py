@@ -16,7 +16,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from habc_control.camera import CameraConfig, CameraSupervisor, RealSenseCamera, encode_jpeg
-from habc_control.ros_common import IMAGE_QOS, declare
+from habc_control.ros_common import IMAGE_QOS, declare, refuse_runtime_changes
 
 
 class CameraNode(Node):
@@ -31,6 +31,7 @@ class CameraNode(Node):
         reconnect = float(declare(self, "reconnect_s", 1.0, "retry period for a lost camera"))
         if len(names) != len(serials):
             raise ValueError(f"serials: need one per camera {names}, got {serials}")
+        refuse_runtime_changes(self)
         self._stop = threading.Event()
         self._threads = []
         self.frames = dict.fromkeys(names, 0)

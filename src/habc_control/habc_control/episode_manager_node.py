@@ -14,7 +14,14 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
-from habc_control.ros_common import AUTHORITY_QOS, EVENTS_QOS, authority_from_msg, declare, now_ns
+from habc_control.ros_common import (
+    AUTHORITY_QOS,
+    EVENTS_QOS,
+    authority_from_msg,
+    declare,
+    now_ns,
+    refuse_runtime_changes,
+)
 from habc_interfaces.msg import ActionChunk, ControlAuthority, EpisodeEvent
 from habc_interfaces.srv import EndEpisode, StartEpisode
 
@@ -38,6 +45,7 @@ class EpisodeManagerNode(Node):
             ControlAuthority, "/control_authority", self._on_authority, AUTHORITY_QOS
         )
         self.create_subscription(ActionChunk, "/policy/action_chunk", self._on_chunk, 10)
+        refuse_runtime_changes(self)
 
     def _on_authority(self, msg: ControlAuthority) -> None:
         self.manager.note_authority(authority_from_msg(msg))

@@ -28,6 +28,7 @@ from habc_control.ros_common import (
     authority_from_msg,
     declare,
     pose_to_ee9,
+    refuse_runtime_changes,
     target_from_command,
     target_from_state,
 )
@@ -82,6 +83,7 @@ class MuxNode(Node):
                 STATE_QOS,
             )
         self.published = 0
+        refuse_runtime_changes(self)
 
     def _on_authority(self, msg: ControlAuthority) -> None:
         with self._lock:

@@ -35,6 +35,7 @@ from habc_control.ros_common import (
     authority_from_msg,
     declare,
     pose_to_ee9,
+    refuse_runtime_changes,
 )
 from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
 
@@ -89,6 +90,7 @@ class PolicyNode(Node):
                 IMAGE_QOS,
             )
         self.chunks = 0
+        refuse_runtime_changes(self)
         self.get_logger().info(
             f"policy {type(self.policy).__name__} (model_index {self.model_index}), "
             f"executes {execute} of {horizon} steps"

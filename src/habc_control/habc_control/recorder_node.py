@@ -25,6 +25,7 @@ from habc_control.ros_common import (
     authority_from_msg,
     declare,
     now_ns,
+    refuse_runtime_changes,
 )
 from habc_interfaces.msg import ControlAuthority, EpisodeEvent
 from habc_trainer.contract import (
@@ -36,7 +37,7 @@ from habc_trainer.contract import (
 
 
 def get_message(msgtype: str) -> type:
-    """"pkg/msg/Name" -> the generated Python class (rosidl_runtime_py is not on every box)."""
+    """ "pkg/msg/Name" -> the generated Python class (rosidl_runtime_py is not on every box)."""
     pkg, kind, name = msgtype.split("/")
     return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
 
@@ -68,6 +69,7 @@ class RecorderNode(Node):
                 qos,
                 raw=True,
             )
+        refuse_runtime_changes(self)
         self.get_logger().info(f"recording episodes under {cfg.data_root}")
 
     def _on_raw(self, topic: str, msgtype: str, raw: bytes) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -38,6 +38,19 @@ def declare(node: Node, name: str, default: Any, description: str) -> Any:
     return node.declare_parameter(
         name, default, ParameterDescriptor(description=description)
     ).value
+
+
+def refuse_runtime_changes(node: Node) -> None:
+    """Parameters are read once into typed attributes: refuse later changes instead of ignoring
+    them silently. Call at the end of __init__ (the callback also sees declarations)."""
+
+    def _refuse(params) -> SetParametersResult:
+        names = ", ".join(p.name for p in params)
+        return SetParametersResult(
+            successful=False, reason=f"{names}: read at startup; restart {node.get_name()}"
+        )
+
+    node.add_on_set_parameters_callback(_refuse)
 
 
 def now_ns(node: Node) -> int:

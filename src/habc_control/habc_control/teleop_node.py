@@ -38,6 +38,7 @@ from habc_control.ros_common import (
     authority_msg,
     declare,
     pose_to_ee9,
+    refuse_runtime_changes,
     target_from_command,
     target_from_state,
 )
@@ -120,6 +121,7 @@ class TeleopNode(Node):
         self.create_timer(0.01, self._poll)  # 100 Hz input polling, debounce resolution
         self.create_timer(1.0 / hz, self._publish_human)
         self._publish_authority()
+        refuse_runtime_changes(self)
 
     # --- inputs ---
     def _now(self) -> float:
