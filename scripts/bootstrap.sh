@@ -37,7 +37,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 mkdir -p "$STAMP_DIR"
-req_hash=$(hash_of "$REQ")
+req_hash=$(hash_of "$REQ" "$ROOT/scripts/requirements-robot.txt")
 if [ "$(cat "$STAMP_DIR/pip" 2>/dev/null)" != "$req_hash" ]; then
   log "pip install -r scripts/requirements.txt"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
