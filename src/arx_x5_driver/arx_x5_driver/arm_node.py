@@ -19,6 +19,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32MultiArray
 
 from arx_x5_driver.backend import KinematicRigBackend, RigBackend, quat_from_ee9
 from arx_x5_driver.safety import (
@@ -153,6 +154,9 @@ class ArmNode(Node):
                 self._cam_pub[cam] = self.create_publisher(
                     Image, f"/camera/{cam}/color/image_raw", 2
                 )
+        self._env_state_pub = None
+        if hasattr(self.backend, "env_state"):  # sim only: privileged state, state-mode policies
+            self._env_state_pub = self.create_publisher(Float32MultiArray, "/sim/env_state", 10)
         self._expert = None
         if publish_expert and hasattr(self.backend, "env"):
             from arx_x5_driver.sim.expert import ScriptedExpert
@@ -275,6 +279,9 @@ class ArmNode(Node):
             for cam, rgb in self.backend.render().items():
                 if cam in self._cam_pub:
                     self._cam_pub[cam].publish(self._image(rgb, stamp, cam))
+        if self._env_state_pub is not None:
+            state = np.asarray(self.backend.env_state(), dtype=np.float32)
+            self._env_state_pub.publish(Float32MultiArray(data=state.tolist()))
         if self._expert is not None:
             for arm in self.arms:
                 part = np.asarray(self._expert.act_arm(arm), dtype=np.float64)

@@ -17,6 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from habc_trainer import features as F
+
+ACTIONS_OUT = "actions"  # key of infer()'s result (habc_trainer.models.policy.ACTIONS_OUT)
+
 
 class DriftPolicy:
     """Chunk = the current proprio repeated H times, xyz of each arm moving by `drift` per step.
@@ -33,13 +37,13 @@ class DriftPolicy:
 
     def infer(self, obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         self.calls += 1
-        proprio = np.asarray(obs["proprio"], dtype=np.float32)
+        proprio = np.asarray(obs[F.PROPRIO], dtype=np.float32)
         actions = np.repeat(proprio[None], self.horizon, axis=0)
         if self.drift:
             steps = np.arange(1, self.horizon + 1, dtype=np.float32) * self.drift
             for start in range(0, proprio.shape[0], self.per_arm):
                 actions[:, start] += steps  # x of each arm
-        return {"actions": actions}
+        return {ACTIONS_OUT: actions}
 
 
 def load_policy(spec: str, horizon: int = 50, per_arm: int = 10) -> tuple[Any, int]:

@@ -19,11 +19,12 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32MultiArray
 
 from habc_control.authority import Authority
 from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
 from habc_control.command_mux import ActionLayout
-from habc_control.policies import load_policy
+from habc_control.policies import ACTIONS_OUT, load_policy
 from habc_control.ros_common import (
     AUTHORITY_QOS,
     COMMAND_QOS,
@@ -38,6 +39,7 @@ from habc_control.ros_common import (
     refuse_runtime_changes,
 )
 from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
+from habc_trainer import features as F
 
 
 class PolicyNode(Node):
@@ -66,6 +68,7 @@ class PolicyNode(Node):
         self._gripper = dict.fromkeys(self.arms, 0.0)
         self._ee: dict = dict.fromkeys(self.arms)
         self._images: dict = {}
+        self._env_state: np.ndarray | None = None
         self._chunk_pub = self.create_publisher(ActionChunk, "/policy/action_chunk", 10)
         self._cmd_pub = {
             a: self.create_publisher(ArmCommand, f"/policy/{a}/command", COMMAND_QOS)
@@ -82,6 +85,10 @@ class PolicyNode(Node):
             self.create_subscription(
                 PoseStamped, f"/{a}_arm/ee_pose", lambda m, a=a: self._on_pose(a, m), STATE_QOS
             )
+        # Privileged sim state for state-mode sim policies (published by the sim arm driver).
+        self.create_subscription(
+            Float32MultiArray, "/sim/env_state", self._on_env_state, STATE_QOS
+        )
         for cam in self.cameras:
             self.create_subscription(
                 Image,
@@ -106,6 +113,9 @@ class PolicyNode(Node):
     def _on_event(self, msg: EpisodeEvent) -> None:
         if msg.event == EpisodeEvent.START and msg.task:
             self.task = msg.task
+
+    def _on_env_state(self, msg: Float32MultiArray) -> None:
+        self._env_state = np.asarray(msg.data, dtype=np.float32)
 
     def _on_pose(self, arm: str, msg: PoseStamped) -> None:
         self._ee[arm] = pose_to_ee9(msg.pose.position, msg.pose.orientation)
@@ -141,8 +151,10 @@ class PolicyNode(Node):
             if self.chunker.should_request():
                 proprio = self._proprio()
                 if proprio is not None:
-                    obs = {"proprio": proprio, "task": self.task}
-                    obs.update({f"images.{c}": im for c, im in self._images.items()})
+                    obs = {F.PROPRIO: proprio, F.TASK: self.task}
+                    obs.update({F.image_key(c): im for c, im in self._images.items()})
+                    if self._env_state is not None:
+                        obs[F.ENV_STATE] = self._env_state
                     token = self.chunker.begin_request()
                     self._future = self._pool.submit(self._infer, obs, token)
             step = self.chunker.step()
@@ -155,9 +167,10 @@ class PolicyNode(Node):
 
     def _infer(self, obs: dict, token) -> None:
         try:
-            actions = np.asarray(self.policy.infer(obs)["actions"], dtype=np.float32)
+            actions = np.asarray(self.policy.infer(obs)[ACTIONS_OUT], dtype=np.float32)
         except Exception as exc:  # noqa: BLE001 - a failed inference must not kill the node
-            self.get_logger().error(f"inference failed: {exc!r}")
+            # Throttled: a missing camera would otherwise fail (and log) on every tick.
+            self.get_logger().error(f"inference failed: {exc!r}", throttle_duration_sec=2.0)
             with self._lock:
                 self.chunker.cancel_request()
             return
