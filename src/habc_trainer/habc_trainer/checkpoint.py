@@ -4,8 +4,8 @@ Layout of one checkpoint directory (written to a temp dir, then renamed: never h
 
     model.safetensors    actor.* critic.* value.* norm.*  (weights + normalisation statistics)
     optim.safetensors    <opt>.<param idx>.<state key>    (AdamW moments and steps)
-    trainer.json         counters, optimiser hyper-parameters, numpy RNG state, recap epsilon
-    rng.safetensors      torch generator state (uint8)
+    trainer.json         counters, optimiser hyper-parameters, numpy RNG state per rank, recap eps
+    rng.safetensors      torch generator state per rank (uint8)
     config.yaml          train config + model config
     manifest.json        the data the round trained on (written by train_round)
 
@@ -54,8 +54,10 @@ class TrainerState:
     step_in_round: int = 0
     model_index: int = 0
     recap_epsilon: float = 0.0
-    np_rng_state: dict | None = None  # numpy Generator.bit_generator.state
-    torch_rng_state: torch.Tensor | None = None  # torch.Generator.get_state()
+    # One entry per rank (index = rank; a single process has one): the data-sampling numpy
+    # Generator.bit_generator.state and the noise torch.Generator.get_state().
+    np_rng_states: list[dict] = dataclasses.field(default_factory=list)
+    torch_rng_states: list[torch.Tensor] = dataclasses.field(default_factory=list)
 
 
 def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
@@ -95,7 +97,7 @@ def save_checkpoint(path: str | Path, learner: Learner, cfg: TrainConfig, state:
         save_file(_model_tensors(learner), tmp / MODEL_FILE)
         opt_tensors, groups = _optim_tensors(learner)
         save_file(opt_tensors, tmp / OPTIM_FILE)
-        rng = {} if state.torch_rng_state is None else {"torch": state.torch_rng_state}
+        rng = {f"torch.rank{r}": t for r, t in enumerate(state.torch_rng_states)}
         save_file(rng, tmp / RNG_FILE)
         trainer = {
             "version": CHECKPOINT_VERSION,
@@ -103,7 +105,7 @@ def save_checkpoint(path: str | Path, learner: Learner, cfg: TrainConfig, state:
             "step_in_round": state.step_in_round,
             "model_index": state.model_index,
             "recap_epsilon": state.recap_epsilon,
-            "np_rng_state": state.np_rng_state,
+            "np_rng_states": state.np_rng_states,
             "param_groups": groups,
         }
         (tmp / STATE_FILE).write_text(json.dumps(trainer, indent=1))
@@ -130,7 +132,7 @@ class Checkpoint:
     model: dict[str, torch.Tensor]
     optim: dict[str, torch.Tensor]
     trainer: dict[str, Any]
-    torch_rng_state: torch.Tensor | None
+    torch_rng_states: list[torch.Tensor]
     manifest: dict[str, Any]
 
     @property
@@ -140,7 +142,7 @@ class Checkpoint:
     def trainer_state(self) -> TrainerState:
         t = self.trainer
         return TrainerState(t["round_index"], t["step_in_round"], t["model_index"],
-                            t["recap_epsilon"], t["np_rng_state"], self.torch_rng_state)
+                            t["recap_epsilon"], t["np_rng_states"], self.torch_rng_states)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -164,7 +166,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         model=model,
         optim=load_file(path / OPTIM_FILE),
         trainer=trainer,
-        torch_rng_state=rng.get("torch"),
+        torch_rng_states=[rng[f"torch.rank{r}"] for r in range(len(rng))],
         manifest=json.loads(manifest_path.read_text()) if manifest_path.is_file() else {},
     )
 

@@ -4,20 +4,28 @@ Round N: (convert new bags) -> replay buffer of all rounds <= N -> initialise fr
 checkpoint -> ``steps_per_round`` updates (critic + actor) -> round N's checkpoint. A periodic
 checkpoint (``round_NNN.partial``) lets a killed run resume and end exactly where an
 uninterrupted run would: the sampling and noise RNG states are part of it.
+
+Multi-GPU / multi-node: launch with torchrun (``torchrun --nproc-per-node 8 -m
+habc_trainer.train_round ...``); every rank samples its own batch, gradients are averaged, rank 0
+writes checkpoints and logs. The global batch is ``world_size * batch_size``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import shutil
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import yaml
 from tqdm import tqdm
 
@@ -88,25 +96,65 @@ def partial_dir(final_dir: Path) -> Path:
     return final_dir.with_name(final_dir.name + ".partial")
 
 
-def _generators(seed: int, round_index: int) -> tuple[np.random.Generator, torch.Generator]:
-    ss = np.random.SeedSequence([seed, round_index])
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun launch (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def init_distributed(cfg: TrainConfig) -> tuple[Dist, TrainConfig]:
+    """Join the process group torchrun describes (WORLD_SIZE > 1), else single process.
+
+    NCCL on CUDA (one GPU per local rank), gloo on CPU. Returns the config with this rank's
+    device filled in.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(), cfg
+    cuda = cfg.device.startswith("cuda")
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        cfg = dataclasses.replace(cfg, device=f"cuda:{local}")
+    return Dist(dist.get_rank(), dist.get_world_size()), cfg
+
+
+def _generators(seed: int, round_index: int,
+                rank: int) -> tuple[np.random.Generator, torch.Generator]:
+    ss = np.random.SeedSequence([seed, round_index, rank])
     np_rng = np.random.default_rng(ss)
     torch_gen = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] >> 1))
     return np_rng, torch_gen
 
 
 def _start(cfg: TrainConfig, streams: SampleStreams, final: Path, round_index: int,
-           init_from: Path | None) -> tuple[Learner, TrainerState, np.random.Generator,
-                                            torch.Generator]:
+           init_from: Path | None, rank: Dist) -> tuple[Learner, TrainerState,
+                                                        np.random.Generator, torch.Generator]:
     """Resume from the partial checkpoint, or initialise from ``init_from``, or from scratch."""
-    np_rng, torch_gen = _generators(cfg.seed, round_index)
+    np_rng, torch_gen = _generators(cfg.seed, round_index, rank.rank)
     part = partial_dir(final)
     if part.is_dir():
         ckpt = load_checkpoint(part)
         learner = restore_learner(ckpt, cfg, with_optimizers=True)
         state = ckpt.trainer_state()
-        np_rng.bit_generator.state = state.np_rng_state
-        torch_gen.set_state(state.torch_rng_state)
+        if len(state.np_rng_states) != rank.world:
+            raise RuntimeError(
+                f"{part} was written by {len(state.np_rng_states)} rank(s); resume it with the "
+                f"same number of processes (now {rank.world}) or delete it to restart the round")
+        np_rng.bit_generator.state = state.np_rng_states[rank.rank]
+        torch_gen.set_state(state.torch_rng_states[rank.rank])
         return learner, state, np_rng, torch_gen
     if init_from is not None:
         # Normalisation statistics stay those of the initial checkpoint: the actor was trained
@@ -124,12 +172,36 @@ def _start(cfg: TrainConfig, streams: SampleStreams, final: Path, round_index: i
 
 
 def _capture(state: TrainerState, learner: Learner, step: int, np_rng: np.random.Generator,
-             torch_gen: torch.Generator) -> TrainerState:
+             torch_gen: torch.Generator, rank: Dist) -> TrainerState:
+    """The state to checkpoint, with every rank's RNG state (a collective under torchrun)."""
+    mine = (np_rng.bit_generator.state, torch_gen.get_state())
+    states = [mine]
+    if rank.world > 1:
+        states = [None] * rank.world
+        dist.all_gather_object(states, mine)
     state.step_in_round = step
     state.model_index = learner.model_index
-    state.np_rng_state = np_rng.bit_generator.state
-    state.torch_rng_state = torch_gen.get_state()
+    state.np_rng_states = [s[0] for s in states]
+    state.torch_rng_states = [s[1] for s in states]
     return state
+
+
+def _save(path: Path, learner: Learner, cfg: TrainConfig, state: TrainerState,
+          manifest: dict[str, Any], rank: Dist) -> None:
+    if rank.main:
+        save_checkpoint(path, learner, cfg, state, manifest)
+    rank.barrier()  # nobody races ahead of (or resumes from) a half-written checkpoint
+
+
+def _pick_epsilon(learner: Learner, batch: dict[str, Any], cfg: TrainConfig,
+                  rank: Dist) -> float:
+    """Imit-Recap's epsilon on held-out rollouts; averaged over ranks so all filter alike."""
+    eps = pick_recap_epsilon(recap_advantages(learner, batch, cfg), cfg.recap_pass_rate)
+    if rank.world > 1:
+        t = torch.tensor([eps], dtype=torch.float64)
+        dist.all_reduce(t)
+        eps = float(t) / rank.world
+    return eps
 
 
 def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, round_index: int,
@@ -142,31 +214,32 @@ def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, r
     """
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
+    rank, cfg = init_distributed(cfg)
     final = round_dir(Path(ckpt_root), cfg.method, round_index)
     learner, state, np_rng, torch_gen = _start(
-        cfg, streams, final, round_index, Path(init_from) if init_from else None)
+        cfg, streams, final, round_index, Path(init_from) if init_from else None, rank)
     method = cfg.method_config()
     sizes = [streams.size(s) for s in STREAMS]
     counts = batch_counts(method.batch_mix, sizes, cfg.batch_size)
     manifest = {"round": round_index, "method": cfg.method, "stream_sizes": dict(
         zip(STREAMS, sizes, strict=True)), "batch_counts": counts, "data": streams.manifest()}
     writer = None
-    if log_dir is not None:
+    if log_dir is not None and rank.main:
         from torch.utils.tensorboard import SummaryWriter  # heavy import, only when logging
 
         writer = SummaryWriter(str(Path(log_dir) / cfg.method / f"round_{round_index:03d}"))
     heldout = HELDOUT if streams.size(HELDOUT) > 0 else "auto"
-    bar = tqdm(total=cfg.steps_per_round, initial=state.step_in_round, disable=not progress,
-               desc=f"{cfg.method} round {round_index}", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps_per_round, initial=state.step_in_round,
+               disable=not (progress and rank.main), desc=f"{cfg.method} round {round_index}",
+               dynamic_ncols=True)
     stop_at = cfg.steps_per_round if max_steps is None else min(
         cfg.steps_per_round, state.step_in_round + max_steps)
     t0, first = time.perf_counter(), state.step_in_round
     for step in range(state.step_in_round, stop_at):
         if method.gate == "recap" and cfg.recap_epsilon is None \
                 and step % cfg.recap_epsilon_every == 0 and streams.size(heldout) > 0:
-            adv = recap_advantages(learner, streams.sample(heldout, cfg.recap_heldout_batch,
-                                                           np_rng), cfg)
-            state.recap_epsilon = pick_recap_epsilon(adv, cfg.recap_pass_rate)
+            state.recap_epsilon = _pick_epsilon(
+                learner, streams.sample(heldout, cfg.recap_heldout_batch, np_rng), cfg, rank)
         batch = draw_batch(streams, counts, np_rng)
         metrics = update(learner, batch, cfg, StepContext(step, round_index,
                                                           state.recap_epsilon), torch_gen)
@@ -181,16 +254,19 @@ def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, r
         done_steps = step + 1
         if done_steps % cfg.checkpoint_every == 0 or done_steps == stop_at:
             if done_steps < cfg.steps_per_round:
-                save_checkpoint(partial_dir(final), learner, cfg,
-                                _capture(state, learner, done_steps, np_rng, torch_gen), manifest)
+                _save(partial_dir(final), learner, cfg,
+                      _capture(state, learner, done_steps, np_rng, torch_gen, rank), manifest,
+                      rank)
     bar.close()
     if writer is not None:
         writer.close()
     if stop_at < cfg.steps_per_round:
         return None
-    save_checkpoint(final, learner, cfg, _capture(state, learner, cfg.steps_per_round, np_rng,
-                                                  torch_gen), manifest)
-    shutil.rmtree(partial_dir(final), ignore_errors=True)
+    _save(final, learner, cfg, _capture(state, learner, cfg.steps_per_round, np_rng, torch_gen,
+                                        rank), manifest, rank)
+    if rank.main:
+        shutil.rmtree(partial_dir(final), ignore_errors=True)
+    rank.barrier()
     return final
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as nnf
 
 from habc_trainer import features as F
@@ -122,12 +123,36 @@ def _cat_obs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str
     return {k: torch.cat([a[k], b[k]]) for k in a}
 
 
+def average_gradients(module: torch.nn.Module) -> None:
+    """All-reduce (mean) the gradients of ``module`` across ranks when torch.distributed runs.
+
+    One flat collective per optimiser step (DDP's job without its wrapper, so the three networks
+    keep their plain forward calls). Missing gradients count as zeros so every rank sends the
+    same layout. No-op in a single process.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[offset:offset + n].view_as(p))
+        offset += n
+
+
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module,
           clip: float, lr: float) -> float:
     for group in opt.param_groups:
         group["lr"] = lr
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(module)
     norm = torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
     opt.step()
     return float(norm)

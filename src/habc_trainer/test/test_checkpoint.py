@@ -35,8 +35,8 @@ def _trained(tmp_path):
                torch.Generator().manual_seed(i))
     gen = torch.Generator().manual_seed(5)
     state = TrainerState(round_index=0, step_in_round=2, model_index=learner.model_index,
-                         recap_epsilon=0.25, np_rng_state=rng.bit_generator.state,
-                         torch_rng_state=gen.get_state())
+                         recap_epsilon=0.25, np_rng_states=[rng.bit_generator.state],
+                         torch_rng_states=[gen.get_state()])
     path = save_checkpoint(tmp_path / "ck", learner, cfg, state, {"episodes": 3})
     return cfg, mc, learner, path
 
@@ -48,7 +48,8 @@ def test_round_trip_restores_weights_optimisers_stats_and_state(tmp_path):
     assert ckpt.manifest == {"episodes": 3} and ckpt.model_index == 2
     st = ckpt.trainer_state()
     assert (st.step_in_round, st.recap_epsilon) == (2, 0.25)
-    assert torch.equal(st.torch_rng_state, torch.Generator().manual_seed(5).get_state())
+    assert torch.equal(st.torch_rng_states[0], torch.Generator().manual_seed(5).get_state())
+    assert st.np_rng_states[0]["bit_generator"] == "PCG64"
     back = restore_learner(ckpt, cfg)
     for name, module in learner.modules().items():
         for (k, a), b in zip(module.state_dict().items(),
