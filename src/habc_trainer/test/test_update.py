@@ -185,3 +185,24 @@ def test_update_survives_batches_without_rollouts_or_actor_samples():
         m = update(learner, batch, cfg, StepContext(0, 1), gen)
         assert all(math.isfinite(v) for v in m.values())
     assert m["loss/actor"] == 0.0
+
+
+@pytest.mark.slow
+def test_viability_head_learns_which_states_succeed():
+    # Outcome is decided by the sign of env_state[0]: after training, p_v must separate them.
+    cfg = _cfg("habc", lr_critic=3e-3)
+    mc = _mc(cfg)
+    rng = np.random.default_rng(0)
+    batch = make_example_batch(mc, 256, rng, outcome=1.0)
+    x = batch[F.OBS_PREFIX + F.ENV_STATE][:, 0]
+    batch[F.OUTCOME_LABEL] = (x > 0).float()
+    learner = build_learner(cfg, mc, example_stats(batch, mc))
+    gen = torch.Generator().manual_seed(0)
+    first = update(learner, batch, cfg, StepContext(0, 1), gen)
+    for i in range(1, 150):
+        last = update(learner, batch, cfg, StepContext(i, 1), gen)
+    assert last["loss/critic_bce"] < 0.5 * first["loss/critic_bce"]
+    with torch.no_grad():
+        z, _ = learner.critic(prepare_obs(batch, F.OBS_PREFIX, mc, learner.policy.stats))
+    p = torch.sigmoid(z)
+    assert float(p[x > 0.5].mean()) > 0.8 and float(p[x < -0.5].mean()) < 0.2
