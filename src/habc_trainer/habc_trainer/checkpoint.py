@@ -214,4 +214,5 @@ def load_policy(path: str | Path, device: str = "cpu") -> FlowPolicy:
     ckpt = load_checkpoint(path)
     policy = FlowPolicy(ckpt.model_config, ckpt.stats)
     _load_module(policy.model, ckpt.model, "actor")
+    policy.model_index = ckpt.model_index  # stamped on the rollouts this policy produces
     return policy.to(device).eval()

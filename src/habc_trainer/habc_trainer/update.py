@@ -242,7 +242,9 @@ def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: St
     g = torch.ones(n, device=dev)
     if method.train_critic:
         label = as_tensor(batch[F.OUTCOME_LABEL]).float()
-        labeled = roll & ~label.isnan()
+        # Every outcome-labeled rollout sample: in naive mode that includes windows that are
+        # also intervention windows (the ablation labels every rollout frame).
+        labeled = (kinds != DEMO) & ~label.isnan()
         eff = as_tensor(batch[F.EFFICIENCY_TARGET]).bool()
         term = as_tensor(batch[F.TERMINAL_SUCCESS]).bool()
         z, ve = learner.critic(obs)

@@ -46,6 +46,7 @@ def test_round_trip_restores_weights_optimisers_stats_and_state(tmp_path):
     ckpt = load_checkpoint(path)
     assert ckpt.model_config == mc and ckpt.train_config == cfg
     assert ckpt.manifest == {"episodes": 3} and ckpt.model_index == 2
+    assert load_policy(path).model_index == 2
     st = ckpt.trainer_state()
     assert (st.step_in_round, st.recap_epsilon) == (2, 0.25)
     assert torch.equal(st.torch_rng_states[0], torch.Generator().manual_seed(5).get_state())

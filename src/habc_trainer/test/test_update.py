@@ -206,3 +206,18 @@ def test_viability_head_learns_which_states_succeed():
         z, _ = learner.critic(prepare_obs(batch, F.OBS_PREFIX, mc, learner.policy.stats))
     p = torch.sigmoid(z)
     assert float(p[x > 0.5].mean()) > 0.8 and float(p[x < -0.5].mean()) < 0.2
+
+
+def test_naive_labels_on_intervention_windows_train_the_viability_head():
+    # habc_naive: an intervention window that carries a (naive) outcome label is a BCE target.
+    cfg = _cfg("habc_naive")
+    mc = _mc(cfg)
+    rng = np.random.default_rng(0)
+    batch = make_example_batch(mc, 8, rng, intervention=True)
+    learner = build_learner(cfg, mc, example_stats(batch, mc))
+    gen = torch.Generator().manual_seed(0)
+    unlabeled = update(learner, batch, cfg, StepContext(0, 1), gen)
+    assert unlabeled["loss/critic_bce"] == 0.0 and "critic/p_v_mean" not in unlabeled
+    batch[F.OUTCOME_LABEL] = torch.ones(8)
+    labeled = update(learner, batch, cfg, StepContext(1, 1), gen)
+    assert labeled["loss/critic_bce"] > 0.0 and "critic/p_v_mean" in labeled
