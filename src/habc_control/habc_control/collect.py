@@ -75,9 +75,13 @@ class EpisodeSummary:
     path: str | None
     operator: dict = field(default_factory=dict)
     milestones: dict = field(default_factory=dict)
+    source: str = "rollout"
 
     @property
     def kind(self) -> str:
+        """demo_<outcome>, autonomous_<outcome> or intervened_<outcome>."""
+        if self.source == "demo":
+            return f"demo_{self.outcome}"
         if self.intervened:
             return f"intervened_{self.outcome}"
         return f"autonomous_{self.outcome}"
@@ -292,7 +296,7 @@ class Collector:
         }
         path = self.sink.end(end.meta, extra)
         return EpisodeSummary(seed, end.meta.episode_id, outcome, end.meta.intervened, env.tick,
-                              path, operator.log.to_dict(), dict(env.monitor.reached))
+                              path, operator.log.to_dict(), dict(env.monitor.reached), cfg.mode)
 
     def _measured(self, arm: str) -> np.ndarray:
         from arx_x5_driver.sim.rotations import rot6d_from_matrix

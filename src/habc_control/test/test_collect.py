@@ -25,6 +25,7 @@ from habc_trainer.contract import (
     joint_states_topic,
     read_sidecar,
 )
+from habc_trainer.episode import ExtractConfig, extract_episode
 
 
 def _read(bag: Path) -> dict[str, list[tuple[int, object]]]:
@@ -68,6 +69,13 @@ def test_pixel_demo_bag_has_cameras_joints_commands_authority_at_the_control_rat
         assert np.all(np.abs(np.diff(stamps) - 1e9 / 30) <= 1)  # one command per 30 Hz tick
     auth = msgs[AUTHORITY_TOPIC]
     assert auth and max(np.diff([t for t, _ in auth])) <= 1e9  # heartbeat >= 1 Hz
+    # The trainer reads it back onto the control clock: one frame per tick.
+    ep = extract_episode(bag, ExtractConfig(image_size=32))
+    assert ep.length == n and ep.info.outcome == "success" and ep.info.source == "demo"
+    for cam in ("top", "left_wrist", "right_wrist"):
+        assert ep.arrays[f"images.{cam}"].shape == (n, 32, 32, 3)
+    assert ep.arrays["action"].shape == (n, 20) and ep.arrays["proprio"].shape == (n, 20)
+    assert ep.arrays["env_state"].shape == (n, 13) and ep.arrays["human"].all()
 
 
 def test_rollout_authority_switches_mid_episode_and_back(tmp_path: Path):
@@ -134,7 +142,7 @@ def test_eval_never_intervenes():
 
 
 def test_cli_writes_valid_demo_bags(tmp_path: Path, capsys):
-    assert main(["--demos", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    assert main(["--demos", "2", "--out", str(tmp_path), "--obs", "state", "--quiet"]) == 0
     bags = find_episode_dirs(tmp_path)
     assert len(bags) == 2
     for bag in bags:
