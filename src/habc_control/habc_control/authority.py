@@ -87,6 +87,11 @@ class Debouncer:
     def stable(self) -> bool:
         return self._stable
 
+    @property
+    def raw(self) -> bool:
+        """The last raw level fed in."""
+        return self._candidate
+
     def update(self, raw: bool, now: float) -> bool:
         """Feed the raw level seen at `now`; returns the debounced level."""
         if raw != self._candidate:
@@ -140,7 +145,7 @@ class AuthorityArbiter:
         for arm in self.config.arms:
             deb = self._debounce[arm]
             before = deb.stable
-            raw = bool(pressed[arm]) if arm in pressed else deb._candidate
+            raw = bool(pressed[arm]) if arm in pressed else deb.raw
             after = deb.update(raw, now)
             current = self._state[arm]
             if current == Authority.HOLD:

@@ -63,7 +63,8 @@ class PolicyNode(Node):
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
         self._future: Future | None = None
-        self.authority = dict.fromkeys(self.arms, Authority.HOLD)
+        # Unknown until the first /control_authority message: no inference, no commands before.
+        self.authority: dict[str, Authority] = {}
         self._joints: dict = dict.fromkeys(self.arms)
         self._gripper = dict.fromkeys(self.arms, 0.0)
         self._ee: dict = dict.fromkeys(self.arms)
@@ -107,7 +108,7 @@ class PolicyNode(Node):
     def _on_authority(self, msg: ControlAuthority) -> None:
         with self._lock:
             for arm, auth in authority_from_msg(msg).items():
-                if arm in self.authority:
+                if arm in self.arms:
                     self.authority[arm] = auth
 
     def _on_event(self, msg: EpisodeEvent) -> None:
@@ -147,6 +148,8 @@ class PolicyNode(Node):
     # --- the control tick ---
     def _tick(self) -> None:
         with self._lock:
+            if set(self.authority) != set(self.arms):
+                return
             self.chunker.on_authority(self.authority)
             if self.chunker.should_request():
                 proprio = self._proprio()
