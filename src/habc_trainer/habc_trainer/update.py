@@ -226,9 +226,9 @@ def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: St
 
     # 1. Parent value head V_psi on B_S ∪ B_O (Eq. 9): TD inside episodes, MC at the boundary.
     vh = learner.value
-    logits, logits_next = vh(both).split(n)
-    with torch.no_grad():
-        v_next = vh.expected(logits_next)
+    logits = vh(obs)
+    with torch.no_grad():  # s_t+1 only feeds the target: no graph (and no backward) for it
+        v_next = vh.expected(vh(nobs))
         r = as_tensor(batch[F.REWARD]).float()
         c = done.float()
         y_v = (1 - c) * (r + cfg.gamma * v_next) + c * as_tensor(batch[F.MC_RETURN]).float()
