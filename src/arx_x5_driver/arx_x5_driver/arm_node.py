@@ -271,7 +271,12 @@ class ArmNode(Node):
                     self.safety[arm].on_command(self.safety[arm].hold_command(m), now)
                 out = self.safety[arm].tick(now, m)
             for event in out.events:
-                self.get_logger().warning(event)
+                if event == self.safety[arm].fault:
+                    self.get_logger().error(event)
+                elif "clamped" in event:  # counted in clamp_count; a fast target clamps often
+                    self.get_logger().warning(event, throttle_duration_sec=1.0)
+                else:
+                    self.get_logger().warning(event)
             self.backend.send(arm, out.command)
         self.backend.step()
         self.ticks += 1

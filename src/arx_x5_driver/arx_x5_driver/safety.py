@@ -48,6 +48,12 @@ class SafetyConfig:
     max_rot_step: float = 0.10  # rad of orientation change per tick (EE mode)
     max_gripper_step: float = 0.01  # m per tick
     watchdog_s: float = 0.25  # no fresh command for this long -> hold
+    # The arm not following its target (the SDK's over-current emergency damps it and ignores
+    # commands until a restart; a collision or a dead motor look the same): this far off
+    # (rad in joint mode, m in EE mode) for this long -> reported as a fault.
+    tracking_error_max: float = 0.3
+    tracking_error_ee_max: float = 0.08
+    tracking_error_s: float = 1.0
 
     def __post_init__(self) -> None:
         if len(self.joint_min) != 6 or len(self.joint_max) != 6:
@@ -152,6 +158,8 @@ class ArmSafety:
         self._last_cmd_time = -np.inf
         self._sent: Command | None = None
         self._watchdog_tripped = False
+        self._off_since: float | None = None
+        self.fault = ""  # non-empty once the arm stopped following its targets
         self.clamp_count = 0
 
     @property
@@ -170,8 +178,32 @@ class ArmSafety:
         t = measured.joints if m == MODE_JOINT else measured.ee
         return Command(m, t, measured.gripper, AUTHORITY_HOLD)
 
+    def _check_tracking(self, now: float, measured: Measured) -> list[str]:
+        sent = self._sent
+        if sent is None:
+            return []
+        if sent.mode == MODE_JOINT:
+            err = float(np.max(np.abs(measured.joints - sent.targets)))
+            limit = self.config.tracking_error_max
+        else:
+            err = float(np.linalg.norm(measured.ee[:3] - sent.targets[:3]))
+            limit = self.config.tracking_error_ee_max
+        if err <= limit:
+            self._off_since = None
+            return []
+        if self._off_since is None:
+            self._off_since = now
+        if now - self._off_since >= self.config.tracking_error_s and not self.fault:
+            self.fault = (
+                f"{self.name}: not following its target ({err:.3f} > {limit} for "
+                f"{now - self._off_since:.1f} s): over-current emergency damping, collision or "
+                "motor fault; the ARX SDK needs a driver restart to leave emergency damping"
+            )
+            return [self.fault]
+        return []
+
     def tick(self, now: float, measured: Measured) -> SafetyOutput:
-        events: list[str] = []
+        events: list[str] = self._check_tracking(now, measured)
         cmd = self._pending
         fresh = now - self._last_cmd_time <= self.config.watchdog_s
         if cmd is None or not fresh or cmd.authority == AUTHORITY_HOLD:

@@ -105,3 +105,26 @@ def test_gripper_step_and_range():
     s.on_command(jcmd([0] * 6, g=0.5), now=0.0)
     out = s.tick(0.0, measured())
     assert out.command.gripper == pytest.approx(0.06)
+
+
+def test_arm_not_following_its_target_is_reported_once_as_a_fault():
+    s = ArmSafety(SafetyConfig(max_joint_step=1.0, tracking_error_max=0.2, tracking_error_s=0.5))
+    s.on_command(jcmd([0.5, 0, 0, 0, 0, 0]), now=0.0)
+    assert s.tick(0.0, measured()).events == []
+    for t in (0.1, 0.3):  # measured stays at 0: 0.5 rad off, not yet for long enough
+        s.on_command(jcmd([0.5, 0, 0, 0, 0, 0]), now=t)
+        assert not any("not following" in e for e in s.tick(t, measured()).events)
+    s.on_command(jcmd([0.5, 0, 0, 0, 0, 0]), now=0.7)
+    out = s.tick(0.7, measured())
+    assert any("not following" in e and "restart" in e for e in out.events) and s.fault
+    s.on_command(jcmd([0.5, 0, 0, 0, 0, 0]), now=0.8)
+    assert s.tick(0.8, measured()).events == []  # reported once
+
+
+def test_tracking_within_bound_is_no_fault():
+    s = ArmSafety(SafetyConfig(tracking_error_s=0.1))
+    for i in range(20):
+        t = i * 0.05
+        s.on_command(jcmd([0.01, 0, 0, 0, 0, 0]), now=t)
+        s.tick(t, measured([0.0] * 6))
+    assert s.fault == ""
