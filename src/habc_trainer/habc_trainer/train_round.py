@@ -315,6 +315,16 @@ def open_store(store: Path, round_index: int, cfg: TrainConfig) -> SampleStreams
     return open_streams(store, round_index, cfg)
 
 
+def t_max_warning(streams: Any, cfg: TrainConfig) -> str | None:
+    """A warning when stored episodes allow more steps than ``t_max`` (V_e would saturate)."""
+    episodes = getattr(getattr(streams, "store", None), "episodes", None) or []
+    longest = max((int(e.get("t_max_steps", 0)) for e in episodes), default=0)
+    if longest > cfg.t_max:
+        return (f"train_round: warning: episodes allow up to {longest} steps but t_max is "
+                f"{cfg.t_max:g}; V_e is clamped to [-t_max, 0] (set t_max: {longest})")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="train_round", description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, help="training YAML (TrainConfig keys)")
@@ -345,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(convert_bags(args.data_root, store, cfg, not args.no_progress),
                   file=sys.stderr)
         streams = open_store(store, args.round_index, cfg)
+        warning = t_max_warning(streams, cfg)
+        if warning:
+            print(warning, file=sys.stderr)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"train_round: error: {exc}", file=sys.stderr)
         return 2

@@ -54,6 +54,14 @@ def test_rounds_train_on_the_converted_store(data_root, tmp_path, capsys):
     assert np.isfinite(chunk).all()
 
 
+def test_episodes_longer_than_t_max_are_flagged(data_root, tmp_path, capsys):
+    rc = tr.main(["--config", str(TINY), "--data-root", str(data_root), "--ckpt-root",
+                  str(tmp_path), "--round", "0", "--method", "sft", "--no-progress",
+                  "--set", "steps_per_round=1", "t_max=20"])
+    assert rc == 0
+    assert "episodes allow up to 45 steps but t_max is 20" in capsys.readouterr().err
+
+
 def test_missing_previous_round_is_a_clear_error(data_root, tmp_path, capsys):
     assert _cli(data_root, tmp_path / "none", 2, "habc") == 2
     assert "round_001" in capsys.readouterr().err
