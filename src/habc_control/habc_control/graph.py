@@ -89,8 +89,13 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
             value = _coerce(value)
         if param == "enabled":  # switches the node itself on or off
             nodes[node]["enabled"] = bool(value)
-        else:
-            nodes[node].setdefault("parameters", {})[param] = value
+            continue
+        params = nodes[node].setdefault("parameters", {})
+        current = params.get(param, (cfg.get("common") or {}).get(param))
+        # ROS parameters are typed: `control_hz=30` must stay a double like the configured 30.0.
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        params[param] = value
     return cfg
 
 

@@ -49,6 +49,8 @@ def test_overrides_short_and_dotted():
     specs = {s.name: s for s in node_specs(cfg)}
     assert specs["arm_driver"].parameters["backend"] == "arx5"
     assert specs["teleop"].parameters["debounce_s"] == 0.05
+    typed = apply_overrides(load_graph_config(CONFIG), {"arm_driver.watchdog_s": "1"})
+    assert isinstance(node_specs(typed)[0].parameters["watchdog_s"], float)  # stays a double
     assert specs["recorder"].parameters["data_root"] == "/data/x"
     assert "enabled" not in specs["cameras"].parameters  # a node switch, not a parameter
     with pytest.raises(ValueError, match="no node"):
