@@ -147,6 +147,11 @@ def _start(cfg: TrainConfig, streams: SampleStreams, final: Path, round_index: i
     part = partial_dir(final)
     if part.is_dir():
         ckpt = load_checkpoint(part)
+        changed = _config_changes(ckpt.train_config, cfg)
+        if changed:
+            raise ValueError(
+                f"{part} was written with a different config ({', '.join(changed)}); resuming "
+                f"would not reproduce the run: restore those keys or delete {part.name}")
         learner = restore_learner(ckpt, cfg, with_optimizers=True)
         state = ckpt.trainer_state()
         if len(state.np_rng_states) != rank.world:
@@ -169,6 +174,16 @@ def _start(cfg: TrainConfig, streams: SampleStreams, final: Path, round_index: i
     state = TrainerState(round_index=round_index, model_index=learner.model_index,
                          recap_epsilon=cfg.recap_epsilon or 0.0)
     return learner, state, np_rng, torch_gen
+
+
+# Keys that may differ on resume without changing the result (where it runs, how fast it logs).
+_RESUME_FREE_KEYS = ("device", "num_threads", "log_every", "checkpoint_every")
+
+
+def _config_changes(saved: TrainConfig, now: TrainConfig) -> list[str]:
+    a, b = saved.to_dict(), now.to_dict()
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a
+            if k not in _RESUME_FREE_KEYS and a[k] != b[k]]
 
 
 def _capture(state: TrainerState, learner: Learner, step: int, np_rng: np.random.Generator,

@@ -45,6 +45,16 @@ def test_two_steps_then_resume_to_four_matches_a_straight_four_step_run(tmp_path
     assert load_checkpoint(resumed).model_index == 4
 
 
+def test_resume_with_a_changed_config_is_refused(tmp_path):
+    cfg = _cfg("habc")
+    tr.run_round(cfg, _streams(cfg), tmp_path, 0, max_steps=2, progress=False)
+    changed = _cfg("habc", lr_actor=1e-3, log_every=3)
+    with pytest.raises(ValueError, match="lr_actor: 0.0003 -> 0.001"):
+        tr.run_round(changed, _streams(cfg), tmp_path, 0, progress=False)
+    ok = _cfg("habc", log_every=3)  # logging cadence may change
+    assert tr.run_round(ok, _streams(cfg), tmp_path, 0, progress=False) is not None
+
+
 def test_round_n_starts_from_round_n_minus_1_and_counts_model_index_on(tmp_path):
     sft = _cfg("sft", steps_per_round=2)
     r0 = tr.run_round(sft, _streams(sft), tmp_path, 0, progress=False)
