@@ -50,9 +50,13 @@ class CameraNode(Node):
         while not self._stop.is_set():
             got = sup.read(self.get_clock().now().nanoseconds * 1e-9)
             for level, text in sup.messages:
-                {"error": self.get_logger().error, "warn": self.get_logger().warning}.get(
-                    level, self.get_logger().info
-                )(text)
+                # One call site per severity: rclpy refuses to change it between calls.
+                if level == "error":
+                    self.get_logger().error(text)
+                elif level == "warn":
+                    self.get_logger().warning(text)
+                else:
+                    self.get_logger().info(text)
             sup.messages.clear()
             if got is None:
                 self._stop.wait(0.05)

@@ -50,7 +50,8 @@ HUMAN_SOURCES = ("topic", "leader", "measured")
 
 
 class TeleopNode(Node):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, open_device=None, **kwargs) -> None:
+        """`open_device`: path -> evdev-like device (tests pass a fake; default evdev)."""
         super().__init__("teleop", **kwargs)
         self.arms = tuple(declare(self, "arms", ["left", "right"], "arm names"))
         self.input = declare(self, "input", "keyboard", f"one of {INPUTS}")
@@ -107,7 +108,8 @@ class TeleopNode(Node):
         self._pedal = self._keyboard = self._operator = None
         if self.input == "pedal":
             pairs = dict(str(k).split(":", 1) for k in keys)
-            reader = PedalReader(PedalConfig(device=device, keys=pairs, arms=self.arms))
+            pcfg = PedalConfig(device=device, keys=pairs, arms=self.arms)
+            reader = PedalReader(pcfg) if open_device is None else PedalReader(pcfg, open_device)
             self._pedal = PedalSupervisor(reader, self.arbiter)
         elif self.input == "keyboard":
             self._keyboard = KeyboardCommands(self.arbiter)
