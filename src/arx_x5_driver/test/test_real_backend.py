@@ -86,6 +86,7 @@ def net(tmp_path):
 
 def test_fake_matches_real_sdk_names():
     import arx5_interface as arx5
+
     for name in ("Arx5CartesianController", "Arx5JointController", "EEFState", "JointState"):
         assert hasattr(arx5, name)
     for meth in ("set_eef_cmd", "get_eef_state", "get_joint_state", "set_to_damping"):
