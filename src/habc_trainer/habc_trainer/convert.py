@@ -55,7 +55,7 @@ class ConvertSummary:
             f"frames, {self.truncated} recovered from truncated files), unchanged "
             f"{self.unchanged}, skipped {len(self.skipped)} in {self.seconds:.1f}s",
             f"store (revision {self.store_revision}): {self.store_episodes} episodes, "
-            f"{self.store_frames} frames, {self.store_intervened} with interventions",
+            f"{self.store_frames} frames, {self.store_intervened} rollouts with interventions",
         ]
         for key, n in sorted(self.store_by_source_outcome.items()):
             lines.append(f"  {key:<24} {n}")
@@ -118,7 +118,9 @@ def convert(
     summary.store_revision = store.revision
     counts = Counter(f"{e['source']}/{e['outcome']}" for e in store.episodes)
     summary.store_by_source_outcome = dict(counts)
-    summary.store_intervened = sum(bool(e["intervened"]) for e in store.episodes)
+    summary.store_intervened = sum(
+        bool(e["intervened"]) and e["source"] != "demo" for e in store.episodes
+    )
     summary.seconds = time.perf_counter() - t0
     return summary
 

@@ -300,3 +300,29 @@ def test_conversion_memory_does_not_grow_with_episode_count(tmp_path):
         tracemalloc.stop()
     # One episode's arrays are ~0.8 MB; holding all 16 would add > 10 MB.
     assert peaks[16] < 1.25 * peaks[4] + 1_000_000, peaks
+
+
+def test_open_streams_follows_the_train_config(store_root):
+    from habc_trainer.config import TrainConfig
+    from habc_trainer.store_streams import open_streams
+
+    recap = open_streams(store_root, 1, TrainConfig(method="imit_recap", model_preset="tiny"))
+    assert recap.cfg.credit_mode == "naive" and recap.cfg.horizon == 10
+    assert recap.cfg.heldout_fraction > 0
+    aware = open_streams(store_root, 1, TrainConfig(method="habc", model_preset="tiny"))
+    assert aware.cfg.credit_mode == "intervention_aware" and aware.size("auto_heldout") == 0
+    # Held-out windows are taken away from training, never duplicated.
+    naive_all = WindowStreams(EpisodeStore(store_root), StreamConfig(credit_mode="naive"))
+    assert recap.size("auto") + recap.size("auto_heldout") == naive_all.size("auto")
+    half = WindowStreams(
+        EpisodeStore(store_root), StreamConfig(credit_mode="naive", heldout_fraction=0.5)
+    )
+    assert half.size("auto_heldout") > 0
+    assert half.size("auto") + half.size("auto_heldout") == naive_all.size("auto")
+    stats = aware.norm_stats()
+    assert stats[F.ACTION].mean.shape == (20,) and stats[F.PROPRIO].std.shape == (20,)
+    # Round filter: round 0 holds only the killed episode (its START event says round 0).
+    early = open_streams(store_root, 0, TrainConfig(model_preset="tiny"))
+    assert [EpisodeStore(store_root).episodes[i]["episode_id"] for i in early.episode_ids] == [
+        "killed"
+    ]
