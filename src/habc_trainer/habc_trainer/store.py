@@ -13,13 +13,13 @@ cameras, image size, proprio mode), `keys` (dtype and per-frame shape of every a
 shard, offset, length, and the episode facts), `skipped` (bag -> fingerprint and reason).
 
 Why raw memory-mappable shards (not zarr / LeRobotDataset v3): a training window reads H
-consecutive actions and two single frames per camera at random places. A memmap turns that into
-a few page reads with no decompression and no extra dependency; bench/bench_convert.py measures
-the sampler at ~1.5-2.5k windows/s (three 96x96 cameras, H = 50) on one loaded core. The price
-is disk: images are stored uncompressed at the training resolution (96x96x3 = 27 KiB per camera-frame), fine for the
-paper-scale data (~10^5 frames, ~8 GB for three cameras). zarr would add chunk decompression on
-every random read; LeRobot v3 stores images as MP4, where random frame access means video
-decoding.
+consecutive actions and two single frames per camera at random places. A memmap turns that into a
+few page reads with no decompression and no extra dependency; bench/bench_convert.py measures the
+sampler at ~1.5-2.5k windows/s (three 96x96 cameras, H = 50) on one loaded core. The price is disk:
+images are stored uncompressed at the training resolution (96x96x3 = 27 KiB per camera-frame), fine
+for the paper-scale data (~10^5 frames, ~8 GB for three cameras). zarr would add chunk
+decompression on every random read; LeRobot v3 stores images as MP4, where random frame access
+means video decoding.
 
 Incremental: a bag whose fingerprint (name, size, mtime of every file in its directory) matches
 its entry is not read again; a changed bag (new sidecar after a relabel, a re-recorded bag) gets
