@@ -242,3 +242,39 @@ def blend_pose(start: np.ndarray, target: np.ndarray, alpha: float, ee: bool) ->
     if ee and out.shape[0] >= 9:
         out[3:9] = orthonormalize_rot6d(out[3:9])
     return out
+
+
+class AuthorityWatch:
+    """The consumer side of /control_authority: the last state heard, or HOLD when it went stale.
+
+    The teleop node re-publishes every `heartbeat_s`; if nothing arrives for `timeout_s` (node
+    crashed, pedal PC unplugged) the operator can no longer take over, so every arm is HOLD.
+    Before the first message every arm is HOLD too.
+    """
+
+    def __init__(self, arms: Iterable[str], timeout_s: float = 2.0) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s: must be > 0, got {timeout_s!r}")
+        self.arms = tuple(arms)
+        self.timeout_s = timeout_s
+        self._state = dict.fromkeys(self.arms, Authority.HOLD)
+        self._heard = -math.inf
+
+    def update(self, authority: Mapping[str, Authority], now: float) -> None:
+        for arm, a in authority.items():
+            if arm in self._state:
+                self._state[arm] = Authority(a)
+        self._heard = now
+
+    @property
+    def heard(self) -> bool:
+        """Whether any authority message has arrived yet."""
+        return self._heard > -math.inf
+
+    def stale(self, now: float) -> bool:
+        return now - self._heard > self.timeout_s
+
+    def current(self, now: float) -> dict[str, Authority]:
+        if self.stale(now):
+            return dict.fromkeys(self.arms, Authority.HOLD)
+        return dict(self._state)

@@ -17,7 +17,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from habc_control.authority import Authority
+from habc_control.authority import Authority, AuthorityWatch
 from habc_control.command_mux import CommandMux, MuxConfig
 from habc_control.ros_common import (
     AUTHORITY_QOS,
@@ -41,10 +41,14 @@ class MuxNode(Node):
         self.arms = tuple(declare(self, "arms", ["left", "right"], "arm names"))
         self.space = declare(self, "action_space", "ee", "ee or joint")
         blend = declare(self, "blend_steps", 15, "ticks of blending after a switch to HUMAN")
+        timeout = declare(
+            self, "authority_timeout_s", 2.0, "no /control_authority this long -> every arm HOLD"
+        )
         self.mux = CommandMux(MuxConfig(self.arms, self.space, blend))
         self.mode = MODE_BY_SPACE[self.space]
-        # Until the teleop node says otherwise nobody may drive: HOLD.
-        self.authority = dict.fromkeys(self.arms, Authority.HOLD)
+        # HOLD until the teleop node speaks, and again if its heartbeat stops.
+        self.watch = AuthorityWatch(self.arms, timeout)
+        self._stale_reported = False
         # The policy node ticks on the same state messages; its command for a tick may land just
         # before or just after ours. A short FIFO uses each row exactly once either way.
         self._policy = {a: deque(maxlen=3) for a in self.arms}
@@ -87,9 +91,10 @@ class MuxNode(Node):
 
     def _on_authority(self, msg: ControlAuthority) -> None:
         with self._lock:
-            for arm, auth in authority_from_msg(msg).items():
-                if arm in self.authority:
-                    self.authority[arm] = auth
+            self.watch.update(authority_from_msg(msg), self._now())
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_policy(self, arm: str, msg: ArmCommand) -> None:
         with self._lock:
@@ -111,17 +116,26 @@ class MuxNode(Node):
             measured = target_from_state(
                 self._joints[arm], self._ee[arm], self._gripper[arm], self.space
             )
+            now = self._now()
+            authority = self.watch.current(now)
+            stale = self.watch.heard and self.watch.stale(now)  # lost, not "not yet heard"
             policy, index = self._policy[arm].popleft() if self._policy[arm] else (None, -1)
-            if self.authority[arm] != Authority.POLICY:
+            if authority[arm] != Authority.POLICY:
                 self._policy[arm].clear()  # rows queued before a takeover are stale
             out = self.mux.tick(
-                {arm: self.authority[arm]},
+                {arm: authority[arm]},
                 {arm: policy},
                 {arm: self._human[arm]},
                 {arm: measured},
                 model_index=index,
                 arms=(arm,),
             )[arm]
+        if stale and not self._stale_reported:
+            self.get_logger().error(
+                f"no /control_authority for {self.watch.timeout_s} s (teleop node gone?): "
+                "every arm HOLD"
+            )
+        self._stale_reported = stale
         if out is not None:
             self._pub[arm].publish(
                 arm_command_msg(self, out.target, self.mode, out.authority, out.model_index)

@@ -103,3 +103,16 @@ def test_blend_pose_keeps_rotation_valid_and_hits_endpoints():
     a, b = mid[3:6], mid[6:9]
     assert abs(np.linalg.norm(a) - 1) < 1e-9 and abs(np.linalg.norm(b) - 1) < 1e-9
     assert abs(a @ b) < 1e-9
+
+
+def test_authority_watch_holds_before_first_message_and_when_stale():
+    from habc_control.authority import AuthorityWatch
+
+    w = AuthorityWatch(("left", "right"), timeout_s=1.0)
+    assert set(w.current(0.0).values()) == {Authority.HOLD} and not w.heard
+    w.update({"left": Authority.HUMAN, "right": Authority.POLICY}, now=1.0)
+    assert w.heard and not w.stale(1.0)
+    assert w.current(1.5) == {"left": Authority.HUMAN, "right": Authority.POLICY}
+    assert w.current(2.01) == {"left": Authority.HOLD, "right": Authority.HOLD}  # teleop gone
+    w.update({"left": Authority.POLICY, "right": Authority.POLICY}, now=2.5)  # heartbeat back
+    assert set(w.current(2.6).values()) == {Authority.POLICY}
