@@ -42,14 +42,29 @@ class BagContents:
     topics: dict[str, str]
     truncated: bool
     _iter: Any = field(repr=False, default=None)
+    _close: Any = field(repr=False, default=None)
 
     def messages(self) -> Iterator[tuple[str, str, int, Any]]:
         """(topic, msgtype, log time ns, deserialized message), per topic in recording order."""
         return self._iter()
 
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def __enter__(self) -> BagContents:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
 
 def open_bag(bag_dir: Path | str) -> BagContents:
-    """Open a bag directory; a torn MCAP is recovered, anything else unreadable raises."""
+    """Open a bag directory (close it, or use it as a context manager).
+
+    A torn MCAP is recovered; anything else unreadable raises BagReadError.
+    """
     bag_dir = Path(bag_dir)
     if not bag_dir.is_dir():
         raise BagReadError(f"{bag_dir}: not a bag directory")
@@ -72,16 +87,19 @@ def open_bag(bag_dir: Path | str) -> BagContents:
 
 
 def _open_complete(bag_dir: Path, storage_path: Path) -> BagContents:
-    # Probe once so a broken bag fails here (and falls back) rather than mid-iteration.
-    with AnyReader([bag_dir]) as reader:
-        topics = {c.topic: c.msgtype for c in reader.connections}
+    # Opened here so a broken bag fails now (and falls back), not mid-iteration; opening parses
+    # metadata and generates types, so it happens once per bag.
+    reader = AnyReader([bag_dir])
+    reader.open()
+    topics = {c.topic: c.msgtype for c in reader.connections}
 
     def iterate() -> Iterator[tuple[str, str, int, Any]]:
-        with AnyReader([bag_dir]) as rd:
-            for conn, log_ns, raw in rd.messages():
-                yield conn.topic, conn.msgtype, log_ns, rd.deserialize(raw, conn.msgtype)
+        for conn, log_ns, raw in reader.messages():
+            yield conn.topic, conn.msgtype, log_ns, reader.deserialize(raw, conn.msgtype)
 
-    return BagContents(bag_dir, storage_path, topics, truncated=False, _iter=iterate)
+    return BagContents(
+        bag_dir, storage_path, topics, truncated=False, _iter=iterate, _close=reader.close
+    )
 
 
 def _typestore_from_schemas(schemas: dict[str, tuple[str, str]]) -> Typestore:

@@ -229,6 +229,11 @@ def extract_episode(bag_dir: Path | str, cfg: ExtractConfig | None = None) -> Ep
         bag = open_bag(bag_dir)
     except BagReadError as exc:
         raise EpisodeError(str(exc)) from exc
+    with bag:
+        return _extract(bag, bag_dir, sidecar, cfg)
+
+
+def _extract(bag: Any, bag_dir: Path, sidecar: Any, cfg: ExtractConfig) -> Episode:
 
     where = _Where(bag.storage_path, 0)
     wanted_cams = {}
