@@ -222,7 +222,7 @@ def _pick_epsilon(learner: Learner, batch: dict[str, Any], cfg: TrainConfig,
 def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, round_index: int,
               *, init_from: str | Path | None = None, max_steps: int | None = None,
               progress: bool = True, log_dir: str | Path | None = None) -> Path | None:
-    """Train one round; returns round N's checkpoint directory.
+    """Train one round; returns round N's checkpoint directory (at once if it already exists).
 
     ``max_steps`` stops early after that many steps in this call (leaving the partial checkpoint,
     as a killed run would) and returns None; the next call resumes from it.
@@ -231,6 +231,10 @@ def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, r
         torch.set_num_threads(cfg.num_threads)
     rank, cfg = init_distributed(cfg)
     final = round_dir(Path(ckpt_root), cfg.method, round_index)
+    if final.is_dir() and not partial_dir(final).is_dir():
+        # A finished round is never trained twice by accident (pipelines rerun stages).
+        print(f"train_round: {final} already exists; delete it to retrain", file=sys.stderr)
+        return final
     learner, state, np_rng, torch_gen = _start(
         cfg, streams, final, round_index, Path(init_from) if init_from else None, rank)
     method = cfg.method_config()

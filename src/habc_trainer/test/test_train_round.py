@@ -43,6 +43,8 @@ def test_two_steps_then_resume_to_four_matches_a_straight_four_step_run(tmp_path
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert load_checkpoint(resumed).model_index == 4
+    again = tr.run_round(cfg, _streams(cfg), tmp_path / "b", 0, progress=False)
+    assert again == resumed and load_checkpoint(again).model_index == 4  # not trained twice
 
 
 def test_resume_with_a_changed_config_is_refused(tmp_path):
