@@ -30,6 +30,7 @@ shard is sealed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -47,6 +48,7 @@ from habc_trainer.episode import Episode
 STORE_FORMAT = "habc-episode-store"
 STORE_FORMAT_VERSION = 1
 MANIFEST_NAME = "store.json"
+LOCK_NAME = ".convert.lock"
 SHARDS_DIR = "shards"
 
 
@@ -118,15 +120,15 @@ class StoreWriter:
         self.root = Path(root)
         self.shard_frames = shard_frames
         (self.root / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
-        if (self.root / MANIFEST_NAME).is_file():
-            self.manifest = load_manifest(self.root)
-            if self.manifest["extract"] != extract:
-                raise StoreError(
-                    f"{self.root}: store was built with {self.manifest['extract']}, not "
-                    f"{extract}; use another store directory or convert --rebuild"
-                )
-        else:
-            self.manifest = _empty_manifest(extract)
+        # One writer at a time (e.g. several train_round runs converting the same data root):
+        # the second waits here until the first has published its manifest.
+        self._lock = open(self.root / LOCK_NAME, "a")  # held until close()
+        fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX)
+        try:
+            self.manifest = self._load_or_create(extract)
+        except BaseException:
+            self._unlock()
+            raise
         # Shards left half-written by a killed convert never reached the manifest: drop them.
         for leftover in (self.root / SHARDS_DIR).glob(".tmp_*"):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -136,6 +138,17 @@ class StoreWriter:
         self._shard_len = 0
         self._pending: list[dict[str, Any]] = []
         self.changed = False
+
+    def _load_or_create(self, extract: dict[str, Any]) -> dict[str, Any]:
+        if not (self.root / MANIFEST_NAME).is_file():
+            return _empty_manifest(extract)
+        manifest = load_manifest(self.root)
+        if manifest["extract"] != extract:
+            raise StoreError(
+                f"{self.root}: store was built with {manifest['extract']}, not {extract}; "
+                "use another store directory or convert --rebuild"
+            )
+        return manifest
 
     # --- what needs doing ---
     def is_current(self, bag_dir: Path | str) -> bool:
@@ -254,6 +267,12 @@ class StoreWriter:
         if self.changed:
             self.manifest["revision"] += 1
             self._write_manifest()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if not self._lock.closed:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            self._lock.close()
 
     def abort(self) -> None:
         """Drop the open shard (its episodes were never published)."""
@@ -275,6 +294,7 @@ class StoreWriter:
             self.abort()
             # Episodes of sealed shards stay published; record progress so far.
             self._write_manifest()
+            self._unlock()
 
 
 class EpisodeStore:

@@ -326,3 +326,16 @@ def test_open_streams_follows_the_train_config(store_root):
     assert [EpisodeStore(store_root).episodes[i]["episode_id"] for i in early.episode_ids] == [
         "killed"
     ]
+
+
+def test_one_writer_at_a_time(tmp_path):
+    import fcntl
+
+    from habc_trainer.store import LOCK_NAME, StoreWriter
+
+    writer = StoreWriter(tmp_path / "s", CFG.fingerprint())
+    with open(tmp_path / "s" / LOCK_NAME) as fh:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        writer.close()
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on close
