@@ -35,7 +35,7 @@ class SceneConfig:
     """Geometry, physics and camera settings of the MuJoCo model."""
 
     control_hz: float = 30.0
-    substeps: int = 8
+    substeps: int = 6
     impratio: float = 10.0
     noslip_iterations: int = 0
     arm_base_y: float = 0.2  # each base at y = +-arm_base_y, facing +x
@@ -55,7 +55,8 @@ class SceneConfig:
     lid_spring: float = 12.0  # N/m towards closed: a released lid snaps shut
     lid_damping: float = 1.0
     lid_friction: float = 0.2
-    knob_half: tuple[float, float, float] = (0.006, 0.016, 0.015)
+    knob_radius: float = 0.006
+    knob_half_height: float = 0.015
     marker_radius: float = 0.009
     marker_half_length: float = 0.05
     marker_mass: float = 0.02

@@ -247,19 +247,22 @@ def _add_pouch(spec: mujoco.MjSpec, cfg: SceneConfig) -> None:
         mass=0.05,
         **obj,
     )
-    k = cfg.knob_half
+    # A vertical capsule knob: the pads squeeze it with one or two contacts each (a box knob
+    # made up to four per pad, and contacts are most of the physics cost per tick).
+    r, hz = cfg.knob_radius, cfg.knob_half_height
+    knob_pos = [L / 2 - r - 0.006, 0, 0.0025 + hz]
     lid.add_geom(
         name="knob",
-        type=mujoco.mjtGeom.mjGEOM_BOX,
-        pos=[L / 2 - k[0] - 0.004, 0, 0.0025 + k[2]],
-        size=list(k),
+        type=mujoco.mjtGeom.mjGEOM_CAPSULE,
+        pos=knob_pos,
+        size=[r, hz - r, 0],
         rgba=[0.9, 0.3, 0.1, 1],
         mass=0.01,
         friction=[1.5, 0.02, 0.002],
         condim=4,
         **obj,
     )
-    lid.add_site(name="knob", pos=[L / 2 - k[0] - 0.004, 0, 0.0025 + k[2]], size=[0.003, 0, 0])
+    lid.add_site(name="knob", pos=knob_pos, size=[0.003, 0, 0])
 
 
 def _add_marker(spec: mujoco.MjSpec, cfg: SceneConfig) -> None:
