@@ -213,7 +213,7 @@ def _pick_epsilon(learner: Learner, batch: dict[str, Any], cfg: TrainConfig,
     """Imit-Recap's epsilon on held-out rollouts; averaged over ranks so all filter alike."""
     eps = pick_recap_epsilon(recap_advantages(learner, batch, cfg), cfg.recap_pass_rate)
     if rank.world > 1:
-        t = torch.tensor([eps], dtype=torch.float64)
+        t = torch.tensor([eps], dtype=torch.float64, device=cfg.device)  # NCCL: on the GPU
         dist.all_reduce(t)
         eps = float(t) / rank.world
     return eps
