@@ -8,6 +8,7 @@ commands say. On shutdown every arm goes to the backend's safe state (damping on
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -18,6 +19,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray
 
@@ -316,8 +318,17 @@ class ArmNode(Node):
         self._thread.join(timeout=10.0)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
+    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
+    # SIGINT and SIGTERM both end spin() with KeyboardInterrupt, so `finally` always damps.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = ArmNode()

@@ -13,10 +13,16 @@ import threading
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from habc_control.camera import CameraConfig, CameraSupervisor, RealSenseCamera, encode_jpeg
-from habc_control.ros_common import IMAGE_QOS, declare, refuse_runtime_changes
+from habc_control.ros_common import (
+    IMAGE_QOS,
+    declare,
+    install_shutdown_signals,
+    refuse_runtime_changes,
+)
 
 
 class CameraNode(Node):
@@ -84,7 +90,10 @@ class CameraNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
+    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
+    install_shutdown_signals()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = CameraNode()

@@ -10,8 +10,10 @@ Logic: habc_control.episode_manager.
 from __future__ import annotations
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
 from habc_control.ros_common import (
@@ -19,6 +21,7 @@ from habc_control.ros_common import (
     EVENTS_QOS,
     authority_from_msg,
     declare,
+    install_shutdown_signals,
     now_ns,
     refuse_runtime_changes,
 )
@@ -98,10 +101,14 @@ class EpisodeManagerNode(Node):
         if self.manager.active:
             r = self.manager.end("unknown", now_ns(self))
             self._publish(EpisodeEvent.END, r.meta, "unknown")
+            self._events.wait_for_all_acked(Duration(seconds=1.0))
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
+    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
+    install_shutdown_signals()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = EpisodeManagerNode()

@@ -13,8 +13,10 @@ from collections import deque
 
 import rclpy
 from geometry_msgs.msg import PoseStamped
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 
 from habc_control.authority import Authority, AuthorityWatch
@@ -27,6 +29,7 @@ from habc_control.ros_common import (
     arm_command_msg,
     authority_from_msg,
     declare,
+    install_shutdown_signals,
     pose_to_ee9,
     refuse_runtime_changes,
     target_from_command,
@@ -147,10 +150,15 @@ class MuxNode(Node):
             last = self.mux.last_output(arm)
             if last is not None:
                 self._pub[arm].publish(arm_command_msg(self, last, self.mode, Authority.HOLD, -1))
+        for pub in self._pub.values():  # delivered before the writers go away
+            pub.wait_for_all_acked(Duration(seconds=0.5))
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
+    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
+    install_shutdown_signals()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = MuxNode()

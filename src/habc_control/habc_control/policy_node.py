@@ -18,6 +18,7 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray
 
@@ -35,6 +36,7 @@ from habc_control.ros_common import (
     arm_command_msg,
     authority_from_msg,
     declare,
+    install_shutdown_signals,
     pose_to_ee9,
     refuse_runtime_changes,
 )
@@ -198,7 +200,10 @@ class PolicyNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
+    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
+    install_shutdown_signals()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = PolicyNode()

@@ -15,6 +15,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.serialization import serialize_message
+from rclpy.signals import SignalHandlerOptions
 
 from habc_control.recorder import EpisodeEventData, EpisodeRecorder, RecorderConfig
 from habc_control.ros_common import (
@@ -24,6 +25,7 @@ from habc_control.ros_common import (
     STATE_QOS,
     authority_from_msg,
     declare,
+    install_shutdown_signals,
     now_ns,
     refuse_runtime_changes,
 )
@@ -108,7 +110,10 @@ class RecorderNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
+    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
+    install_shutdown_signals()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = RecorderNode()

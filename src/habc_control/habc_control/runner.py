@@ -26,8 +26,10 @@ from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 
 from habc_control.graph import NodeSpec, apply_overrides, load_graph_config, node_specs
+from habc_control.ros_common import install_shutdown_signals
 from habc_interfaces.srv import EndEpisode, StartEpisode
 
 
@@ -162,7 +164,8 @@ def main(args=None) -> None:
             raise SystemExit(f"override {item!r}: expected key=value")
         overrides[key] = value
     config = apply_overrides(load_graph_config(opts.config), overrides)
-    rclpy.init(args=args)
+    install_shutdown_signals()  # Ctrl-C / SIGTERM: stop() still publishes HOLD and END
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     graph = None
     try:
         graph = Graph(config)

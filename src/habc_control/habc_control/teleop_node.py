@@ -21,8 +21,10 @@ import tty
 
 import rclpy
 from geometry_msgs.msg import PoseStamped
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 
 from habc_control.authority import AuthorityArbiter, AuthorityConfig
@@ -37,6 +39,7 @@ from habc_control.ros_common import (
     arm_command_msg,
     authority_msg,
     declare,
+    install_shutdown_signals,
     pose_to_ee9,
     refuse_runtime_changes,
     target_from_command,
@@ -215,6 +218,8 @@ class TeleopNode(Node):
         with self._lock:
             self.arbiter.hold_all(now, self.input, "teleop node shutting down")
         self._publish_authority()
+        # Reliable delivery needs the writer alive until the readers acknowledged.
+        self._pub.wait_for_all_acked(Duration(seconds=0.5))
 
     def close(self) -> None:
         if self._leader is not None:
@@ -222,7 +227,10 @@ class TeleopNode(Node):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
+    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
+    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
+    install_shutdown_signals()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = TeleopNode()
