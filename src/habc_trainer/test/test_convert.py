@@ -221,6 +221,15 @@ def test_sampling_batches_and_dataloader(store_root):
     assert streams.dims() == {"proprio_dim": 20, "action_dim": 20, "env_state_dim": 0}
 
 
+def test_streams_resize_images_to_the_model_resolution(store_root):
+    streams = WindowStreams(EpisodeStore(store_root), StreamConfig(horizon=8, image_size=8))
+    w = streams.window(0)
+    assert w[F.OBS_PREFIX + F.image_key("top")].shape == (8, 8, 3)
+    assert w[F.NEXT_OBS_PREFIX + F.image_key("top")].dtype == np.uint8
+    with pytest.raises(ValueError, match="cameras"):
+        WindowStreams(EpisodeStore(store_root), StreamConfig(cameras=("left_wrist",)))
+
+
 def test_rerun_only_processes_new_or_changed_bags(data_root, store_root, tmp_path):
     again = convert([data_root], store_root, CFG)
     assert (again.converted, again.unchanged) == (0, len(EPISODES) + 1)
