@@ -21,6 +21,8 @@ class TrainConfig:
     model_preset: str = "sim"
     model_overrides: dict = dataclasses.field(default_factory=dict)  # ModelConfig fields
     batch_mix: tuple[float, float, float] | None = None  # None: the method's default
+    # intervention_aware | naive; None: the method's default (naive for imit_recap, habc_naive)
+    credit_assignment: str | None = None
     batch_size: int = 256
     steps_per_round: int = 6000
     lr_actor: float = 3e-4
@@ -81,12 +83,15 @@ class TrainConfig:
                              f"got {self.value_min}")
         if self.batch_mix is not None:
             object.__setattr__(self, "batch_mix", tuple(float(x) for x in self.batch_mix))
-            self.method_config()  # validates the mix
+        self.method_config()  # validates the overrides (batch_mix, credit_assignment)
 
     def method_config(self) -> MethodConfig:
-        if self.batch_mix is None:
-            return method_preset(self.method)
-        return method_preset(self.method, batch_mix=self.batch_mix)
+        overrides: dict[str, Any] = {}
+        if self.batch_mix is not None:
+            overrides["batch_mix"] = self.batch_mix
+        if self.credit_assignment is not None:
+            overrides["credit_assignment"] = self.credit_assignment
+        return method_preset(self.method, **overrides)
 
     def model_config(self) -> ModelConfig:
         """The preset with overrides applied (data dims still unset)."""

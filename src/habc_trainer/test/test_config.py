@@ -61,3 +61,11 @@ CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
 def test_shipped_training_configs_load(name):
     cfg = TrainConfig.from_yaml(CONFIG_DIR / name)
     assert cfg.model_config().horizon % cfg.model_config().action_patch == 0
+
+
+def test_credit_assignment_key_turns_habc_into_the_naive_ablation():
+    cfg = TrainConfig(method="habc", credit_assignment="naive")
+    assert cfg.method_config().credit_assignment == "naive"
+    assert cfg.method_config().gate == "habc"
+    with pytest.raises(ValueError, match="credit_assignment"):
+        TrainConfig(credit_assignment="oracle")
