@@ -108,6 +108,7 @@ class TeleopNode(Node):
 
             ifaces = dict(zip(self.arms, leader_ifaces, strict=True))
             self._leader = LeaderArms(LeaderConfig(ifaces, self.space))
+        self._tty_saved = None
         self._pedal = self._keyboard = self._operator = None
         if self.input == "pedal":
             pairs = dict(str(k).split(":", 1) for k in keys)
@@ -160,6 +161,7 @@ class TeleopNode(Node):
         self.get_logger().info(HELP)
         fd = sys.stdin.fileno()
         saved = termios.tcgetattr(fd)
+        self._tty_saved = (fd, saved)  # close() restores it if this daemon thread is cut off
         try:
             tty.setcbreak(fd)
             while rclpy.ok() and not self._keyboard.quit_requested:
@@ -222,6 +224,10 @@ class TeleopNode(Node):
         self._pub.wait_for_all_acked(Duration(seconds=0.5))
 
     def close(self) -> None:
+        if self._tty_saved is not None:
+            fd, saved = self._tty_saved
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)  # the operator's shell echoes again
+            self._tty_saved = None
         if self._leader is not None:
             self._leader.close()
 
