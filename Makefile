@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh >/dev/null &&
 PYTEST_ARGS ?= -m "not slow and not hardware"
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench benchmark clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -20,6 +20,10 @@ demo: setup
 
 bench: setup
 	$(ENV) bash scripts/bench.sh
+
+# The paper's protocol on the simulated rig (issue 7): writes docs/results.md; resumable.
+benchmark: setup
+	$(ENV) habc-benchmark --preset cpu $(BENCHMARK_ARGS)
 
 clean:
 	rm -rf build install log

@@ -34,6 +34,8 @@ setup(
             'recorder_node = habc_control.recorder_node:main',
             'camera_node = habc_control.camera_node:main',
             'habc-rollout = habc_control.runner:main',
+            'evaluate = habc_control.evaluate:main',
+            'habc-benchmark = habc_control.experiment.cli:main',
         ],
     },
 )

@@ -1,0 +1,184 @@
+"""Experiment configuration: the paper's protocol (spec §8) with its sizes as fields.
+
+Presets live in `config/experiment_<name>.yaml` (top-level keys = `ExperimentConfig` fields, an
+optional `pixel:` mapping = `TrackConfig` fields for the pixel-mode SFT vs HABC comparison).
+Every method gets the same budget and the same hyper-parameters; only the method switch differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from habc_control.experiment.seeds import MAX_PROTOCOL_SEEDS, SeedPlan
+
+# Step 1 (spec §8): every baseline and the naive credit-assignment ablation of HABC.
+STEP1_METHODS: tuple[str, ...] = ("imit_dagger", "imit_recap", "habc_v", "habc", "habc_naive")
+# Step 2: HABC continued without and with intervention reweighting.
+STEP2_METHODS: tuple[str, ...] = ("habc", "habc_ir")
+OBS_MODES: tuple[str, ...] = ("state", "pixels")
+PRESET_DIR = "config"
+PRESET_PREFIX = "experiment_"
+
+
+def _methods() -> set[str]:
+    from habc_trainer.methods import METHODS
+
+    return set(METHODS)
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """One protocol run: demos -> SFT -> `methods` x `step1_rounds` -> step 2 -> evaluation."""
+
+    obs_mode: str = "state"
+    demos: int = 40
+    sft_steps: int = 1000
+    rollouts_per_round: int = 20
+    steps_per_round: int = 300
+    step1_rounds: int = 3
+    step2_rounds: int = 2
+    methods: tuple[str, ...] = STEP1_METHODS
+    step2_methods: tuple[str, ...] = STEP2_METHODS
+    eval_trials: int = 50
+    # training-config keys applied to every method alike (e.g. model_preset, batch_size)
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(self.methods))
+        object.__setattr__(self, "step2_methods", tuple(self.step2_methods))
+        if self.obs_mode not in OBS_MODES:
+            raise ValueError(f"obs_mode: {self.obs_mode!r} is not one of {list(OBS_MODES)}")
+        for name in ("demos", "sft_steps", "eval_trials"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)!r}")
+        for name in ("rollouts_per_round", "steps_per_round", "step1_rounds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)!r}")
+        if self.step2_rounds < 0:
+            raise ValueError(f"step2_rounds: must be >= 0, got {self.step2_rounds!r}")
+        valid = _methods()
+        for name in ("methods", "step2_methods"):
+            bad = [m for m in getattr(self, name) if m not in valid or m == "sft"]
+            if bad:
+                raise ValueError(f"{name}: unknown or non-online methods {bad}; "
+                                 f"valid: {sorted(valid - {'sft'})}")
+        if not self.methods:
+            raise ValueError("methods: need at least one step-1 method")
+        if self.step2_rounds and "habc" not in self.methods:
+            raise ValueError(f"step2_rounds: step 2 continues from habc, which is not in methods "
+                             f"{list(self.methods)}")
+        forbidden = {"method", "steps_per_round", "seed"} & set(self.train_overrides)
+        if forbidden:
+            raise ValueError(f"train_overrides: {sorted(forbidden)} are set by the protocol")
+
+    @property
+    def last_round(self) -> int:
+        return self.step1_rounds + (self.step2_rounds if self.step2_methods else 0)
+
+    def seed_plan(self, protocol_seed: int, probe_episodes: int = 0) -> SeedPlan:
+        return SeedPlan(protocol_seed, self.demos, self.rollouts_per_round, self.last_round,
+                        self.eval_trials, probe_episodes)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "cpu"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    state: TrackConfig = field(default_factory=TrackConfig)
+    pixel: TrackConfig | None = None  # SFT vs HABC in pixel mode (None: not run)
+    workers: int = 2  # processes; each runs torch with one thread
+    probe_episodes: int = 3  # rollouts whose p_v / V_e traces are plotted
+    viability_grid: int = 9  # grid points per axis of the viability map
+    train_config: str = "config/train_sim.yaml"
+    sim_config: str = "config/sim.yaml"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if not self.seeds:
+            raise ValueError("seeds: need at least one protocol seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: duplicates in {list(self.seeds)}")
+        bad = [s for s in self.seeds if not 0 <= s < MAX_PROTOCOL_SEEDS]
+        if bad:
+            raise ValueError(f"seeds: must be in [0, {MAX_PROTOCOL_SEEDS}), got {bad}")
+        if self.workers < 1:
+            raise ValueError(f"workers: must be >= 1, got {self.workers!r}")
+        if self.probe_episodes < 0:
+            raise ValueError(f"probe_episodes: must be >= 0, got {self.probe_episodes!r}")
+        if self.viability_grid < 2:
+            raise ValueError(f"viability_grid: must be >= 2, got {self.viability_grid!r}")
+        if self.state.obs_mode != "state":
+            raise ValueError(f"state.obs_mode: must be 'state', got {self.state.obs_mode!r}")
+        if self.pixel is not None and self.pixel.obs_mode != "pixels":
+            raise ValueError(f"pixel.obs_mode: must be 'pixels', got {self.pixel.obs_mode!r}")
+
+    def tracks(self) -> dict[str, TrackConfig]:
+        out = {"state": self.state}
+        if self.pixel is not None:
+            out["pixel"] = self.pixel
+        return out
+
+    def with_seeds(self, seeds: tuple[int, ...]) -> ExperimentConfig:
+        return dataclasses.replace(self, seeds=tuple(seeds))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["seeds"] = list(self.seeds)
+        return d
+
+
+def _track(d: dict[str, Any], where: str, obs_mode: str) -> TrackConfig:
+    valid = {f.name for f in fields(TrackConfig)}
+    bad = sorted(set(d) - valid)
+    if bad:
+        raise ValueError(f"{where}: unknown keys {bad}; valid: {sorted(valid)}")
+    return TrackConfig(**{"obs_mode": obs_mode, **d})
+
+
+def from_dict(d: dict[str, Any]) -> ExperimentConfig:
+    d = dict(d)
+    top = {f.name for f in fields(ExperimentConfig)} - {"state", "pixel"}
+    pixel = d.pop("pixel", None)
+    state_keys = {k: d.pop(k) for k in list(d) if k not in top}
+    valid_track = {f.name for f in fields(TrackConfig)}
+    bad = sorted(set(state_keys) - valid_track)
+    if bad:
+        raise ValueError(f"experiment config: unknown keys {bad}; valid: "
+                         f"{sorted(top | valid_track | {'pixel'})}")
+    return ExperimentConfig(
+        state=_track(state_keys, "experiment config", "state"),
+        pixel=None if pixel is None else _track(pixel, "pixel", "pixels"),
+        **d,
+    )
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The workspace root (the directory holding config/sim.yaml)."""
+    here = (start or Path.cwd()).resolve()
+    for parent in [here, *here.parents, *Path(__file__).resolve().parents]:
+        if (parent / PRESET_DIR / "sim.yaml").is_file():
+            return parent
+    raise FileNotFoundError("could not find the workspace root (config/sim.yaml)")
+
+
+def preset_names(root: Path) -> list[str]:
+    return sorted(p.stem[len(PRESET_PREFIX):]
+                  for p in (root / PRESET_DIR).glob(f"{PRESET_PREFIX}*.yaml"))
+
+
+def load_preset(name: str, root: Path | None = None) -> ExperimentConfig:
+    """`config/experiment_<name>.yaml`; an unknown name lists the valid ones."""
+    root = root or find_root()
+    path = root / PRESET_DIR / f"{PRESET_PREFIX}{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"preset: unknown preset {name!r}; valid: {preset_names(root)}")
+    d = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping")
+    d.setdefault("name", name)
+    return from_dict(d)

@@ -1,0 +1,133 @@
+"""The protocol as a task graph: one task per stage of each (track, protocol seed).
+
+Per seed: demos -> SFT (round 0) -> for each step-1 method, rounds 1..R: rollouts by the
+method's own previous checkpoint -> a training round -> evaluation. Step 2 continues from habc's
+round R for each step-2 method (habc itself, and habc_ir). Probes of the critic run last.
+A task is finished when its record is on disk, so a rerun skips it (resume).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from habc_control.experiment.config import ExperimentConfig
+from habc_control.experiment.stages import SFT, SeedContext, init_checkpoint
+
+KINDS: tuple[str, ...] = ("demos", "train", "rollouts", "eval", "probes")
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str
+    kind: str
+    ctx: SeedContext
+    method: str = SFT
+    round_index: int = 0
+    deps: tuple[str, ...] = ()
+    priority: tuple[int, ...] = field(default=(), compare=False)
+
+    def finished(self) -> bool:
+        c = self.ctx
+        if self.kind == "demos":
+            return c.record("demos").is_file()
+        if self.kind == "rollouts":
+            return c.record("rollouts", self.method, self.round_index).is_file()
+        if self.kind == "train":
+            return (c.record("train", self.method, self.round_index).is_file()
+                    and c.ckpt(self.method, self.round_index).is_dir())
+        if self.kind == "eval":
+            return c.eval_json(self.method, self.round_index).is_file()
+        return c.probes_json.is_file()
+
+    def describe(self) -> str:
+        if self.kind in ("demos", "probes"):
+            return f"{self.ctx.track_name} seed {self.ctx.protocol_seed}: {self.kind}"
+        return (f"{self.ctx.track_name} seed {self.ctx.protocol_seed}: {self.kind} "
+                f"{self.method} round {self.round_index}")
+
+
+def execute(task: Task) -> dict[str, Any]:
+    """Run one task (in a worker process)."""
+    from habc_control.experiment import stages
+
+    c = task.ctx
+    if task.kind == "demos":
+        return stages.run_demos(c)
+    if task.kind == "rollouts":
+        policy = init_checkpoint(c, task.method, task.round_index)
+        assert policy is not None  # rounds >= 1 always start from a checkpoint
+        return stages.run_rollouts(c, task.method, task.round_index, policy)
+    if task.kind == "train":
+        return stages.run_train(c, task.method, task.round_index)
+    if task.kind == "eval":
+        return stages.run_eval(c, task.method, task.round_index)
+    if task.kind == "probes":
+        return stages.run_probes(c)
+    raise ValueError(f"task kind: {task.kind!r} is not one of {list(KINDS)}")
+
+
+def seed_context(cfg: ExperimentConfig, track_name: str, seed: int, out: Path,
+                 root: Path) -> SeedContext:
+    track = cfg.tracks()[track_name]
+    return SeedContext(
+        track_name=track_name, track=track, protocol_seed=seed,
+        root=(out / track_name / f"seed_{seed}").resolve(),
+        sim_config=str((root / cfg.sim_config).resolve()),
+        train_config=str((root / cfg.train_config).resolve()),
+        probe_episodes=cfg.probe_episodes, viability_grid=cfg.viability_grid,
+    )
+
+
+def chains(ctx: SeedContext) -> list[tuple[str, int]]:
+    """Every (method, round) checkpoint of one seed, SFT first."""
+    t = ctx.track
+    cells = [(SFT, 0)]
+    cells += [(m, r) for r in range(1, t.step1_rounds + 1) for m in t.methods]
+    if t.step2_rounds:
+        last = t.step1_rounds + t.step2_rounds
+        cells += [(m, r) for r in range(t.step1_rounds + 1, last + 1) for m in t.step2_methods]
+    return cells
+
+
+def build_tasks(cfg: ExperimentConfig, out: Path, root: Path,
+                tracks: tuple[str, ...] | None = None) -> list[Task]:
+    """All tasks in a valid order (dependencies first), each with a scheduling priority:
+    earlier tracks and seeds first, so seed 0 of the state grid finishes before seed 1 starts
+    to compete for the cores."""
+    tasks: list[Task] = []
+    names = tracks or tuple(cfg.tracks())
+    for ti, track_name in enumerate(names):
+        for si, seed in enumerate(cfg.seeds):
+            ctx = seed_context(cfg, track_name, seed, out, root)
+            pre = f"{track_name}/s{seed}"
+
+            def key(kind: str, method: str = SFT, r: int = 0, pre: str = pre) -> str:
+                return f"{pre}/{kind}/{method}/r{r:03d}"
+
+            tasks.append(Task(key("demos"), "demos", ctx, priority=(ti, si, 0, 0)))
+            tasks.append(Task(key("train"), "train", ctx, deps=(key("demos"),),
+                              priority=(ti, si, 0, 1)))
+            evals = []
+            for method, r in chains(ctx):
+                if method != SFT:
+                    init = init_checkpoint(ctx, method, r)
+                    assert init is not None
+                    init_method, init_round = init.parent.name, r - 1
+                    deps = (key("train", init_method, init_round),)
+                    if method not in ctx.track.methods and r == ctx.track.step1_rounds + 1:
+                        # a step-2 arm trains on habc's step-1 rollouts as well
+                        deps += tuple(key("rollouts", "habc", q)
+                                      for q in range(1, ctx.track.step1_rounds + 1))
+                    tasks.append(Task(key("rollouts", method, r), "rollouts", ctx, method, r,
+                                      deps[:1], priority=(ti, si, r, 0)))
+                    tasks.append(Task(key("train", method, r), "train", ctx, method, r,
+                                      (key("rollouts", method, r),) + deps[1:],
+                                      priority=(ti, si, r, 1)))
+                tasks.append(Task(key("eval", method, r), "eval", ctx, method, r,
+                                  (key("train", method, r),), priority=(ti, si, r, 2)))
+                evals.append(key("eval", method, r))
+            tasks.append(Task(key("probes"), "probes", ctx, deps=tuple(evals),
+                              priority=(ti, si, 99, 0)))
+    return tasks

@@ -1,0 +1,285 @@
+"""One protocol stage per function: demos, rollouts, a training round, an evaluation.
+
+Every stage writes its result (a record JSON with what it did and how long it took) last and
+atomically, so a record on disk means the stage finished; a killed stage is redone from scratch
+(rollouts: the round's bags are removed first; training: train_round resumes its own partial
+checkpoint). Stages run in worker processes and take only picklable arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from habc_control.experiment.config import TrackConfig
+from habc_control.experiment.evaluation import EvalConfig, evaluate_policy
+from habc_control.experiment.seeds import SeedPlan
+
+SFT = "sft"
+
+
+@dataclass(frozen=True)
+class SeedContext:
+    """Where one protocol seed of one track lives, and what it runs."""
+
+    track_name: str
+    track: TrackConfig
+    protocol_seed: int
+    root: Path  # <out>/<track>/seed_<s>
+    sim_config: str  # absolute paths: workers may not share the parent's cwd
+    train_config: str
+    probe_episodes: int = 0
+    viability_grid: int = 9
+
+    @property
+    def plan(self) -> SeedPlan:
+        return self.track.seed_plan(self.protocol_seed, self.probe_episodes)
+
+    # --- layout ---
+    @property
+    def demos_dir(self) -> Path:
+        return self.root / "data" / "demos"
+
+    def data_dir(self, method: str) -> Path:
+        return self.root / "data" / method
+
+    def store_dir(self, method: str) -> Path:
+        return self.root / "store" / method
+
+    @property
+    def ckpt_root(self) -> Path:
+        return self.root / "ckpt"
+
+    def ckpt(self, method: str, round_index: int) -> Path:
+        from habc_trainer.train_round import round_dir
+
+        return round_dir(self.ckpt_root, method, round_index)
+
+    def record(self, kind: str, method: str = SFT, round_index: int = 0) -> Path:
+        return self.root / "records" / f"{kind}_{method}_r{round_index:03d}.json"
+
+    def eval_json(self, method: str, round_index: int) -> Path:
+        return self.root / "eval" / method / f"round_{round_index:03d}.json"
+
+    @property
+    def probes_json(self) -> Path:
+        return self.root / "probes.json"
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float), "utf-8")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # workers share the CPU; one thread each avoids oversubscription
+
+
+def _env(ctx: SeedContext) -> Any:
+    from arx_x5_driver.sim.env import PouchEnv
+    from habc_control.experiment.evaluation import load_sim
+
+    return PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
+
+
+def _collect(ctx: SeedContext, mode: str, seeds: range, out: Path, round_index: int,
+             policy: str | None) -> dict[str, Any]:
+    """Run episodes through collect's Collector into bags under `out`."""
+    from habc_control.collect import BagSink, CollectConfig, Collector, make_policy_factory
+
+    env = _env(ctx)
+    cfg = CollectConfig(mode=mode, episodes=len(seeds), seed=seeds.start, round=round_index)
+    sink = BagSink(out, write_images=env.obs_mode == "pixels")
+    factory = None if policy is None else make_policy_factory(
+        policy, env.cfg, cfg.horizon, cfg.execute_steps, 0)
+    collector = Collector(env, cfg, sink, factory)
+    t0 = time.perf_counter()
+    results = []
+    try:
+        for seed in seeds:
+            results.append(collector.run_episode(seed))
+    finally:
+        env.close()
+    wall = time.perf_counter() - t0
+    kinds = Counter(r.kind for r in results)
+    ticks = sum(r.ticks for r in results)
+    return {
+        "episodes": len(results),
+        "seeds": [seeds.start, seeds.stop],
+        "kinds": dict(kinds),
+        "success": sum(r.outcome == "success" for r in results),
+        "autonomous_success": kinds.get("autonomous_success", 0),
+        "intervened": sum(r.intervened for r in results),
+        "ticks": ticks,
+        "wall_s": wall,
+        "ticks_per_s": ticks / max(wall, 1e-9),
+    }
+
+
+def run_demos(ctx: SeedContext) -> dict[str, Any]:
+    _threads()
+    shutil.rmtree(ctx.demos_dir, ignore_errors=True)  # a half-written set is redone
+    rec = _collect(ctx, "demo", ctx.plan.demo_seeds(), ctx.demos_dir, 0, None)
+    write_json(ctx.record("demos"), rec)
+    return rec
+
+
+def _round_bag_dir(data_dir: Path, round_index: int) -> list[Path]:
+    from habc_trainer.contract import round_dir_name
+
+    return sorted(data_dir.glob(f"*/{round_dir_name(round_index)}"))
+
+
+def run_rollouts(ctx: SeedContext, method: str, round_index: int, policy: Path) -> dict[str, Any]:
+    """Round `round_index`'s rollouts by `policy` (the method's checkpoint of round - 1), with
+    the simulated operator intervening on about half of the failures."""
+    _threads()
+    for d in _round_bag_dir(ctx.data_dir(method), round_index):
+        shutil.rmtree(d)
+    rec = _collect(ctx, "rollout", ctx.plan.rollout_seeds(round_index), ctx.data_dir(method),
+                   round_index, str(policy))
+    rec["policy"] = str(policy)
+    write_json(ctx.record("rollouts", method, round_index), rec)
+    return rec
+
+
+def train_config(ctx: SeedContext, method: str, steps: int) -> Any:
+    """The same TrainConfig for every method but the method switch (and SFT's step count)."""
+    from habc_control.experiment.evaluation import load_sim
+    from habc_trainer.config import TrainConfig
+
+    overrides: dict[str, Any] = {
+        # V_e's range is the task's step limit (the sim's T_max), whatever the YAML assumed.
+        "t_max": float(load_sim(ctx.sim_config).task.t_max),
+        "num_threads": 1,
+        **ctx.track.train_overrides,
+        "method": method,
+        "steps_per_round": steps,
+        "seed": ctx.protocol_seed,
+    }
+    if ctx.track.obs_mode == "pixels":
+        from habc_trainer.features import CAMERA_NAMES
+
+        mo = dict(overrides.get("model_overrides", {}))
+        mo.setdefault("cameras", list(CAMERA_NAMES))
+        # the policy sees the rig's renders as they are: train at the rendered resolution
+        mo.setdefault("image_size", int(load_sim(ctx.sim_config).scene.image_size))
+        overrides["model_overrides"] = mo
+    return TrainConfig.from_yaml(ctx.train_config, **overrides)
+
+
+def data_roots(ctx: SeedContext, method: str, round_index: int) -> list[Path]:
+    """The replay buffer of `method` at `round_index`: demos + its own rollouts; a step-2 arm
+    other than habc starts with habc's step-1 rollouts (it continues habc's round)."""
+    roots = [ctx.demos_dir]
+    if method == SFT:
+        return roots
+    step1 = ctx.track.step1_rounds
+    if method not in ctx.track.methods and round_index > step1:
+        for r in range(1, step1 + 1):
+            roots += _round_bag_dir(ctx.data_dir("habc"), r)
+    if ctx.data_dir(method).is_dir():
+        roots.append(ctx.data_dir(method))
+    return roots
+
+
+def init_checkpoint(ctx: SeedContext, method: str, round_index: int) -> Path | None:
+    if method == SFT:
+        return None
+    if round_index == 1:
+        return ctx.ckpt(SFT, 0)
+    if method not in ctx.track.methods and round_index == ctx.track.step1_rounds + 1:
+        return ctx.ckpt("habc", round_index - 1)
+    return ctx.ckpt(method, round_index - 1)
+
+
+def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]:
+    from habc_trainer.convert import convert
+    from habc_trainer.episode import ExtractConfig
+    from habc_trainer.store_streams import open_streams
+    from habc_trainer.train_round import run_round
+
+    _threads()
+    steps = ctx.track.sft_steps if method == SFT else ctx.track.steps_per_round
+    cfg = train_config(ctx, method, steps)
+    model = cfg.model_config()
+    extract = ExtractConfig(cameras=tuple(model.cameras), image_size=model.image_size,
+                            use_env_state=ctx.track.obs_mode == "state")
+    t0 = time.perf_counter()
+    conv = convert(data_roots(ctx, method, round_index), ctx.store_dir(method), extract)
+    t_conv = time.perf_counter() - t0
+    streams = open_streams(ctx.store_dir(method), round_index, cfg)
+    sizes = {s: streams.size(s) for s in ("sft", "int", "auto")}
+    log_dir = ctx.ckpt_root / "tb"
+    t1 = time.perf_counter()
+    out = run_round(cfg, streams, ctx.ckpt_root, round_index,
+                    init_from=init_checkpoint(ctx, method, round_index), progress=False,
+                    log_dir=log_dir)
+    t_train = time.perf_counter() - t1
+    rec = {
+        "checkpoint": str(out),
+        "steps": steps,
+        "convert_s": t_conv,
+        "converted": conv.converted,
+        "store_episodes": conv.store_episodes,
+        "store_by_source_outcome": conv.store_by_source_outcome,
+        "stream_sizes": sizes,
+        "train_s": t_train,
+        "steps_per_s": steps / max(t_train, 1e-9),
+        "metrics": tb_summary(log_dir / method / f"round_{round_index:03d}", cfg.warmup_steps),
+    }
+    write_json(ctx.record("train", method, round_index), rec)
+    return rec
+
+
+def tb_summary(log_dir: Path, warmup_steps: int) -> dict[str, float]:
+    """Mean of each logged scalar over the round (gate / weight statistics: after warm-up only,
+    as the paper's App. G figures are), so the report can compare them with the paper."""
+    if not log_dir.is_dir():
+        return {}
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    out: dict[str, float] = {}
+    for tag in acc.Tags().get("scalars", []):
+        events = acc.Scalars(tag)
+        if not events:
+            continue
+        start = min(e.step for e in events)
+        after = [e.value for e in events if e.step - start >= warmup_steps]
+        use = after if tag.startswith(("gate/", "weights/")) and after else \
+            [e.value for e in events]
+        out[tag] = float(sum(use) / len(use))
+        out[tag + "@last"] = float(events[-1].value)
+    return out
+
+
+def run_eval(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]:
+    cfg = EvalConfig(trials=ctx.track.eval_trials, obs_mode=ctx.track.obs_mode,
+                     sim_config=ctx.sim_config)
+    result = evaluate_policy(str(ctx.ckpt(method, round_index)), cfg)
+    result.write_json(ctx.eval_json(method, round_index))
+    return result.summary.to_dict() | {"wall_s": result.wall_s}
+
+
+def run_probes(ctx: SeedContext) -> dict[str, Any]:
+    from habc_control.experiment.probes import probe_seed
+
+    _threads()
+    out = probe_seed(ctx)
+    write_json(ctx.probes_json, out)
+    return {"probes": sorted(out)}

@@ -1,0 +1,105 @@
+"""Experiment plumbing behind evaluate / habc-benchmark: seed ranges, presets, the task graph."""
+
+from pathlib import Path
+
+import pytest
+
+from habc_control.experiment.config import (
+    STEP1_METHODS,
+    ExperimentConfig,
+    TrackConfig,
+    find_root,
+    from_dict,
+    load_preset,
+    preset_names,
+)
+from habc_control.experiment.plan import build_tasks, chains, seed_context
+from habc_control.experiment.seeds import (
+    EVAL_BASE,
+    SeedOverlapError,
+    SeedPlan,
+    check_eval_seeds,
+    check_plans_disjoint,
+    purpose_of,
+)
+
+
+def test_seed_plans_are_disjoint_by_purpose_and_protocol_seed():
+    plans = [SeedPlan(s, demos=200, rollouts_per_round=100, rounds=5, eval_trials=50,
+                      probe_episodes=3) for s in range(3)]
+    check_plans_disjoint(plans)
+    for p in plans:
+        assert all(purpose_of(s) == "demo" for s in p.demo_seeds())
+        assert all(purpose_of(s) == "eval" for s in p.eval_seeds())
+        assert not p.training_seeds() & set(p.eval_seeds())
+        assert not p.training_seeds() & set(p.probe_seeds())
+    # common random numbers: one held-out set for every protocol seed
+    assert list(plans[0].eval_seeds()) == list(plans[2].eval_seeds())
+    assert not set(plans[0].demo_seeds()) & set(plans[1].demo_seeds())
+
+
+def test_seed_plan_rejects_sizes_that_would_overflow_a_range():
+    with pytest.raises(ValueError, match="demos"):
+        SeedPlan(0, demos=100_001, rollouts_per_round=1, rounds=1, eval_trials=1)
+    with pytest.raises(ValueError, match="rollouts_per_round"):
+        SeedPlan(0, demos=1, rollouts_per_round=1001, rounds=1, eval_trials=1)
+    with pytest.raises(ValueError, match="protocol_seed"):
+        SeedPlan(10, demos=1, rollouts_per_round=1, rounds=1, eval_trials=1)
+
+
+def test_eval_seed_check():
+    check_eval_seeds(EVAL_BASE, 50)
+    with pytest.raises(SeedOverlapError):
+        check_eval_seeds(1_000_000, 50)
+
+
+def test_presets_load_and_unknown_names_list_the_valid_ones():
+    root = find_root(Path(__file__).parent)
+    names = preset_names(root)
+    assert {"smoke", "cpu", "gpu"} <= set(names)
+    for name in ("smoke", "cpu", "gpu"):
+        cfg = load_preset(name, root)
+        assert cfg.name == name
+        assert set(cfg.state.methods) == set(STEP1_METHODS)
+    assert load_preset("cpu", root).state.eval_trials >= 50
+    assert load_preset("gpu", root).state.eval_trials >= 50
+    assert len(load_preset("cpu", root).seeds) >= 3
+    with pytest.raises(ValueError, match="valid: .*cpu.*gpu.*smoke"):
+        load_preset("nope", root)
+
+
+def test_config_validation_names_field_and_value():
+    with pytest.raises(ValueError, match="methods: unknown.*'dagger'"):
+        TrackConfig(methods=("dagger",))
+    with pytest.raises(ValueError, match="steps_per_round"):
+        TrackConfig(train_overrides={"steps_per_round": 5})
+    with pytest.raises(ValueError, match="seeds: duplicates"):
+        ExperimentConfig(seeds=(0, 0))
+    with pytest.raises(ValueError, match="unknown keys.*'demoz'"):
+        from_dict({"demoz": 3})
+    with pytest.raises(ValueError, match="step2_rounds"):
+        TrackConfig(methods=("habc_v",), step2_rounds=1)
+
+
+def test_task_graph_gives_every_method_the_same_budget_from_one_sft(tmp_path):
+    root = find_root(Path(__file__).parent)
+    cfg = from_dict({"seeds": [0, 1], "step1_rounds": 3, "step2_rounds": 2})
+    tasks = {t.key: t for t in build_tasks(cfg, tmp_path, root)}
+    ctx = seed_context(cfg, "state", 0, tmp_path, root)
+    cells = chains(ctx)
+    assert cells[0] == ("sft", 0)
+    assert len(cells) == 1 + 5 * 3 + 2 * 2
+    for m in STEP1_METHODS:
+        # round 1 of every method rolls out the one SFT checkpoint of its seed
+        assert tasks[f"state/s0/rollouts/{m}/r001"].deps == ("state/s0/train/sft/r000",)
+        for r in (1, 2, 3):
+            assert f"state/s0/eval/{m}/r{r:03d}" in tasks
+    # step 2: both arms continue from habc's round 3; habc_ir also trains on habc's rollouts
+    assert tasks["state/s0/rollouts/habc_ir/r004"].deps == ("state/s0/train/habc/r003",)
+    assert "state/s0/rollouts/habc/r002" in tasks["state/s0/train/habc_ir/r004"].deps
+    assert tasks["state/s1/train/sft/r000"].deps == ("state/s1/demos/sft/r000",)
+    # every dependency exists, and the graph is acyclic in list order
+    seen = set()
+    for t in build_tasks(cfg, tmp_path, root):
+        assert all(d in seen for d in t.deps), t.key
+        seen.add(t.key)
