@@ -13,6 +13,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from rosbags.typesys.store import Typestore
 
@@ -111,7 +112,9 @@ def write_synthetic_episode(
             writer.write_joint_state(arm, np.append(np.full(6, 0.01 * t), act[-1]), now)
             writer.write_ee_pose(arm, act[:3], [0.0, 0.0, 0.0, 1.0], now)
         for cam in spec.cameras:
-            img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+            # Smooth content, like a camera view: JPEG sizes and decode times stay realistic.
+            coarse = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+            img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
             writer.write_image(cam, img, now, compressed=spec.compressed)
         if spec.with_env_state:
             writer.write_env_state(np.array([0.01 * t, 1.0, -1.0]), now)
