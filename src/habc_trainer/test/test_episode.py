@@ -176,3 +176,19 @@ def test_corrupt_file_and_missing_camera(tmp_path, typestore):
     bag = synth(tmp_path, typestore, cameras=("top",))
     with pytest.raises(EpisodeError, match=r"/camera/left_wrist/color/image_raw: missing topic"):
         extract_episode(bag, CFG)
+
+
+def test_jpeg_images_match_raw_images_at_training_resolution(tmp_path, typestore):
+    frames = {}
+    for compressed in (False, True):
+        spec = SyntheticSpec(
+            "same", "PPP", image_hw=(240, 320), cameras=("top",), compressed=compressed
+        )
+        write_synthetic_episode(tmp_path / str(compressed), spec, typestore=typestore)
+        ep = extract_episode(
+            tmp_path / str(compressed), ExtractConfig(cameras=("top",), image_size=32)
+        )
+        frames[compressed] = ep.arrays[image_key("top")].astype(np.float32)
+    # Reduced-scale JPEG decoding + area resize stays within JPEG noise of the raw path.
+    assert frames[True].shape == frames[False].shape == (3, 32, 32, 3)
+    assert np.abs(frames[True] - frames[False]).mean() < 4.0
