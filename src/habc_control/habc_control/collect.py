@@ -32,6 +32,7 @@ from habc_control.authority import Authority, AuthorityArbiter, AuthorityConfig
 from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
 from habc_control.command_mux import ActionLayout, ArmTarget, CommandMux, MuxConfig
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
+from habc_trainer.features import CAMERA_NAMES, ENV_STATE, image_key
 
 Mode = Literal["demo", "rollout", "eval"]
 MODES: tuple[str, ...] = ("demo", "rollout", "eval")
@@ -148,7 +149,6 @@ class BagSink:
         )
 
     def observation(self, env: Any, obs: dict[str, Any], t_ns: int) -> None:
-        from arx_x5_driver.sim.env import image_key
         from arx_x5_driver.sim.model import ARMS
 
         w, rig = self._w, env.rig
@@ -159,9 +159,9 @@ class BagSink:
             xyz, rot = rig.ee_pose(arm)
             w.write_ee_pose(arm, xyz, _quat_xyzw(rot), t_ns)
         if hasattr(w, "write_env_state"):  # /sim/env_state: newer writers only
-            w.write_env_state(obs["env_state"], t_ns)
+            w.write_env_state(obs[ENV_STATE], t_ns)
         if self.write_images:
-            for cam in ("top", "left_wrist", "right_wrist"):
+            for cam in CAMERA_NAMES:
                 img = obs.get(image_key(cam))
                 if img is not None:
                     w.write_image(cam, img, t_ns, compressed=self.compressed_images)

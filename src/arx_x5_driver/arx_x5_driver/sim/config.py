@@ -106,7 +106,7 @@ class TaskConfig:
     """The pouch task: randomisation ranges, limits and the success / failure rules."""
 
     prompt: str = "open the pouch, put the marker in it, and close the pouch"
-    t_max: int = 300  # control ticks (10 s at 30 Hz)
+    t_max: int = 360  # control ticks (12 s at 30 Hz)
     marker_x: tuple[float, float] = (0.24, 0.32)
     marker_y: tuple[float, float] = (-0.27, -0.17)
     marker_yaw: tuple[float, float] = (1.0, 2.1)  # axis direction in the table plane
@@ -186,7 +186,7 @@ class OperatorConfig:
     stall_ticks: int = 60  # no new milestone this long (2 s) = failing
     miss_ticks: int = 15  # a gripper closed on nothing this long (0.5 s) = failing
     reaction_ticks: tuple[int, int] = (4, 12)  # perception + pedal delay
-    hand_back_prob: float = 0.5  # after recovering a stage, hand back to the policy
+    hand_back_prob: float = 0.25  # after recovering a stage, hand back to the policy
     expert: ExpertConfig = field(default_factory=ExpertConfig)
 
     def __post_init__(self) -> None:

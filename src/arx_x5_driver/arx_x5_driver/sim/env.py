@@ -25,6 +25,7 @@ from arx_x5_driver.sim.rotations import (
     top_down_rotation,
 )
 from arx_x5_driver.sim.task import Layout, PouchTask, TaskMonitor, TaskState, sample_layout
+from habc_trainer.features import ENV_STATE, PROPRIO, TASK, image_key
 
 EE_ARM_DIM = 10
 JOINT_ARM_DIM = 7
@@ -35,15 +36,10 @@ ENV_STATE_NAMES: tuple[str, ...] = (
     "lid_opening",
     "pouch_x", "pouch_y", "pouch_yaw",
 )
-# Observation keys (values of habc_trainer.features constants; kept literal so this core does not
-# import the trainer package).
-PROPRIO_KEY = "proprio"
-ENV_STATE_KEY = "env_state"
-TASK_KEY = "task"
-
-
-def image_key(camera: str) -> str:
-    return f"images.{camera}"
+# Observation keys: the feature keys the store and the models use (one place for key strings).
+PROPRIO_KEY = PROPRIO
+ENV_STATE_KEY = ENV_STATE
+TASK_KEY = TASK
 
 
 HOME_TOOL = np.array([0.17, 0.0, 0.15])  # base frame: in front of the base, above the table

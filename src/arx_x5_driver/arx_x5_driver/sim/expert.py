@@ -160,7 +160,19 @@ class MarkerHand(ArmScript):
             return "done"
         if s.marker_held:
             return "carry" if s.lid_open else "carry_wait"
+        if self._over_pouch():
+            return "nudge"  # lying across the rim or tilted in the mouth: push it in
         return "pick"
+
+    def _over_pouch(self) -> bool:
+        rig, sc = self.env.rig, self.env.cfg.scene
+        ppos, prot = rig.pouch_pose()
+        local = prot.T @ (rig.marker_pos() - ppos)
+        return (
+            abs(local[0]) < sc.pouch_inner_length / 2 + 0.01
+            and abs(local[1]) < sc.pouch_inner_width / 2 + 0.01
+            and local[2] > 0.005 + sc.marker_radius + 0.006
+        )
 
     def _drop_point(self) -> tuple[np.ndarray, float]:
         ppos, prot = self.env.rig.pouch_pose()
@@ -216,6 +228,24 @@ class MarkerHand(ArmScript):
                              hold=self.cfg.release_ticks),
                     Waypoint(np.array([centre[0], centre[1], HOVER_Z + 0.02]), yaw, 0.04),
                 ]
+        elif label == "nudge":
+            # Press the marker's higher end down with the closed fingers, fingers across the
+            # pouch so they fit in its mouth; then back up and look again.
+            m, axis = rig.marker_pos(), rig.marker_axis()
+            half = self.env.cfg.scene.marker_half_length
+            ends = [m + axis * half * 0.7, m - axis * half * 0.7]
+            high = max(ends, key=lambda e: e[2])
+            _, yaw = self._drop_point()
+            yaw = self.natural_yaw(yaw, high)
+            rim = 0.005 + self.env.cfg.scene.pouch_wall_height
+            plan += [
+                Waypoint(np.array([self.pos[0], self.pos[1], max(self.pos[2], HOVER_Z)]),
+                         self.yaw, GRIP_CLOSED),
+                Waypoint(np.array([high[0], high[1], HOVER_Z]), yaw, GRIP_CLOSED),
+                Waypoint(np.array([high[0], high[1], rim - 0.012]), yaw, GRIP_CLOSED,
+                         hold=3, speed=0.5),
+                Waypoint(np.array([high[0], high[1], HOVER_Z]), yaw, GRIP_CLOSED),
+            ]
         else:  # done
             plan.append(Waypoint(np.array([self.pos[0], self.pos[1], HOVER_Z + 0.02]),
                                  self.yaw, 0.04))
