@@ -14,7 +14,6 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -347,8 +346,3 @@ def build_spec(cfg: SceneConfig) -> mujoco.MjSpec:
 
 def build_model(cfg: SceneConfig) -> mujoco.MjModel:
     return build_spec(cfg).compile()
-
-
-def model_path_hint() -> Path:
-    """Where the X5 description comes from (for docs and error messages)."""
-    return Path(sdk_limits().urdf_path)
