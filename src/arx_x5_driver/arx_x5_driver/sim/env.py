@@ -79,6 +79,7 @@ class PouchEnv:
         self.state: TaskState | None = None
         self.last_command: dict[str, ArmCommandOut] = {}
         self.ik_failures = 0
+        self._ik_cache: dict[str, tuple[bytes, ArmCommandOut]] = {}
 
     # --- dimensions ---
     @property
@@ -109,6 +110,7 @@ class PouchEnv:
         self.tick = 0
         self.monitor = TaskMonitor()
         self.ik_failures = 0
+        self._ik_cache = {}
         self.last_command = {arm: self._hold_command(arm) for arm in ARMS}
         # Let the marker settle on the table before the first observation.
         for _ in range(3):
@@ -154,9 +156,20 @@ class PouchEnv:
         return cmd
 
     def _ee_command(self, arm: str, part: np.ndarray) -> ArmCommandOut:
+        gripper = min(max(float(part[9]), 0.0), GRIPPER_STROKE)
+        pose_key = part[:9].tobytes()
+        cached = self._ik_cache.get(arm)
+        if (
+            cached is not None
+            and cached[0] == pose_key
+            and np.array_equal(cached[1].joint_targets, self.rig.joint_target(arm))
+        ):
+            # Same pose as last tick and its joint targets were reached in one step: IK would
+            # return them again (an arm holding still is common: a held lid, a waiting hand).
+            prev = cached[1]
+            return ArmCommandOut("ee", prev.targets, gripper, prev.joint_targets, True)
         xyz = part[:3]
         rot = matrix_from_rot6d(part[3:9])
-        gripper = min(max(float(part[9]), 0.0), GRIPPER_STROKE)
         targets = np.concatenate([xyz, rot6d_from_matrix(rot)])
         res = self.ik.solve(xyz, rot, self.rig.joint_target(arm))
         if res.ok:
@@ -165,7 +178,12 @@ class PouchEnv:
             # An unreachable pose is not executed as some other pose: the arm keeps its target.
             self.ik_failures += 1
             q = self.rig.joint_target(arm)
-        return ArmCommandOut("ee", targets, gripper, q, res.ok)
+        cmd = ArmCommandOut("ee", targets, gripper, q, res.ok)
+        if res.ok and np.array_equal(q, res.q):
+            self._ik_cache[arm] = (pose_key, cmd)
+        else:
+            self._ik_cache.pop(arm, None)
+        return cmd
 
     def _limit_step(self, arm: str, q: np.ndarray) -> np.ndarray:
         prev = self.rig.joint_target(arm)
