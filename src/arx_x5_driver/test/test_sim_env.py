@@ -75,3 +75,18 @@ def test_pixel_observations_from_three_cameras():
         assert img.shape == (32, 32, 3) and img.dtype == np.uint8
         assert img.std() > 1.0  # not a blank frame
     env.close()
+
+
+def test_garbage_actions_never_reach_the_controllers_or_the_recorded_state(env: PouchEnv):
+    """What an untrained policy sends: big random jumps, NaNs. The rig stays physical."""
+    rng = np.random.default_rng(0)
+    obs = env.reset(2)
+    for t in range(40):
+        action = obs["proprio"].astype(np.float64) + rng.normal(0.0, 0.3, 20)
+        if t % 10 == 5:
+            action[rng.integers(0, 20)] = np.nan
+        obs, *_ = env.step(action)
+        assert np.isfinite(env.rig.data.ctrl).all()
+        for arm in ("left", "right"):
+            assert 0.0 <= env.rig.gripper_opening(arm) <= 0.088
+    assert env.invalid_actions == 4

@@ -17,6 +17,7 @@ the observation it was computed from (episode-format.md "Frames").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections import Counter
@@ -278,10 +279,16 @@ class Collector:
             measured = {arm: _target(self._measured(arm)) for arm in self.layout.arms}
             outs = mux.tick(auth, policy_t, human_t, measured,
                             step.model_index if step is not None else -1)
-            for arm in self.layout.arms:
-                self.sink.command(arm, outs[arm], mode_code, t_ns)
             action = self.layout.join({arm: outs[arm].target for arm in self.layout.arms})
             obs, _r, terminated, truncated, _info = env.step(action)
+            for arm in self.layout.arms:
+                # Record what the arm was actually told (rotation re-orthonormalised, gripper
+                # clipped to its stroke, a NaN row replaced by the held command).
+                sent = env.last_command[arm]
+                executed = dataclasses.replace(
+                    outs[arm], target=ArmTarget(np.asarray(sent.targets), float(sent.gripper))
+                )
+                self.sink.command(arm, executed, mode_code, t_ns)
             done = terminated or truncated
         outcome = label_outcome(env)
         end = self.manager.end(outcome, t_ns)
@@ -292,6 +299,7 @@ class Collector:
             "slips": env.monitor.slips,
             "lid_snaps": env.monitor.lid_snaps,
             "ik_failures": env.ik_failures,
+            "invalid_actions": env.invalid_actions,
             "operator": operator.log.to_dict(),
         }
         path = self.sink.end(end.meta, extra)

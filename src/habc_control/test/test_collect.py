@@ -126,6 +126,31 @@ def test_policy_gets_a_fresh_chunk_after_hand_back():
     assert back in calls  # inference on the tick control returns, not the stale chunk's rest
 
 
+class _RandomPolicy:
+    """An untrained policy: random 50-step chunks around the current pose."""
+
+    model_index = 3
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def infer(self, obs):
+        base = np.asarray(obs["proprio"], dtype=np.float32)
+        return {"actions": base + self.rng.normal(0.0, 0.2, (50, base.shape[0])).astype("f4")}
+
+
+def test_an_untrained_policy_still_yields_a_bag_the_trainer_accepts(tmp_path: Path):
+    env = PouchEnv(SimConfig(operator=OperatorConfig(intervene_prob=0.0)))
+    collector = Collector(env, CollectConfig(mode="eval"), BagSink(tmp_path),
+                          lambda env_, seed: _RandomPolicy(seed))
+    summary = collector.run_episode(1)
+    (bag,) = find_episode_dirs(tmp_path)
+    ep = extract_episode(bag, ExtractConfig(cameras=()))  # raises on out-of-range values
+    assert ep.length == summary.ticks
+    grip = ep.arrays["action"][:, [9, 19]]
+    assert grip.min() >= 0.0 and grip.max() <= 0.088  # the executed (clipped) command
+
+
 def test_same_seed_same_episode():
     env = PouchEnv(SimConfig())
     c = _rollout_collector(env, NullSink())

@@ -79,6 +79,7 @@ class PouchEnv:
         self.state: TaskState | None = None
         self.last_command: dict[str, ArmCommandOut] = {}
         self.ik_failures = 0
+        self.invalid_actions = 0
         self._ik_cache: dict[str, tuple[bytes, ArmCommandOut]] = {}
 
     # --- dimensions ---
@@ -110,6 +111,7 @@ class PouchEnv:
         self.tick = 0
         self.monitor = TaskMonitor()
         self.ik_failures = 0
+        self.invalid_actions = 0
         self._ik_cache = {}
         self.last_command = {arm: self._hold_command(arm) for arm in ARMS}
         # Let the marker settle on the table before the first observation.
@@ -143,6 +145,11 @@ class PouchEnv:
 
     def apply_arm(self, arm: str, part: np.ndarray | None) -> ArmCommandOut:
         """Convert one arm's action to joint targets and send it; None holds the last one."""
+        if part is not None and not np.isfinite(part).all():
+            # NaN / inf from a policy: never reaches the controllers (the real safety layer
+            # refuses it too); the arm keeps its last command.
+            self.invalid_actions += 1
+            part = None
         if part is None:
             cmd = self.last_command[arm]
         elif self.action_space == "ee":

@@ -142,6 +142,10 @@ def _add_gripper(spec: mujoco.MjSpec, cfg: SceneConfig, coll: dict) -> None:
             range=[0.0, FINGER_TRAVEL],
             armature=0.01,
             damping=[2.0, 0.0, 0.0],
+            # Hard stops: a 40 N squeeze on a 40 g finger pushed MuJoCo's default soft limit
+            # (solimp 0.9..0.95) 1.5-2 cm past the stop; the real fingers meet a metal stop.
+            solref_limit=[0.012, 1.0],
+            solimp_limit=[0.99, 0.999, 0.001, 0.5, 2.0],
         )
         finger.add_geom(
             type=mujoco.mjtGeom.mjGEOM_BOX,
@@ -169,6 +173,8 @@ def _add_gripper(spec: mujoco.MjSpec, cfg: SceneConfig, coll: dict) -> None:
     tendon.wrap_joint("finger_b", 1.0)
     eq = spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1="finger_a", name2="finger_b")
     eq.data[:5] = [0, 1, 0, 0, 0]
+    eq.solref = [0.012, 1.0]  # the fingers are one mechanism (rack and pinion): keep them equal
+    eq.solimp = [0.99, 0.999, 0.001, 0.5, 2.0]
     act = spec.add_actuator(name="act_gripper", target="gripper")
     act.trntype = mujoco.mjtTrn.mjTRN_TENDON
     act.set_to_position(kp=cfg.gripper_kp, kv=cfg.gripper_kv)

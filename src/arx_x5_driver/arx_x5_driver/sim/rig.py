@@ -109,8 +109,14 @@ class SimRig:
         return self.data.ctrl[self._ctrl[arm]].copy()
 
     def gripper_opening(self, arm: str) -> float:
+        """Measured opening, as the gripper's encoder reports it: within its mechanical range.
+
+        A policy that rams the fingers into the table with the arm's full torque can push
+        MuJoCo's (stiff but soft) finger stops a centimetre or two; a real encoder cannot read
+        past the stops, and the trainer rejects out-of-range values.
+        """
         a, b = self._finger_adr[arm]
-        return float(self.data.qpos[a] + self.data.qpos[b])
+        return min(max(float(self.data.qpos[a] + self.data.qpos[b]), 0.0), GRIPPER_STROKE)
 
     def gripper_target(self, arm: str) -> float:
         return float(self.data.ctrl[self._grip_ctrl[arm]])
