@@ -48,6 +48,22 @@ def test_smoke_protocol_evaluates_every_checkpoint(smoke_run):
         assert 0.0 <= agg["rate_min"] <= agg["rate_mean"] <= agg["rate_max"] <= 1.0
 
 
+def test_smoke_rollouts_reach_every_methods_replay_buffer(smoke_run):
+    _, out, _ = smoke_run
+    root = find_root(Path(__file__).parent)
+    cfg = load_preset("smoke", root)
+    ctx = seed_context(cfg, "state", cfg.seeds[0], out, root)
+    for method, r in chains(ctx):
+        rec = json.loads(ctx.record("train", method, r).read_text())
+        assert rec["skipped"] == 0, rec["skip_reasons"]
+        if method in cfg.state.methods:  # demos + its own rollouts of rounds 1..r
+            assert rec["store_episodes"] == cfg.state.demos + r * cfg.state.rollouts_per_round
+        elif method != "sft":  # a step-2 arm also holds habc's step-1 rollouts
+            own = r - cfg.state.step1_rounds
+            assert rec["store_episodes"] == cfg.state.demos + (
+                cfg.state.step1_rounds + own) * cfg.state.rollouts_per_round
+
+
 def test_smoke_seeds_are_disjoint_across_purposes(smoke_run):
     _, out, docs = smoke_run
     root = find_root(Path(__file__).parent)

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from habc_control.experiment.seeds import EVAL_BASE, check_eval_seeds
 from habc_control.experiment.stats import Summary, summarize
 
@@ -81,6 +83,47 @@ class EvalResult:
         tmp.replace(path)
 
 
+class GripperClampedPolicy:
+    """A policy whose gripper commands are clipped to the rig's stroke [0, GRIPPER_STROKE].
+
+    The simulated rig clamps the gripper anyway (env._ee_command), so the robot does exactly
+    what it did before; the difference is what gets *recorded*: collect writes the policy's raw
+    chunk as the executed command, and the episode converter rejects a whole episode whose
+    gripper command leaves [-0.01, 0.1] m (a flow policy's "closed" is often -0.02). Without
+    this, most rollouts of a trained policy silently drop out of the replay buffer.
+    """
+
+    def __init__(self, inner: Any, arm_dim: int, arms: int, stroke: float) -> None:
+        self.inner = inner
+        self.grip = [a * arm_dim + arm_dim - 1 for a in range(arms)]
+        self.stroke = stroke
+        self.model_index = int(getattr(inner, "model_index", 0))
+
+    def reset(self, seed: int) -> None:
+        if hasattr(self.inner, "reset"):
+            self.inner.reset(seed)
+
+    def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
+        out = dict(self.inner.infer(obs))
+        actions = np.array(out["actions"], dtype=np.float32, copy=True)
+        actions[:, self.grip] = np.clip(actions[:, self.grip], 0.0, self.stroke)
+        out["actions"] = actions
+        return out
+
+
+def rig_policy_factory(policy: str, env: Any, horizon: int, execute_steps: int) -> Any:
+    """collect's policy factory for `policy`, with gripper commands kept on the rig's stroke."""
+    from arx_x5_driver.sim.model import ARMS, GRIPPER_STROKE
+    from habc_control.collect import make_policy_factory
+
+    inner = make_policy_factory(policy, env.cfg, horizon, execute_steps, 0)
+
+    def factory(env: Any, seed: int) -> GripperClampedPolicy:
+        return GripperClampedPolicy(inner(env, seed), env.arm_dim, len(ARMS), GRIPPER_STROKE)
+
+    return factory
+
+
 def load_sim(sim_config: str | None) -> Any:
     from arx_x5_driver.sim.config import load_sim_config
     from habc_control.collect import _default_config_path
@@ -95,13 +138,13 @@ def evaluate_policy(policy: str, cfg: EvalConfig,
     import torch
 
     from arx_x5_driver.sim.env import PouchEnv
-    from habc_control.collect import CollectConfig, Collector, NullSink, make_policy_factory
+    from habc_control.collect import CollectConfig, Collector, NullSink
 
     torch.set_num_threads(cfg.torch_threads)
     sim_cfg = load_sim(cfg.sim_config)
     env = PouchEnv(sim_cfg, obs_mode=cfg.obs_mode)
     ccfg = CollectConfig(mode="eval", episodes=cfg.trials, seed=cfg.first_seed)
-    factory = make_policy_factory(policy, sim_cfg, ccfg.horizon, ccfg.execute_steps, 0)
+    factory = rig_policy_factory(policy, env, ccfg.horizon, ccfg.execute_steps)
     collector = Collector(env, ccfg, NullSink(), factory)
     trials: list[Trial] = []
     model_index = -1

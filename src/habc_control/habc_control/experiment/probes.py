@@ -152,8 +152,8 @@ def traces(ctx: SeedContext, critic: LoadedCritic, policy: Path) -> list[dict[st
     """p_v and 1 + V_e / T_max (1 = success now, 0 = T_max steps away) along rollouts of
     `policy` with the simulated operator, on probe seeds (never trained on)."""
     from arx_x5_driver.sim.env import PouchEnv
-    from habc_control.collect import CollectConfig, Collector, make_policy_factory
-    from habc_control.experiment.evaluation import load_sim
+    from habc_control.collect import CollectConfig, Collector
+    from habc_control.experiment.evaluation import load_sim, rig_policy_factory
 
     seeds = ctx.plan.probe_seeds()
     if len(seeds) == 0:
@@ -161,7 +161,7 @@ def traces(ctx: SeedContext, critic: LoadedCritic, policy: Path) -> list[dict[st
     env = PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
     cfg = CollectConfig(mode="rollout", episodes=len(seeds), seed=seeds.start, round=0)
     sink = RecordingSink()
-    factory = make_policy_factory(str(policy), env.cfg, cfg.horizon, cfg.execute_steps, 0)
+    factory = rig_policy_factory(str(policy), env, cfg.horizon, cfg.execute_steps)
     collector = Collector(env, cfg, sink, factory)
     out = []
     try:

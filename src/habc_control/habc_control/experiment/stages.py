@@ -21,6 +21,11 @@ from habc_control.experiment.evaluation import EvalConfig, evaluate_policy
 from habc_control.experiment.seeds import SeedPlan
 
 SFT = "sft"
+# The converter's default gripper bound (-0.01 m) rejects whole episodes in which the simulated
+# fingers read down to -0.03 m squeezed shut on nothing and up to 0.11 m pushed open (soft
+# joint limits; the stroke is 0.088 m). Those are real readings of the rig, not corrupt data,
+# so the experiment accepts them.
+SIM_GRIPPER_RANGE = (-0.05, 0.15)
 
 
 @dataclass(frozen=True)
@@ -98,13 +103,14 @@ def _env(ctx: SeedContext) -> Any:
 def _collect(ctx: SeedContext, mode: str, seeds: range, out: Path, round_index: int,
              policy: str | None) -> dict[str, Any]:
     """Run episodes through collect's Collector into bags under `out`."""
-    from habc_control.collect import BagSink, CollectConfig, Collector, make_policy_factory
+    from habc_control.collect import BagSink, CollectConfig, Collector
+    from habc_control.experiment.evaluation import rig_policy_factory
 
     env = _env(ctx)
     cfg = CollectConfig(mode=mode, episodes=len(seeds), seed=seeds.start, round=round_index)
     sink = BagSink(out, write_images=env.obs_mode == "pixels")
-    factory = None if policy is None else make_policy_factory(
-        policy, env.cfg, cfg.horizon, cfg.execute_steps, 0)
+    factory = None if policy is None else rig_policy_factory(
+        policy, env, cfg.horizon, cfg.execute_steps)
     collector = Collector(env, cfg, sink, factory)
     t0 = time.perf_counter()
     results = []
@@ -126,6 +132,8 @@ def _collect(ctx: SeedContext, mode: str, seeds: range, out: Path, round_index: 
         "ticks": ticks,
         "wall_s": wall,
         "ticks_per_s": ticks / max(wall, 1e-9),
+        "lengths": [int(r.ticks) for r in results],
+        "outcomes": [r.outcome for r in results],
     }
 
 
@@ -217,7 +225,8 @@ def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]
     cfg = train_config(ctx, method, steps)
     model = cfg.model_config()
     extract = ExtractConfig(cameras=tuple(model.cameras), image_size=model.image_size,
-                            use_env_state=ctx.track.obs_mode == "state")
+                            use_env_state=ctx.track.obs_mode == "state",
+                            gripper_range=SIM_GRIPPER_RANGE)
     t0 = time.perf_counter()
     conv = convert(data_roots(ctx, method, round_index), ctx.store_dir(method), extract)
     t_conv = time.perf_counter() - t0
@@ -234,6 +243,9 @@ def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]
         "steps": steps,
         "convert_s": t_conv,
         "converted": conv.converted,
+        # bags the converter refused: they silently leave the replay buffer, so keep count
+        "skipped": len(conv.skipped),
+        "skip_reasons": sorted(set(conv.skipped.values()))[:5],
         "store_episodes": conv.store_episodes,
         "store_by_source_outcome": conv.store_by_source_outcome,
         "stream_sizes": sizes,
