@@ -285,6 +285,33 @@ def claims(results: dict[str, Any], cfg: ExperimentConfig) -> list[tuple[str, st
 
 
 # --- diagnostics ---
+def rollout_table(td: dict[str, Any], methods: list[str], last: int) -> list[str]:
+    """What each round's rollouts contained (summed over seeds): the data HABC learns from."""
+    rows = []
+    for method in methods:
+        for r in range(1, last + 1):
+            recs = [rs[f"rollouts_{method}_r{r:03d}"] for rs in td["records"].values()
+                    if f"rollouts_{method}_r{r:03d}" in rs]
+            if not recs:
+                continue
+            n = sum(x["episodes"] for x in recs)
+            kinds: dict[str, int] = {}
+            for x in recs:
+                for k, v in x["kinds"].items():
+                    kinds[k] = kinds.get(k, 0) + v
+            rows.append(f"| {label(method)} | {r} | {n} | {kinds.get('autonomous_success', 0)} | "
+                        f"{kinds.get('intervened_success', 0)} | "
+                        f"{kinds.get('intervened_failure', 0)} | "
+                        f"{kinds.get('autonomous_failure', 0)} |")
+    if not rows:
+        return []
+    return ["Rollouts per round (summed over seeds): who succeeded, and how often the simulated "
+            "operator stepped in.", "",
+            "| method | round | rollouts | autonomous success | intervened, success | "
+            "intervened, failure | autonomous failure |",
+            "| --- | --- | --- | --- | --- | --- | --- |", *rows, ""]
+
+
 def diagnostics(td: dict[str, Any], R: int) -> list[str]:
     lines = []
     recs = td["records"]
@@ -476,7 +503,8 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
                   "says and the pooled two-proportion z ≥ 1.96; with "
                   f"{tcfg.eval_trials} trials × {len(cfg.seeds)} seeds per cell, differences "
                   "under roughly 10–15 points are within noise.", ""]
-            L += ["### Diagnostics", ""] + diagnostics(td, tcfg.step1_rounds)
+            L += ["### Diagnostics", ""] + rollout_table(td, methods, tcfg.last_round)
+            L += diagnostics(td, tcfg.step1_rounds)
         L += ["### Completion status", ""] + status + [""]
     if cfg.pixel is None:
         L += ["## Pixel observations", "",
