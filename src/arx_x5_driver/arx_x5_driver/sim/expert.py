@@ -288,7 +288,7 @@ class LidHand(ArmScript):
         yaw = self.natural_yaw(float(np.arctan2(axis[1], axis[0])), knob0)
         travel = self.env.cfg.scene.lid_travel
         open_pos = knob0 + axis * travel * PULL_FRACTION + [0, 0, KNOB_GRASP_DZ]
-        closed_pos = knob0 + axis * 0.0 + [0, 0, KNOB_GRASP_DZ]
+        closed_pos = knob0 + [0, 0, KNOB_GRASP_DZ]
         if label in ("grab", "close_push"):
             k = self.env.rig.knob_pos() + self.noise(self.cfg.pos_noise * 0.5)
             low = k + [0, 0, KNOB_GRASP_DZ]
