@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arx_x5_driver.sim.model import sdk_limits
+from arx_x5_driver.sim.model import quiet_native_output, sdk_limits
 from arx_x5_driver.sim.rotations import matrix_from_rpy, pose6d_from_xyz_rot
 
 
@@ -34,7 +34,8 @@ class ArmIk:
         lim = sdk_limits()
         self.q_min = lim.joint_pos_min
         self.q_max = lim.joint_pos_max
-        self._solver = arx5.Arx5Solver(lim.urdf_path, 6, self.q_min, self.q_max)
+        with quiet_native_output():  # KDL prints its chain (and a root-inertia warning)
+            self._solver = arx5.Arx5Solver(lim.urdf_path, 6, self.q_min, self.q_max)
         self.pos_tol = pos_tol
         self.rot_tol = rot_tol
 

@@ -10,8 +10,12 @@ every number comes from.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
@@ -52,14 +56,37 @@ class SdkArmLimits:
     gripper_width: float
 
 
+@contextlib.contextmanager
+def quiet_native_output() -> Iterator[None]:
+    """Silence stdout/stderr at the file-descriptor level (the SDK's C++ and import-time prints
+    about library paths and KDL segments), so CLI output stays readable. Python exceptions
+    still propagate; the descriptors are restored in any case."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
 @cache
 def sdk_limits() -> SdkArmLimits:
-    import arx5_interface as arx5
+    with quiet_native_output():
+        import arx5_interface as arx5
 
-    robot = arx5.RobotConfigFactory.get_instance().get_config("X5")
-    ctrl = arx5.ControllerConfigFactory.get_instance().get_config(
-        "joint_controller", robot.joint_dof
-    )
+        robot = arx5.RobotConfigFactory.get_instance().get_config("X5")
+        ctrl = arx5.ControllerConfigFactory.get_instance().get_config(
+            "joint_controller", robot.joint_dof
+        )
     return SdkArmLimits(
         urdf_path=str(robot.urdf_path),
         joint_pos_min=np.asarray(robot.joint_pos_min, dtype=np.float64).copy(),
