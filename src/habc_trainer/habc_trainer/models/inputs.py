@@ -39,7 +39,14 @@ def hash_tokenize(prompts: Sequence[str], vocab_size: int, max_len: int) -> torc
 
 
 def as_tensor(x: Any) -> torch.Tensor:
-    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    if isinstance(x, torch.Tensor):
+        return x
+    array = np.asarray(x)
+    if not array.flags.writeable:
+        # Read-only buffers (ROS messages, memory maps) would be shared with a tensor that torch
+        # assumes it may write to; a copy is cheap at inference size.
+        array = array.copy()
+    return torch.as_tensor(array)
 
 
 def prepare_obs(
