@@ -1,17 +1,19 @@
 """RealSense colour cameras chosen by serial number, with reconnect. No rclpy.
 
 `RealSenseCamera` wraps one pyrealsense2 pipeline (the module is injected so tests use a fake at
-the API boundary); `CameraSupervisor.read(now)` returns a frame or None and re-opens a lost
-device every `reconnect_s`, with messages that say what happened (device loss is a normal event
-on a USB rig: cables, hubs, power).
+the API boundary; `open_stream` swaps the pipeline for another frame source, e.g. a
+`SensorStream` over pyrealsense2's `software_device`); `CameraSupervisor.read(now)` returns a
+frame or None and re-opens a lost device every `reconnect_s`, with messages that say what
+happened (device loss is a normal event on a USB rig: cables, hubs, power).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -49,17 +51,69 @@ def connected_serials(rs: Any) -> list[str]:
     return [d.get_info(rs.camera_info.serial_number) for d in rs.context().query_devices()]
 
 
+class FrameStream(Protocol):
+    """What the camera reads from: the part of `rs.pipeline` it uses once started."""
+
+    def wait_for_frames(self, timeout_ms: int) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+class SensorStream:
+    """An `rs.sensor` opened on one profile and started into an `rs.syncer`, read like a pipeline.
+
+    For devices a pipeline cannot open by serial: pyrealsense2 2.59's `software_device` is not
+    listed by a context after `add_to(ctx)`, so `pipeline.start` reports "No device connected".
+    """
+
+    def __init__(self, rs: Any, sensor: Any, profile: Any) -> None:
+        self._sensor = sensor
+        self._sync = rs.syncer()
+        sensor.open(profile)
+        sensor.start(self._sync)
+
+    def wait_for_frames(self, timeout_ms: int) -> Any:
+        return self._sync.wait_for_frames(timeout_ms)
+
+    def stop(self) -> None:
+        self._sensor.stop()
+        self._sensor.close()
+
+
+def rgb_from_frames(frames: Any, width: int, height: int) -> tuple[np.ndarray, float]:
+    """The colour frame of a frameset as an owned (height, width, 3) uint8 RGB copy, and its
+    device timestamp [ms]."""
+    color = frames.get_color_frame()
+    if not color:
+        raise CameraError("frameset has no colour frame")
+    img = np.asanyarray(color.get_data())
+    if img.size != height * width * 3:
+        raise CameraError(f"colour frame has {img.size} values, expected {height}x{width}x3")
+    return img.reshape(height, width, 3).copy(), float(color.get_timestamp())
+
+
 class RealSenseCamera:
-    def __init__(self, config: CameraConfig, rs: Any | None = None) -> None:
+    def __init__(
+        self,
+        config: CameraConfig,
+        rs: Any | None = None,
+        open_stream: Callable[[CameraConfig], FrameStream] | None = None,
+    ) -> None:
+        """`open_stream(config)` replaces the pipeline opened by serial; it raises CameraError
+        when the device is not there."""
         self.config = config
         self.rs = rs if rs is not None else _import_rs()
-        self._pipe: Any = None
+        self._open_stream = open_stream
+        self._pipe: FrameStream | None = None
 
     @property
     def running(self) -> bool:
         return self._pipe is not None
 
     def start(self) -> None:
+        if self._open_stream is not None:
+            self._pipe = self._open_stream(self.config)
+            return
         rs, c = self.rs, self.config
         serials = connected_serials(rs)
         if c.serial not in serials:
@@ -88,9 +142,7 @@ class RealSenseCamera:
             raise CameraError(
                 f"camera {self.config.name!r} ({self.config.serial}) lost: {exc}"
             ) from exc
-        color = frames.get_color_frame()
-        img = np.asanyarray(color.get_data()).reshape(self.config.height, self.config.width, 3)
-        return img.copy(), float(color.get_timestamp())
+        return rgb_from_frames(frames, self.config.width, self.config.height)
 
     def stop(self) -> None:
         if self._pipe is not None:

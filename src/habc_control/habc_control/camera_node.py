@@ -26,7 +26,9 @@ from habc_control.ros_common import (
 
 
 class CameraNode(Node):
-    def __init__(self, rs=None, **kwargs) -> None:
+    def __init__(self, rs=None, open_stream=None, **kwargs) -> None:
+        """`rs` and `open_stream` are passed to each RealSenseCamera (tests: fake or software
+        device)."""
         super().__init__("cameras", **kwargs)
         names = list(declare(self, "names", ["top", "left_wrist", "right_wrist"], "camera names"))
         serials = list(declare(self, "serials", ["", "", ""], "serial per camera, same order"))
@@ -42,7 +44,7 @@ class CameraNode(Node):
         self._threads = []
         self.frames = dict.fromkeys(names, 0)
         for name, serial in zip(names, serials, strict=True):
-            cam = RealSenseCamera(CameraConfig(name, serial, w, h, fps), rs)
+            cam = RealSenseCamera(CameraConfig(name, serial, w, h, fps), rs, open_stream)
             sup = CameraSupervisor(cam, reconnect)
             raw = self.create_publisher(Image, f"/camera/{name}/color/image_raw", IMAGE_QOS)
             jpg = self.create_publisher(
