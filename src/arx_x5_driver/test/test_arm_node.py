@@ -75,31 +75,58 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(ros):
     try:
         assert _wait(lambda: len(states) > 3 and cmd_pub.get_subscription_count() > 0)
 
-        def send(q, authority=0):
-            m = ArmCommand(mode=0, targets=list(q), gripper=0.05, authority=authority)
-            cmd_pub.publish(m)
+        received = []  # commands the node has processed, in order
+        on_command = arm._on_command
 
-        # a 1 rad jump: executed as 0.05 rad steps, never at once
-        for _ in range(8):
+        def counting(a, msg):
+            on_command(a, msg)
+            received.append(msg)
+
+        arm._on_command = counting
+        n_sent = 0
+
+        def send(q, authority=0):
+            nonlocal n_sent
+            cmd_pub.publish(ArmCommand(mode=0, targets=list(q), gripper=0.05, authority=authority))
+            n_sent += 1
+
+        def all_received():
+            return _wait(lambda: len(received) == n_sent, timeout=30.0)
+
+        def sent_from(i):
+            return backend.sent["left"][i:]
+
+        # a 1 rad jump: executed as 0.05 rad steps, never at once (commanded until it moves)
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
             send([1.0, 0, 0, 0, 0, 0])
             time.sleep(0.02)
-        assert _wait(lambda: backend.sent["left"] and backend.sent["left"][-1].targets[0] > 0.1)
+            if backend.sent["left"] and backend.sent["left"][-1].targets[0] > 0.1:
+                break
+        assert all_received()
         sent = [c.targets[0] for c in backend.sent["left"]]
-        assert max(np.diff(sent)) <= 0.05 + 1e-9
+        assert max(sent) > 0.1 and max(np.diff(sent)) <= 0.05 + 1e-9
         assert arm.safety["left"].clamp_count > 0
-        # watchdog: commands stop -> the target freezes where it was
-        time.sleep(0.4)
-        frozen = backend.sent["left"][-1]
-        assert frozen.authority == 2  # HOLD
-        time.sleep(0.1)
-        assert backend.sent["left"][-1].targets[0] == pytest.approx(frozen.targets[0])
+        # watchdog: commands stop -> HOLD, and the target freezes where it was. Ticks are counted,
+        # not timed: a tick after the last command was processed starts the search.
+        n0 = len(backend.sent["left"]) + 1
+        assert _wait(lambda: any(c.authority == 2 for c in sent_from(n0)), timeout=30.0)
+        k = n0 + next(i for i, c in enumerate(sent_from(n0)) if c.authority == 2)
+        frozen = backend.sent["left"][k]
+        assert _wait(lambda: len(backend.sent["left"]) >= k + 5, timeout=30.0)
+        assert all(c.authority == 2 for c in sent_from(k))
+        assert all(c.targets[0] == pytest.approx(frozen.targets[0]) for c in sent_from(k))
         # HOLD authority on /control_authority: fresh commands are not executed
         auth_pub.publish(ControlAuthority(arm_names=["left", "right"], authority=[2, 2]))
-        assert _wait(lambda: "left" in arm._held_by_authority)
+        assert _wait(lambda: "left" in arm._held_by_authority, timeout=30.0)
         for _ in range(10):
             send([0.0, 0, 0, 0, 0, 0])
             time.sleep(0.02)
-        assert backend.sent["left"][-1].targets[0] == pytest.approx(frozen.targets[0])
+        assert all_received()
+        n1 = len(backend.sent["left"])
+        assert _wait(lambda: len(backend.sent["left"]) >= n1 + 3, timeout=30.0)
+        assert all(c.authority == 2 for c in sent_from(k))
+        assert all(c.targets[0] == pytest.approx(frozen.targets[0]) for c in sent_from(k))
         assert js_positions_published(states)
         refused = arm.set_parameters([Parameter("watchdog_s", value=5.0)])[0]
         assert not refused.successful and "restart" in refused.reason
