@@ -8,22 +8,19 @@ commands say. On shutdown every arm goes to the backend's safe state (damping on
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray
 
 from arx_x5_driver.backend import KinematicRigBackend, RigBackend, quat_from_ee9
+from arx_x5_driver.node_main import run_node
 from arx_x5_driver.safety import (
     AUTHORITY_HOLD,
     MODE_EE,
@@ -318,29 +315,8 @@ class ArmNode(Node):
         self._thread.join(timeout=10.0)
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(args=None) -> None:
-    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
-    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
-    # SIGINT and SIGTERM both end spin() with KeyboardInterrupt, so `finally` always damps.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = ArmNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.safe_stop()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(ArmNode, args)
 
 
 NODE = ArmNode

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import threading
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 
+from arx_x5_driver.node_main import run_node
 from habc_control.camera import CameraConfig, CameraSupervisor, RealSenseCamera, encode_jpeg
 from habc_control.ros_common import (
     IMAGE_QOS,
     declare,
-    install_shutdown_signals,
     refuse_runtime_changes,
 )
 
@@ -92,22 +89,7 @@ class CameraNode(Node):
 
 
 def main(args=None) -> None:
-    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
-    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
-    install_shutdown_signals()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = CameraNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(CameraNode, args)
 
 
 NODE = CameraNode

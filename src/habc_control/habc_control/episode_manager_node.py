@@ -9,19 +9,16 @@ Logic: habc_control.episode_manager.
 
 from __future__ import annotations
 
-import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 
+from arx_x5_driver.node_main import run_node
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
 from habc_control.ros_common import (
     AUTHORITY_QOS,
     EVENTS_QOS,
     authority_from_msg,
     declare,
-    install_shutdown_signals,
     now_ns,
     refuse_runtime_changes,
 )
@@ -105,23 +102,7 @@ class EpisodeManagerNode(Node):
 
 
 def main(args=None) -> None:
-    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
-    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
-    install_shutdown_signals()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = EpisodeManagerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            if rclpy.ok():
-                node.end_running()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(EpisodeManagerNode, args)
 
 
 NODE = EpisodeManagerNode

@@ -11,14 +11,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 
+from arx_x5_driver.node_main import run_node
 from habc_control.authority import Authority, AuthorityWatch
 from habc_control.command_mux import CommandMux, MuxConfig
 from habc_control.ros_common import (
@@ -29,7 +27,6 @@ from habc_control.ros_common import (
     arm_command_msg,
     authority_from_msg,
     declare,
-    install_shutdown_signals,
     pose_to_ee9,
     refuse_runtime_changes,
     target_from_command,
@@ -155,23 +152,7 @@ class MuxNode(Node):
 
 
 def main(args=None) -> None:
-    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
-    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
-    install_shutdown_signals()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = MuxNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            if rclpy.ok():
-                node.publish_hold()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(MuxNode, args)
 
 
 NODE = MuxNode

@@ -14,14 +14,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray
 
+from arx_x5_driver.node_main import run_node
 from habc_control.authority import Authority
 from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
 from habc_control.command_mux import ActionLayout
@@ -36,7 +34,6 @@ from habc_control.ros_common import (
     arm_command_msg,
     authority_from_msg,
     declare,
-    install_shutdown_signals,
     pose_to_ee9,
     refuse_runtime_changes,
 )
@@ -200,22 +197,7 @@ class PolicyNode(Node):
 
 
 def main(args=None) -> None:
-    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
-    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
-    install_shutdown_signals()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = PolicyNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(PolicyNode, args)
 
 
 NODE = PolicyNode

@@ -11,12 +11,10 @@ from __future__ import annotations
 import importlib
 import threading
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.serialization import serialize_message
-from rclpy.signals import SignalHandlerOptions
 
+from arx_x5_driver.node_main import run_node
 from habc_control.recorder import EpisodeEventData, EpisodeRecorder, RecorderConfig
 from habc_control.ros_common import (
     AUTHORITY_QOS,
@@ -25,7 +23,6 @@ from habc_control.ros_common import (
     STATE_QOS,
     authority_from_msg,
     declare,
-    install_shutdown_signals,
     now_ns,
     refuse_runtime_changes,
 )
@@ -110,22 +107,7 @@ class RecorderNode(Node):
 
 
 def main(args=None) -> None:
-    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
-    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
-    install_shutdown_signals()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = RecorderNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(RecorderNode, args)
 
 
 NODE = RecorderNode

@@ -5,7 +5,6 @@ The only module here besides the *_node.py files that imports rclpy.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,22 +31,6 @@ IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 EVENTS_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
 
 MODE_BY_SPACE = {"joint": ArmCommand.MODE_JOINT, "ee": ArmCommand.MODE_EE}
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def install_shutdown_signals() -> None:
-    """SIGINT and SIGTERM both raise KeyboardInterrupt in the main thread.
-
-    Used with rclpy.init(signal_handler_options=NO): the node's `finally` then runs while its
-    context is still valid and can still publish its fail-safe (HOLD, END). SIGINT is set
-    explicitly because a background job may inherit it ignored; SIGTERM would otherwise kill the
-    process with no `finally` at all (launch sends it when SIGINT was not enough).
-    """
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def declare(node: Node, name: str, default: Any, description: str) -> Any:

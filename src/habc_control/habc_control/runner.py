@@ -28,8 +28,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
+from arx_x5_driver.node_main import SHUTDOWN_PHASES, install_shutdown_signals
 from habc_control.graph import NodeSpec, apply_overrides, load_graph_config, node_specs
-from habc_control.ros_common import install_shutdown_signals
 from habc_interfaces.srv import EndEpisode, StartEpisode
 
 
@@ -38,12 +38,6 @@ def make_node(spec: NodeSpec, context: Context | None = None) -> Node:
     module = importlib.import_module(spec.module)
     overrides = [Parameter(k, value=v) for k, v in spec.parameters.items()]
     return module.NODE(parameter_overrides=overrides, context=context)
-
-
-# Shutdown hooks of the nodes, in two phases: first tell the graph (HOLD, END of a running
-# episode) while everything still spins, so the recorder still gets the END; then release
-# hardware and files (driver damping, inference worker, bag).
-SHUTDOWN_PHASES = (("publish_hold", "end_running"), ("safe_stop", "shutdown", "close"))
 
 
 class Graph:

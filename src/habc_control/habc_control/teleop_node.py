@@ -22,11 +22,10 @@ import tty
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 
+from arx_x5_driver.node_main import run_node
 from habc_control.authority import AuthorityArbiter, AuthorityConfig
 from habc_control.keyboard import HELP, KeyboardCommands
 from habc_control.pedal import PedalConfig, PedalReader
@@ -39,7 +38,6 @@ from habc_control.ros_common import (
     arm_command_msg,
     authority_msg,
     declare,
-    install_shutdown_signals,
     pose_to_ee9,
     refuse_runtime_changes,
     target_from_command,
@@ -233,24 +231,7 @@ class TeleopNode(Node):
 
 
 def main(args=None) -> None:
-    # No rclpy signal handler: Ctrl-C raises KeyboardInterrupt in spin() while the context is
-    # still valid, so the fail-safe in `finally` can still publish (HOLD, END, damping log).
-    install_shutdown_signals()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = TeleopNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            if rclpy.ok():
-                node.publish_hold()
-            node.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(TeleopNode, args)
 
 
 NODE = TeleopNode
