@@ -74,6 +74,10 @@ def test_pixel_observations_from_three_cameras():
         img = obs[f"images.{cam}"]
         assert img.shape == (32, 32, 3) and img.dtype == np.uint8
         assert img.std() > 1.0  # not a blank frame
+    obs, *_ = env.step(None)
+    assert obs["images.top"].shape == (32, 32, 3)  # collect's default: images every step
+    obs, *_ = env.step(None, images=False)  # a caller that renders only when it publishes
+    assert not any(k.startswith("images.") for k in obs) and obs["proprio"].shape == (20,)
     env.close()
 
 

@@ -66,10 +66,12 @@ class SimRigBackend:
             self.env.rig.command(arm, np.asarray(command.targets), command.gripper)
 
     def step(self) -> None:
-        self.env.step(None)  # commands were applied in send(); the controllers keep them
+        # Commands were applied in send(); the controllers keep them. No images: the node calls
+        # render() on the ticks it publishes cameras, so each published frame is rendered once.
+        self.env.step(None, images=False)
 
     def render(self) -> dict[str, np.ndarray]:
-        """camera name (top, left_wrist, right_wrist) -> (h, w, 3) uint8 RGB."""
+        """camera name (top, left_wrist, right_wrist) -> (h, w, 3) uint8 RGB, current state."""
         return self.env.render()
 
     def env_state(self) -> np.ndarray:

@@ -121,9 +121,13 @@ class PouchEnv:
         return self.observe()
 
     def step(
-        self, action: np.ndarray | None
+        self, action: np.ndarray | None, images: bool = True
     ) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        """One control tick. `action=None` holds both arms (HOLD authority)."""
+        """One control tick. `action=None` holds both arms (HOLD authority).
+
+        `images=False` leaves the camera images out of the returned observation (no render), for
+        a caller that renders only when it needs frames (the sim arm driver publishing cameras).
+        """
         if action is not None:
             action = np.asarray(action, dtype=np.float64)
             if action.shape != (self.action_dim,):
@@ -141,7 +145,7 @@ class PouchEnv:
         terminated = success or self.state.off_table
         truncated = not terminated and self.tick >= self.cfg.task.t_max
         info = {"success": success, "state": self.state, "progress": self.monitor.progress}
-        return self.observe(), float(success), terminated, truncated, info
+        return self.observe(images), float(success), terminated, truncated, info
 
     def apply_arm(self, arm: str, part: np.ndarray | None) -> ArmCommandOut:
         """Convert one arm's action to joint targets and send it; None holds the last one."""
@@ -233,13 +237,13 @@ class PouchEnv:
             raise RuntimeError("render: env built with obs_mode='state' has no cameras")
         return self.cameras.render(self.rig.data)
 
-    def observe(self) -> dict[str, Any]:
+    def observe(self, images: bool = True) -> dict[str, Any]:
         obs: dict[str, Any] = {
             PROPRIO_KEY: self.proprio(),
             ENV_STATE_KEY: self.env_state(),
             TASK_KEY: self.prompt,
         }
-        if self.cameras is not None:
+        if images and self.cameras is not None:
             for cam, img in self.render().items():
                 obs[image_key(cam)] = img
         return obs
