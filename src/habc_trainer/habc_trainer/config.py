@@ -13,6 +13,20 @@ from habc_trainer.methods import METHODS, MethodConfig, method_preset
 from habc_trainer.models.config import MODEL_PRESETS, ModelConfig, model_preset
 
 
+def _coerce_number(key: str, annotation: Any, value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` (no dot) as a string; accept it for numeric fields, else name it."""
+    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if isinstance(value, bool) or kind not in ("float", "int"):
+        return value
+    convert = float if kind == "float" else int
+    if isinstance(value, str) or (kind == "float" and isinstance(value, int)):
+        try:
+            return convert(value)
+        except ValueError:
+            raise ValueError(f"{key}: expected {kind}, got {value!r}") from None
+    return value
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training round needs; constants of spec §8 are the defaults."""
@@ -114,10 +128,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        valid = {f.name for f in fields(cls)}
-        for key in d:
-            if key not in valid:
-                raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(valid)}")
+        types = {f.name: f.type for f in fields(cls)}
+        d = dict(d)
+        for key, value in d.items():
+            if key not in types:
+                raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(types)}")
+            d[key] = _coerce_number(key, types[key], value)
         return cls(**d)
 
     @classmethod

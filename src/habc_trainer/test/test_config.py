@@ -69,3 +69,14 @@ def test_credit_assignment_key_turns_habc_into_the_naive_ablation():
     assert cfg.method_config().gate == "habc"
     with pytest.raises(ValueError, match="credit_assignment"):
         TrainConfig(credit_assignment="oracle")
+
+
+def test_numbers_written_as_yaml_strings_are_accepted_and_bad_ones_named(tmp_path):
+    # `--set lr_actor=1e-3` and `lr_actor: 1e-3` reach the config as the string "1e-3".
+    path = tmp_path / "train.yaml"
+    path.write_text("lr_actor: 1e-3\nsteps_per_round: '40'\n")
+    cfg = TrainConfig.from_yaml(path)
+    assert cfg.lr_actor == pytest.approx(1e-3) and isinstance(cfg.lr_actor, float)
+    assert cfg.steps_per_round == 40
+    with pytest.raises(ValueError, match="lr_critic: expected float, got 'fast'"):
+        TrainConfig.from_yaml(path, lr_critic="fast")
