@@ -43,6 +43,18 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def code_version(root: Path) -> str:
+    """Commit and whether the tree had local changes: a resumed run may mix code versions."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return f"{git('rev-parse', '--short', 'HEAD') or 'unknown'}{' (dirty)' if dirty else ''}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     root = find_root()
@@ -76,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = {}
     if not args.report_only:
         tasks = build_tasks(cfg, out, root, tracks)
-        log(f"{command}: {len(tasks)} tasks, {cfg.workers} workers, out {out}")
+        log(f"{command}: {len(tasks)} tasks, {cfg.workers} workers, out {out}, "
+            f"code {code_version(root)}")
         status = Runner(tasks, cfg.workers, out / "progress.json", log).run()
     if not args.no_report:
         build_report(cfg, out, root, docs, command)

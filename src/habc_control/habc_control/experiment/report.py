@@ -87,16 +87,23 @@ def results_dict(cfg: ExperimentConfig, data: dict[str, TrackData],
                  progress: dict[str, Any] | None, root: Path) -> dict[str, Any]:
     tracks = {}
     for name, td in data.items():
-        cells = {}
+        cells, trials = {}, {}
         for method, r in td.cells:
             agg = cell_aggregate(td, (method, r))
             cells[f"{method}/r{r:03d}"] = agg
+            trials[f"{method}/r{r:03d}"] = [
+                t | {"protocol_seed": s} for s, ev in sorted(td.evals.get((method, r), {}).items())
+                for t in ev["trials"]]
         tracks[name] = {
             "cells": cells,
+            "trials": trials,
             "records": {str(s): v for s, v in td.records.items()},
             "probes": {str(s): v for s, v in td.probes.items()},
         }
-    return {"config": cfg.to_dict(), "tracks": tracks, "timing": timing(progress),
+    from habc_control.experiment.evaluation import load_sim
+
+    t_max = int(load_sim(str(root / cfg.sim_config)).task.t_max)
+    return {"config": cfg.to_dict(), "tracks": tracks, "timing": timing(progress), "t_max": t_max,
             "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "commit": _git_commit(root)}
 
@@ -220,7 +227,9 @@ def _cmp(cells: dict[str, Any], a: str, ra: int, b: str, rb: int) -> str | None:
             f"{pct(pb['ci_high'])}] (pooled over seeds, z = {z:+.2f})")
 
 
-def _verdict(holds: bool, z: float) -> str:
+def _verdict(holds: bool, z: float, a: dict | None = None, b: dict | None = None) -> str:
+    if a is not None and b is not None and a["successes"] == 0 and b["successes"] == 0:
+        return "**not testable here** (no success in either arm)"
     if not holds:
         return "**did not reproduce**"
     return "**held**" if z >= 1.96 else "**same direction, not significant** (|z| < 1.96)"
@@ -243,22 +252,22 @@ def claims(results: dict[str, Any], cfg: ExperimentConfig) -> list[tuple[str, st
 
     h, hv, sft = rate("habc", R), rate("habc_v", R), rate(SFT, 0)
     if h and sft:
-        out.append(("HABC improves on SFT", _verdict(h["rate"] > sft["rate"], z(h, sft)),
+        out.append(("HABC improves on SFT", _verdict(h["rate"] > sft["rate"], z(h, sft), h, sft),
                     _cmp(cells, "habc", R, SFT, 0)))
     if h and hv:
-        out.append(("HABC > HABC-V in success", _verdict(h["rate"] > hv["rate"], z(h, hv)),
+        out.append(("HABC > HABC-V in success", _verdict(h["rate"] > hv["rate"], z(h, hv), h, hv),
                     _cmp(cells, "habc", R, "habc_v", R)))
     base = [m for m in ("imit_dagger", "imit_recap") if rate(m, R)]
     if hv and base:
         best = max(base, key=lambda m: rate(m, R)["rate"])
         b = rate(best, R)
         out.append(("HABC-V > every non-HABC baseline (best: " + label(best) + ")",
-                    _verdict(hv["rate"] > b["rate"], z(hv, b)),
+                    _verdict(hv["rate"] > b["rate"], z(hv, b), hv, b),
                     _cmp(cells, "habc_v", R, best, R)))
     hn = rate("habc_naive", R)
     if h and hn:
         out.append(("Intervention-aware credit > naive credit (HABC vs its ablation)",
-                    _verdict(h["rate"] > hn["rate"], z(h, hn)),
+                    _verdict(h["rate"] > hn["rate"], z(h, hn), h, hn),
                     _cmp(cells, "habc", R, "habc_naive", R)))
     if h and hv and h["len_mean"] is not None and hv["len_mean"] is not None:
         d = hv["len_mean"] - h["len_mean"]
@@ -271,13 +280,15 @@ def claims(results: dict[str, Any], cfg: ExperimentConfig) -> list[tuple[str, st
     hi, hc = rate("habc_ir", last), rate("habc", last)
     if cfg.state.step2_rounds and hi and hc:
         out.append(("Intervention reweighting helps in later rounds (HABC+IR > HABC)",
-                    _verdict(hi["rate"] > hc["rate"], z(hi, hc)),
+                    _verdict(hi["rate"] > hc["rate"], z(hi, hc), hi, hc),
                     _cmp(cells, "habc_ir", last, "habc", last)))
     dag = [(r, rate("imit_dagger", r)) for r in range(1, R + 1) if rate("imit_dagger", r)]
     if dag and sft:
         below = [r for r, d in dag if d["rate"] < sft["rate"]]
         worst = min(dag, key=lambda x: x[1]["rate"])
+        untestable = sft["successes"] == 0
         out.append(("Imit-DAgger can fall below SFT",
+                    "**not testable here** (SFT never succeeds)" if untestable else
                     "**held**" if below else "**did not reproduce**",
                     f"below SFT in rounds {below or 'none'}; lowest: "
                     + (_cmp(cells, "imit_dagger", worst[0], SFT, 0) or "")))
@@ -285,6 +296,34 @@ def claims(results: dict[str, Any], cfg: ExperimentConfig) -> list[tuple[str, st
 
 
 # --- diagnostics ---
+MILESTONES = ("lid_opened", "marker_grasped", "marker_lifted", "marker_in_pouch",
+              "lid_closed_on_marker")
+
+
+def milestone_table(td: dict[str, Any], data_cells: list[tuple[str, int]]) -> list[str]:
+    """Partial progress in the evaluation trials: share of trials that reached each task
+    milestone (sim-rig.md), pooled over seeds, and the median length of failed trials (a
+    short failure means the marker was lost early: knocked off the table)."""
+    rows = []
+    for method, r in data_cells:
+        agg = td["cells"].get(f"{method}/r{r:03d}")
+        trials = td.get("trials", {}).get(f"{method}/r{r:03d}", [])
+        if agg is None or not trials:
+            continue
+        n = len(trials)
+        shares = [sum(m in t["milestones"] for t in trials) / n for m in MILESTONES]
+        fails = sorted(t["length"] for t in trials if not t["success"])
+        med = "–" if not fails else f"{fails[len(fails) // 2]}"
+        rows.append(f"| {label(method)} | {r} | {n} | " + " | ".join(pct(x) for x in shares)
+                    + f" | {med} |")
+    if not rows:
+        return []
+    return ["Partial progress in the evaluation trials (% of trials reaching each milestone, "
+            "pooled over seeds) and the median length of failed trials in frames:", "",
+            "| method | round | trials | " + " | ".join(MILESTONES) + " | median failure length |",
+            "|" + " --- |" * (len(MILESTONES) + 4), *rows, ""]
+
+
 def rollout_table(td: dict[str, Any], methods: list[str], last: int) -> list[str]:
     """What each round's rollouts contained (summed over seeds): the data HABC learns from."""
     rows = []
@@ -310,6 +349,56 @@ def rollout_table(td: dict[str, Any], methods: list[str], last: int) -> list[str
             "| method | round | rollouts | autonomous success | intervened, success | "
             "intervened, failure | autonomous failure |",
             "| --- | --- | --- | --- | --- | --- | --- |", *rows, ""]
+
+
+def reading(td: dict[str, Any], methods: list[str], last: int, t_max: int) -> list[str]:
+    """What the numbers say about why, stated from the data (conditional sentences only)."""
+    sft = td["cells"].get(f"{SFT}/r000")
+    if sft is None:
+        return []
+    kinds: dict[str, int] = {}
+    lengths: list[int] = []
+    for rs in td["records"].values():
+        for key, rec in rs.items():
+            if key.startswith("rollouts_"):
+                for k, v in rec["kinds"].items():
+                    kinds[k] = kinds.get(k, 0) + v
+                lengths += [n for n, o in zip(rec.get("lengths", []), rec.get("outcomes", []),
+                                              strict=False) if o != "success"]
+    total = sum(kinds.values())
+    best = max(((m, r, a["pooled"]["successes"], a["pooled"]["n"])
+                for k, a in td["cells"].items() if a is not None
+                for m, r in [(k.split("/r")[0], int(k.split("/r")[1]))]),
+               key=lambda x: x[2] / max(x[3], 1), default=None)
+    out = []
+    p = sft["pooled"]
+    out.append(f"- SFT succeeds in {p['successes']} of {p['n']} held-out trials "
+               f"({pct(p['rate'])} %; paper: 12–44 %).")
+    if best is not None:
+        out.append(f"- The best checkpoint of the grid is {label(best[0])} round {best[1]} with "
+                   f"{best[2]} of {best[3]} successes.")
+    if total:
+        auto = kinds.get("autonomous_success", 0)
+        isucc = kinds.get("intervened_success", 0)
+        ifail = kinds.get("intervened_failure", 0)
+        early = sum(n < t_max for n in lengths)
+        out.append(f"- Over all {total} rollouts: {auto} autonomous successes (the only samples "
+                   f"HABC's gate reweights, D_auto^succ), {isucc} successes after an operator "
+                   f"takeover, {ifail} failures despite one, "
+                   f"{kinds.get('autonomous_failure', 0)} failures without one. "
+                   f"{early} of {len(lengths)} failed rollouts ended before T_max = {t_max} "
+                   "(the marker left the table: an unrecoverable failure that ends the episode, "
+                   "often before the operator's 2 s stall trigger fires).")
+        if auto == 0:
+            out.append("- With no successful autonomous rollout, HABC and HABC-V give weight 0 "
+                       "to every labeled rollout sample, and g_t reaches the actor only "
+                       "through intervention windows (with IR): the non-SFT part of their actor "
+                       "loss is the operator's intervention windows, the data Imit-DAgger "
+                       "imitates. The naive-credit ablation and Imit-Recap also label the policy "
+                       f"frames of the {isucc} takeover successes as successes. The paper's "
+                       "orderings have little room to show; the bottleneck is the SFT policy, "
+                       "not the online method.")
+    return out + [""]
 
 
 def diagnostics(td: dict[str, Any], R: int) -> list[str]:
@@ -503,7 +592,11 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
                   "says and the pooled two-proportion z ≥ 1.96; with "
                   f"{tcfg.eval_trials} trials × {len(cfg.seeds)} seeds per cell, differences "
                   "under roughly 10–15 points are within noise.", ""]
-            L += ["### Diagnostics", ""] + rollout_table(td, methods, tcfg.last_round)
+            L += ["### Reading", ""] + reading(td, methods, tcfg.last_round,
+                                               int(results.get("t_max") or 0))
+            L += ["### Diagnostics", ""] + milestone_table(td, [
+                (m, r) for m in [SFT, *methods] for r in rounds])
+            L += rollout_table(td, methods, tcfg.last_round)
             L += diagnostics(td, tcfg.step1_rounds)
         L += ["### Completion status", ""] + status + [""]
     if cfg.pixel is None:
