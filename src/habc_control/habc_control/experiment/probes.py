@@ -150,31 +150,40 @@ class RecordingSink:
 
 def traces(ctx: SeedContext, critic: LoadedCritic, policy: Path) -> list[dict[str, Any]]:
     """p_v and 1 + V_e / T_max (1 = success now, 0 = T_max steps away) along rollouts of
-    `policy` with the simulated operator, on probe seeds (never trained on)."""
+    `policy` with the simulated operator, on probe seeds (never trained on).
+
+    Runs up to seeds.PROBE_TRIES x probe_episodes rollouts and keeps probe_episodes of them,
+    those with an operator takeover first (the authority shading is the point of the figure)."""
     from arx_x5_driver.sim.env import PouchEnv
     from habc_control.collect import CollectConfig, Collector
     from habc_control.experiment.evaluation import load_sim, rig_policy_factory
 
+    want = ctx.plan.probe_episodes
     seeds = ctx.plan.probe_seeds()
-    if len(seeds) == 0:
+    if want == 0:
         return []
     env = PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
     cfg = CollectConfig(mode="rollout", episodes=len(seeds), seed=seeds.start, round=0)
     sink = RecordingSink()
     factory = rig_policy_factory(str(policy), env, cfg.horizon, cfg.execute_steps)
     collector = Collector(env, cfg, sink, factory)
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         for seed in seeds:
             r = collector.run_episode(seed)
             p_v, v_e = critic.heads(obs_batch(sink.observations), "obs.")
             out.append({"seed": seed, "outcome": r.outcome, "length": int(r.ticks),
+                        "intervened": bool(r.intervened),
                         "p_v": p_v.round(4).tolist(),
                         "v_e_norm": (1.0 + v_e / critic.t_max).round(4).tolist(),
                         "human": [bool(h) for h in sink.human[: len(p_v)]]})
+            if sum(t["intervened"] for t in out) >= want:
+                break
     finally:
         env.close()
-    return out
+    # takeovers first (successes before failures), then autonomous episodes, seed order kept
+    out.sort(key=lambda t: (not t["intervened"], t["outcome"] != "success", t["seed"]))
+    return out[:want]
 
 
 # --- initial states ---

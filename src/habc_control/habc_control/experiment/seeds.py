@@ -26,6 +26,7 @@ RANGE_END = 10_000_000
 SEED_STRIDE = 100_000  # per protocol seed
 ROUND_STRIDE = 1_000  # per round, within a protocol seed's rollout block
 MAX_PROTOCOL_SEEDS = 10  # 10 * SEED_STRIDE fits each 1e6-wide block
+PROBE_TRIES = 4  # probe rollouts per trace kept (to find some with an operator takeover)
 
 PURPOSES: tuple[str, ...] = ("demo", "rollout", "probe", "eval")
 _RANGES: dict[str, tuple[int, int]] = {
@@ -73,7 +74,7 @@ class SeedPlan:
                              f"got {self.rounds!r}")
         if not 0 < self.eval_trials <= RANGE_END - EVAL_BASE:
             raise ValueError(f"eval_trials: must be > 0, got {self.eval_trials!r}")
-        if not 0 <= self.probe_episodes <= EVAL_BASE - PROBE_BASE:
+        if not 0 <= self.probe_episodes * PROBE_TRIES <= EVAL_BASE - PROBE_BASE:
             raise ValueError(f"probe_episodes: must be >= 0, got {self.probe_episodes!r}")
 
     def demo_seeds(self) -> range:
@@ -88,7 +89,8 @@ class SeedPlan:
         return range(start, start + self.rollouts_per_round)
 
     def probe_seeds(self) -> range:
-        return range(PROBE_BASE, PROBE_BASE + self.probe_episodes)
+        """Seeds the critic probes may roll out: PROBE_TRIES per trace kept."""
+        return range(PROBE_BASE, PROBE_BASE + PROBE_TRIES * self.probe_episodes)
 
     def eval_seeds(self) -> range:
         return range(EVAL_BASE, EVAL_BASE + self.eval_trials)
