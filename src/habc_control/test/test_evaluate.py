@@ -98,3 +98,40 @@ def test_cli_evaluates_scripted_expert_and_writes_json_and_markdown(tmp_path):
     assert not math.isnan(res.ticks_per_s)
     md = out_md.read_text()
     assert "Wilson 95 %" in md and f"{s.successes}/2" in md
+
+
+def _tiny_checkpoint(path):
+    from habc_trainer.checkpoint import TrainerState, save_checkpoint
+    from habc_trainer.config import TrainConfig
+    from habc_trainer.models.example import SyntheticStreams
+    from habc_trainer.update import build_learner
+
+    cfg = TrainConfig(method="sft", model_preset="tiny", model_overrides={
+        "horizon": 50, "execute_steps": 25, "action_patch": 10})
+    mc = cfg.model_config().with_dims(proprio_dim=20, action_dim=20, env_state_dim=13)
+    learner = build_learner(cfg, mc, SyntheticStreams(mc, per_stream=4).norm_stats())
+    return save_checkpoint(path, learner, cfg, TrainerState())
+
+
+def test_rig_policy_repeats_per_episode_seed_and_clips_the_gripper(tmp_path):
+    """A trial is a function of (checkpoint, episode seed): the policy noise is seeded per
+    episode; gripper commands stay on the rig's stroke as the rig executes them."""
+    from arx_x5_driver.sim.env import PouchEnv
+    from arx_x5_driver.sim.model import GRIPPER_STROKE
+    from habc_control.experiment.evaluation import load_sim, rig_policy_factory
+
+    ck = _tiny_checkpoint(tmp_path / "ck")
+    env = PouchEnv(load_sim(None), obs_mode="state")
+    try:
+        factory = rig_policy_factory(str(ck), env, 50, 25)
+        obs = env.reset(EVAL_BASE)
+        a = factory(env, EVAL_BASE).infer(obs)["actions"]
+        b = factory(env, EVAL_BASE).infer(obs)["actions"]
+        c = factory(env, EVAL_BASE + 1).infer(obs)["actions"]
+    finally:
+        env.close()
+    assert a.shape == (50, 20)
+    assert (a == b).all()
+    assert not (a == c).all()
+    grip = a[:, [9, 19]]
+    assert grip.min() >= 0.0 and grip.max() <= GRIPPER_STROKE
