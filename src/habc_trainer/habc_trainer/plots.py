@@ -66,15 +66,15 @@ def _curves(ax: plt.Axes, curves: Mapping[str, Sequence[Point]]) -> None:
 
 def success_vs_round(curves: Mapping[str, Sequence[Point]], path: Path | str, *,
                      title: str = "Success rate per round",
-                     reference: float | None = None) -> Path:
-    """Success rates in [0, 1] per round; `reference` draws a dashed line (e.g. SFT)."""
+                     reference: float | None = None, ylabel: str = "success rate") -> Path:
+    """Rates in [0, 1] per round; `reference` draws a dashed line (e.g. SFT)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     _curves(ax, curves)
     if reference is not None:
         ax.axhline(reference, color="grey", ls="--", lw=1, label="SFT")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("round")
-    ax.set_ylabel("success rate")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     _legend(ax, fontsize=8, loc="best")

@@ -16,7 +16,7 @@ from typing import Any
 from habc_control.experiment.config import ExperimentConfig
 from habc_control.experiment.plan import chains, seed_context
 from habc_control.experiment.stages import SFT, read_json, write_json
-from habc_control.experiment.stats import aggregate, two_proportion_z
+from habc_control.experiment.stats import aggregate, two_proportion_z, wilson_interval
 
 LABELS = {
     "sft": "SFT",
@@ -177,6 +177,12 @@ def make_plots(results: dict[str, Any], fig_dir: Path) -> dict[str, str]:
                 title=f"Success per round ({track} observations; mean over seeds, "
                       "pooled Wilson 95 %)",
                 reference=None if sft is None else sft["rate_mean"]))
+        progress = _milestone_curves(td, by_method, tcfg, PROGRESS_MILESTONE)
+        if progress:
+            out[f"{track}_progress"] = str(plots.success_vs_round(
+                progress, fig_dir / f"{track}_progress_vs_round.png",
+                title=f"Trials reaching '{PROGRESS_MILESTONE}' ({track}; pooled Wilson 95 %)",
+                ylabel=f"share reaching {PROGRESS_MILESTONE}"))
         if lengths:
             out[f"{track}_length"] = str(plots.length_vs_round(
                 lengths, fig_dir / f"{track}_length_vs_round.png",
@@ -209,6 +215,33 @@ def make_plots(results: dict[str, Any], fig_dir: Path) -> dict[str, str]:
                 vm["x"], vm["y"], vm["p_v"], fig_dir / f"{track}_viability_map.png",
                 title=f"p_v(s_0) over marker position ({vm['checkpoint']}, seed {seed})"))
     return out
+
+
+PROGRESS_MILESTONE = "marker_grasped"  # the first milestone that needs a precise grasp
+
+
+def _milestone_curves(td: dict[str, Any], by_method: dict[str, list[tuple[int, dict]]],
+                      tcfg: dict[str, Any], milestone: str) -> dict[str, list]:
+    """Share of evaluation trials reaching `milestone` per round, pooled over seeds: partial
+    progress, readable even where every success rate is 0."""
+    from habc_trainer import plots
+
+    def point(method: str, r: int) -> Any:
+        trials = td.get("trials", {}).get(f"{method}/r{r:03d}", [])
+        if not trials:
+            return None
+        k = sum(milestone in t["milestones"] for t in trials)
+        lo, hi = wilson_interval(k, len(trials))
+        return plots.Point(r, k / len(trials), lo, hi)
+
+    curves = {}
+    for method, pts in by_method.items():
+        if method == SFT:
+            continue
+        start = (SFT, 0) if method in tcfg["methods"] else ("habc", tcfg["step1_rounds"])
+        seq = [point(*start)] + [point(method, r) for r, _ in sorted(pts, key=lambda x: x[0])]
+        curves[label(method)] = [p for p in seq if p is not None]
+    return curves
 
 
 # --- claims ---
@@ -602,7 +635,9 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
         L += ["Trajectory length over successful trials (frames, mean ± std pooled over "
               "seeds; – = no success):", ""]
         L += _grid_tables(td, methods, rounds, _len_text) + [""]
-        for key, title in (("success", "Success per round"), ("length", "Trajectory length"),
+        for key, title in (("success", "Success per round"),
+                           ("progress", "Partial progress per round"),
+                           ("length", "Trajectory length"),
                            ("gate", "g_t histograms per source"),
                            ("traces", "p_v / V_e along rollouts"),
                            ("viability", "Viability map")):
@@ -633,6 +668,17 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
               "grid. The `gpu` preset runs SFT vs HABC in pixel mode "
               "(`habc-benchmark --preset gpu`).", ""]
     L += ["## Timings (this machine)", ""] + _timing_lines(results) + [""]
+    L += ["## Rerunning", "",
+          "    make benchmark                                   # = habc-benchmark --preset cpu",
+          "    habc-benchmark --preset cpu --seeds 0            # one protocol seed",
+          "    habc-benchmark --preset cpu --report-only        # this file from what finished",
+          "    habc-benchmark --preset smoke                    # minutes; the test suite's run",
+          "    habc-benchmark --preset gpu                      # paper-sized budgets + pixels",
+          "    evaluate out/benchmark/cpu/state/seed_0/ckpt/habc/round_003 --trials 50", "",
+          "Runs resume: a finished cell (its record on disk) is skipped. Evaluation trials are a "
+          "function of (checkpoint, episode seed); training rounds are seeded by the protocol "
+          "seed, so a rerun lands within the intervals above, not necessarily on the same "
+          "digits (CPU thread scheduling and concurrent workers are not bit-deterministic).", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(L), "utf-8")
     return path
