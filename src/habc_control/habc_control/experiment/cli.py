@@ -14,6 +14,7 @@ at the end (and with --report-only at any time).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import shlex
 import sys
@@ -62,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_preset(args.preset, root)
         if args.seeds:
             cfg = cfg.with_seeds(tuple(int(s) for s in args.seeds.split(",")))
-        if args.workers:
-            cfg = cfg.__class__(**{**cfg.__dict__, "workers": args.workers})
+        if args.workers is not None:
+            cfg = dataclasses.replace(cfg, workers=args.workers)
         tracks = tuple(args.tracks.split(",")) if args.tracks else tuple(cfg.tracks())
         bad = [t for t in tracks if t not in cfg.tracks()]
         if bad:
