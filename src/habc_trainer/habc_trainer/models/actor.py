@@ -58,6 +58,11 @@ class FlowActor(nn.Module):
                                       for _ in range(cfg.n_layers)])
         self.out_norm = nn.LayerNorm(d)
         self.action_out = nn.Linear(d, cfg.action_patch * cfg.action_dim)
+        # The ideal velocity is (x_sigma - a_hat) / sigma: full rank in x_sigma. A token of
+        # d_model dims cannot carry an action patch wider than that, so without this pass-through
+        # the noise is never fully removed and sampled chunks stay noisy. A positive scale of
+        # sigma lets the network learn the 1/sigma part; the tokens predict the rest.
+        self.skip_scale = mlp(d, d, 1, 1, cfg.activation)
 
     def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Prepared obs -> (B, n_obs_tokens, d) conditioning tokens (reused across Euler steps)."""
@@ -69,10 +74,12 @@ class FlowActor(nn.Module):
         cfg = self.cfg
         patches = x.reshape(b, self.n_act_tokens, cfg.action_patch * cfg.action_dim)
         act = self.action_in(patches) + self.action_pos
-        t_tok = self.time_mlp(sinusoidal(sigma, cfg.d_model))[:, None]
+        emb = sinusoidal(sigma, cfg.d_model)
+        t_tok = self.time_mlp(emb)[:, None]
         h = self.expert(torch.cat([cond, t_tok, act], dim=1))
         out = self.action_out(self.out_norm(h[:, -self.n_act_tokens:]))
-        return out.reshape(b, cfg.horizon, cfg.action_dim)
+        skip = nn.functional.softplus(self.skip_scale(emb))[:, :, None]  # (B, 1, 1)
+        return out.reshape(b, cfg.horizon, cfg.action_dim) + skip * x
 
     def flow_loss(
         self, obs: dict[str, torch.Tensor], actions: torch.Tensor, mask: torch.Tensor,
