@@ -153,12 +153,15 @@ def value_traces(episodes: Sequence[Mapping[str, object]], path: Path | str, *,
 
 def viability_map(x: Sequence[float], y: Sequence[float], p_v: Sequence[Sequence[float]],
                   path: Path | str, *, title: str = "p_v at the initial state",
-                  xlabel: str = "marker x (m)", ylabel: str = "marker y (m)") -> Path:
-    """p_v[i][j] at (x[j], y[i])."""
+                  xlabel: str = "marker x (m)", ylabel: str = "marker y (m)",
+                  vmax: float | None = None) -> Path:
+    """p_v[i][j] at (x[j], y[i]). The colour scale runs from 0 to `vmax` (default: the map's
+    maximum, at least 0.05) so structure stays visible when p_v is small everywhere."""
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
     grid = np.asarray(p_v, dtype=float)
+    top = vmax if vmax is not None else max(float(grid.max()), 0.05)
     im = ax.pcolormesh(np.asarray(x), np.asarray(y), grid, shading="nearest", vmin=0.0,
-                       vmax=1.0, cmap="viridis")
+                       vmax=top, cmap="viridis")
     fig.colorbar(im, ax=ax, label="p_v")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
