@@ -329,7 +329,7 @@ def claims(results: dict[str, Any], cfg: ExperimentConfig) -> list[tuple[str, st
         untestable = sft["successes"] == 0
         out.append(("Imit-DAgger can fall below SFT",
                     "**not testable here** (SFT never succeeds)" if untestable else
-                    "**held**" if below else "**did not reproduce**",
+                    _verdict(bool(below), -z(worst[1], sft)),
                     f"below SFT in rounds {below or 'none'}; lowest: "
                     + (_cmp(cells, "imit_dagger", worst[0], SFT, 0) or "")))
     return out
