@@ -671,9 +671,13 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
         status, pending = _status(td, list(cfg.seeds))
         L += [f"## {track.capitalize()} observations", ""]
         if pending:
-            L += [f"**Incomplete:** {len(pending)} of {len(td['cells'])} cells are missing at "
-                  "least one seed (see the status table); numbers below use the seeds that "
-                  "finished.", ""]
+            full = [s for s in cfg.seeds if all(a is not None and s in a["seed_list"]
+                                                 for a in td["cells"].values())]
+            L += [f"**Incomplete:** protocol seeds finished in every cell: "
+                  f"{', '.join(map(str, full)) or 'none'}; {len(pending)} of "
+                  f"{len(td['cells'])} cells still miss at least one of "
+                  f"{', '.join(map(str, cfg.seeds))} (pending; see the status table). The "
+                  "numbers below use the seeds that finished.", ""]
         L += ["Success rate in % (Figure 3 style): mean over protocol seeds, (min–max over "
               "seeds), [Wilson 95 % interval pooled over every trial of every seed]. Rounds "
               f"1–{tcfg.step1_rounds} are step 1; later rounds are step 2 (continued from "
