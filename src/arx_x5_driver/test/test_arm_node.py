@@ -1,7 +1,5 @@
 """The arm driver node in-process (kinematic backend): state out, safety-checked commands in."""
 
-import os
-import threading
 import time
 
 import numpy as np
@@ -10,38 +8,9 @@ import pytest
 pytestmark = pytest.mark.ros
 
 
-@pytest.fixture()
-def ros():
-    import rclpy
-    from rclpy.context import Context
-
-    context = Context()
-    rclpy.init(context=context, domain_id=100 + (os.getpid() + 37) % 100)
-    yield context
-    rclpy.shutdown(context=context)
-
-
-def _spin(context, nodes):
-    from rclpy.executors import MultiThreadedExecutor
-
-    ex = MultiThreadedExecutor(num_threads=2, context=context)
-    for n in nodes:
-        ex.add_node(n)
-    t = threading.Thread(target=ex.spin, daemon=True)
-    t.start()
-    return ex, t
-
-
-def _wait(pred, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(ros):
+def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(
+    ros, spin, wait_until
+):
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -70,10 +39,10 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(ros):
         durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
     auth_pub = probe.create_publisher(ControlAuthority, "/control_authority", qos)
-    ex, thread = _spin(ros, [arm, probe])
+    ex, thread = spin(ros, [arm, probe])
     backend = arm.backend
     try:
-        assert _wait(lambda: len(states) > 3 and cmd_pub.get_subscription_count() > 0)
+        assert wait_until(lambda: len(states) > 3 and cmd_pub.get_subscription_count() > 0)
 
         received = []  # commands the node has processed, in order
         on_command = arm._on_command
@@ -91,7 +60,7 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(ros):
             n_sent += 1
 
         def all_received():
-            return _wait(lambda: len(received) == n_sent, timeout=30.0)
+            return wait_until(lambda: len(received) == n_sent, timeout=30.0)
 
         def sent_from(i):
             return backend.sent["left"][i:]
@@ -110,21 +79,21 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(ros):
         # watchdog: commands stop -> HOLD, and the target freezes where it was. Ticks are counted,
         # not timed: a tick after the last command was processed starts the search.
         n0 = len(backend.sent["left"]) + 1
-        assert _wait(lambda: any(c.authority == 2 for c in sent_from(n0)), timeout=30.0)
+        assert wait_until(lambda: any(c.authority == 2 for c in sent_from(n0)), timeout=30.0)
         k = n0 + next(i for i, c in enumerate(sent_from(n0)) if c.authority == 2)
         frozen = backend.sent["left"][k]
-        assert _wait(lambda: len(backend.sent["left"]) >= k + 5, timeout=30.0)
+        assert wait_until(lambda: len(backend.sent["left"]) >= k + 5, timeout=30.0)
         assert all(c.authority == 2 for c in sent_from(k))
         assert all(c.targets[0] == pytest.approx(frozen.targets[0]) for c in sent_from(k))
         # HOLD authority on /control_authority: fresh commands are not executed
         auth_pub.publish(ControlAuthority(arm_names=["left", "right"], authority=[2, 2]))
-        assert _wait(lambda: "left" in arm._held_by_authority, timeout=30.0)
+        assert wait_until(lambda: "left" in arm._held_by_authority, timeout=30.0)
         for _ in range(10):
             send([0.0, 0, 0, 0, 0, 0])
             time.sleep(0.02)
         assert all_received()
         n1 = len(backend.sent["left"])
-        assert _wait(lambda: len(backend.sent["left"]) >= n1 + 3, timeout=30.0)
+        assert wait_until(lambda: len(backend.sent["left"]) >= n1 + 3, timeout=30.0)
         assert all(c.authority == 2 for c in sent_from(k))
         assert all(c.targets[0] == pytest.approx(frozen.targets[0]) for c in sent_from(k))
         assert js_positions_published(states)
