@@ -1,11 +1,42 @@
 """Fixtures shared by every package's ROS tests (pytest loads this for the whole workspace)."""
 
+import faulthandler
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
+
+# A test that blocks inside C (a DDS teardown, say) cannot be interrupted by pytest-timeout's
+# signal; this watchdog names the test, dumps every thread and ends the run instead of letting
+# CI sit out its 90 minutes. pytest's own timeout (pyproject.toml) stays the first line.
+HUNG_TEST_S = float(os.environ.get("HABC_HUNG_TEST_S", "420"))
+
+
+def _hung(item: pytest.Item) -> None:
+    nodeid = item.nodeid
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:  # the real stderr, not the test's captured one
+        capture.suspend_global_capture(in_=True)
+    sys.stderr.write(f"\n\n!!! {nodeid} still running after {HUNG_TEST_S:.0f} s: "
+                     "every thread's stack follows; ending the test run\n")
+    faulthandler.dump_traceback(all_threads=True)
+    sys.stderr.write(f"!!! hung test: {nodeid}\n")
+    sys.stderr.flush()
+    os._exit(3)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    watchdog = threading.Timer(HUNG_TEST_S, _hung, args=(item,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
 
 
 @pytest.fixture()

@@ -10,8 +10,11 @@ export PATH="$VIRTUAL_ENV/bin:$PATH"
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
-# Camera-sized messages are lost over UDP without the large-data transport.
-export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
+# Fast DDS's DEFAULT transports (shared memory on one host, UDP between hosts), overridable.
+# Not LARGE_DATA: its TCP channel aborted processes on participant teardown here
+# (bench/bench_dds_churn.py); DEFAULT delivered every 1280x720 image at 30 Hz between two
+# processes (bench/bench_dds_images.py).
+export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-DEFAULT}"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-$MUJOCO_GL}"
 if [ -f "$_habc_root/install/local_setup.bash" ]; then
