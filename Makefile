@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh >/dev/null &&
 PYTEST_ARGS ?= -m "not slow and not hardware"
 
-.PHONY: setup test lint demo bench benchmark clean
+.PHONY: setup test lint demo bench benchmark benchmark-pixel clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -23,7 +23,11 @@ bench: setup
 
 # The paper's protocol on the simulated rig (issue 7): writes docs/results.md; resumable.
 benchmark: setup
-	$(ENV) habc-benchmark --preset cpu $(BENCHMARK_ARGS)
+	$(ENV) habc-benchmark --preset cpu --tracks state $(BENCHMARK_ARGS)
+
+# SFT vs HABC from camera images (~1 h per protocol seed on 2 cores; the preset runs seed 0).
+benchmark-pixel: setup
+	$(ENV) habc-benchmark --preset cpu --tracks pixel $(BENCHMARK_ARGS)
 
 clean:
 	rm -rf build install log

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from habc_control.experiment import cli
 from habc_control.experiment.config import find_root, load_preset
@@ -99,6 +100,23 @@ def test_smoke_report_and_plots(smoke_run):
     assert all(0.0 <= v <= 1.0 for row in vm for v in row)
     assert probes["traces"] and len(probes["traces"][0]["p_v"]) == len(
         probes["traces"][0]["human"])
+
+
+def test_smoke_pixel_track_trains_on_rendered_images_and_is_reported(smoke_run):
+    _, out, docs = smoke_run
+    root = find_root(Path(__file__).parent)
+    cfg = load_preset("smoke", root)
+    ctx = seed_context(cfg, "pixel", cfg.seeds_of("pixel")[0], out, root)
+    assert [m for m, _ in chains(ctx)] == ["sft", "habc"]
+    for method, r in chains(ctx):
+        trained = yaml.safe_load((ctx.ckpt(method, r) / "config.yaml").read_text())
+        assert trained["model"]["cameras"] == ["top", "left_wrist", "right_wrist"]
+        ev = json.loads(ctx.eval_json(method, r).read_text())
+        assert ev["obs_mode"] == "pixels" and len(ev["trials"]) == cfg.pixel.eval_trials
+    cells = json.loads((docs / "results" / "results.json").read_text())["tracks"]["pixel"][
+        "cells"]
+    assert set(cells) == {"sft/r000", "habc/r001"} and all(cells.values())
+    assert "## Pixel observations" in (docs / "results.md").read_text()
 
 
 def test_smoke_rerun_resumes_without_redoing_cells(smoke_run):

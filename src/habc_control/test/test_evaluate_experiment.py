@@ -79,6 +79,21 @@ def test_config_validation_names_field_and_value():
         from_dict({"demoz": 3})
     with pytest.raises(ValueError, match="step2_rounds"):
         TrackConfig(methods=("habc_v",), step2_rounds=1)
+    with pytest.raises(ValueError, match="pixel_seeds: must be in .*-1"):
+        from_dict({"pixel_seeds": [-1], "pixel": {"methods": ["habc"]}})
+    with pytest.raises(ValueError, match="pixel_seeds: set, but this preset has no pixel track"):
+        from_dict({"pixel_seeds": [0]})
+
+
+def test_pixel_track_runs_its_own_seeds_unless_the_cli_names_them(tmp_path):
+    cfg = from_dict({"seeds": [0, 1, 2], "pixel_seeds": [0], "pixel": {"methods": ["habc"],
+                                                                       "step2_rounds": 0}})
+    assert cfg.seeds_of("state") == (0, 1, 2) and cfg.seeds_of("pixel") == (0,)
+    keys = [t.key for t in build_tasks(cfg, tmp_path, find_root(Path(__file__).parent))]
+    assert {k.split("/")[1] for k in keys if k.startswith("pixel/")} == {"s0"}
+    assert {k.split("/")[1] for k in keys if k.startswith("state/")} == {"s0", "s1", "s2"}
+    one = cfg.with_seeds((2,))
+    assert one.seeds_of("state") == one.seeds_of("pixel") == (2,)
 
 
 def test_task_graph_gives_every_method_the_same_budget_from_one_sft(tmp_path):

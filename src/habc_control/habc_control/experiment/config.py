@@ -91,6 +91,7 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     state: TrackConfig = field(default_factory=TrackConfig)
     pixel: TrackConfig | None = None  # SFT vs HABC in pixel mode (None: not run)
+    pixel_seeds: tuple[int, ...] | None = None  # protocol seeds of the pixel track (None: seeds)
     workers: int = 2  # processes; each runs torch with one thread
     probe_episodes: int = 3  # rollouts whose p_v / V_e traces are plotted
     viability_grid: int = 9  # grid points per axis of the viability map
@@ -98,14 +99,10 @@ class ExperimentConfig:
     sim_config: str = "config/sim.yaml"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        if not self.seeds:
-            raise ValueError("seeds: need at least one protocol seed")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds: duplicates in {list(self.seeds)}")
-        bad = [s for s in self.seeds if not 0 <= s < MAX_PROTOCOL_SEEDS]
-        if bad:
-            raise ValueError(f"seeds: must be in [0, {MAX_PROTOCOL_SEEDS}), got {bad}")
+        object.__setattr__(self, "seeds", _check_seeds("seeds", self.seeds))
+        if self.pixel_seeds is not None:
+            object.__setattr__(self, "pixel_seeds",
+                               _check_seeds("pixel_seeds", self.pixel_seeds))
         if self.workers < 1:
             raise ValueError(f"workers: must be >= 1, got {self.workers!r}")
         if self.probe_episodes < 0:
@@ -123,13 +120,35 @@ class ExperimentConfig:
             out["pixel"] = self.pixel
         return out
 
+    def seeds_of(self, track: str) -> tuple[int, ...]:
+        """The protocol seeds `track` runs (the pixel track may run fewer: it costs more)."""
+        if track == "pixel" and self.pixel_seeds is not None:
+            return self.pixel_seeds
+        return self.seeds
+
     def with_seeds(self, seeds: tuple[int, ...]) -> ExperimentConfig:
-        return dataclasses.replace(self, seeds=tuple(seeds))
+        """Every track on exactly `seeds` (the CLI's --seeds)."""
+        pixel_seeds = None if self.pixel_seeds is None else tuple(seeds)
+        return dataclasses.replace(self, seeds=tuple(seeds), pixel_seeds=pixel_seeds)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["seeds"] = list(self.seeds)
+        if self.pixel_seeds is not None:
+            d["pixel_seeds"] = list(self.pixel_seeds)
         return d
+
+
+def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
+    out = tuple(int(s) for s in seeds)
+    if not out:
+        raise ValueError(f"{name}: need at least one protocol seed")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}: duplicates in {list(out)}")
+    bad = [s for s in out if not 0 <= s < MAX_PROTOCOL_SEEDS]
+    if bad:
+        raise ValueError(f"{name}: must be in [0, {MAX_PROTOCOL_SEEDS}), got {bad}")
+    return out
 
 
 def _track(d: dict[str, Any], where: str, obs_mode: str) -> TrackConfig:
@@ -143,6 +162,8 @@ def _track(d: dict[str, Any], where: str, obs_mode: str) -> TrackConfig:
 def from_dict(d: dict[str, Any]) -> ExperimentConfig:
     d = dict(d)
     top = {f.name for f in fields(ExperimentConfig)} - {"state", "pixel"}
+    if "pixel_seeds" in d and "pixel" not in d:
+        raise ValueError("pixel_seeds: set, but this preset has no pixel track")
     pixel = d.pop("pixel", None)
     state_keys = {k: d.pop(k) for k in list(d) if k not in top}
     valid_track = {f.name for f in fields(TrackConfig)}

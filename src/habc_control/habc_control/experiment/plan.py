@@ -99,7 +99,7 @@ def build_tasks(cfg: ExperimentConfig, out: Path, root: Path,
     tasks: list[Task] = []
     names = tracks or tuple(cfg.tracks())
     for ti, track_name in enumerate(names):
-        for si, seed in enumerate(cfg.seeds):
+        for si, seed in enumerate(cfg.seeds_of(track_name)):
             ctx = seed_context(cfg, track_name, seed, out, root)
             pre = f"{track_name}/s{seed}"
 

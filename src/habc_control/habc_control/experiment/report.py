@@ -52,8 +52,9 @@ class TrackData:
 
 
 def collect_track(cfg: ExperimentConfig, track: str, out: Path, root: Path) -> TrackData:
-    ctxs = {s: seed_context(cfg, track, s, out, root) for s in cfg.seeds}
-    data = TrackData(track, list(cfg.seeds), chains(ctxs[cfg.seeds[0]]))
+    seeds = cfg.seeds_of(track)
+    ctxs = {s: seed_context(cfg, track, s, out, root) for s in seeds}
+    data = TrackData(track, list(seeds), chains(ctxs[seeds[0]]))
     for s, ctx in ctxs.items():
         for cell in data.cells:
             ev = read_json(ctx.eval_json(*cell))
@@ -668,15 +669,16 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
         methods = list(tcfg.methods) + [m for m in tcfg.step2_methods if m not in tcfg.methods
                                         and tcfg.step2_rounds]
         rounds = list(range(0, tcfg.last_round + 1))
-        status, pending = _status(td, list(cfg.seeds))
+        seeds = cfg.seeds_of(track)
+        status, pending = _status(td, list(seeds))
         L += [f"## {track.capitalize()} observations", ""]
         if pending:
-            full = [s for s in cfg.seeds if all(a is not None and s in a["seed_list"]
+            full = [s for s in seeds if all(a is not None and s in a["seed_list"]
                                                  for a in td["cells"].values())]
             L += [f"**Incomplete:** protocol seeds finished in every cell: "
                   f"{', '.join(map(str, full)) or 'none'}; {len(pending)} of "
                   f"{len(td['cells'])} cells still miss at least one of "
-                  f"{', '.join(map(str, cfg.seeds))} (pending; see the status table). The "
+                  f"{', '.join(map(str, seeds))} (pending; see the status table). The "
                   "numbers below use the seeds that finished.", ""]
         L += ["Success rate in % (Figure 3 style): mean over protocol seeds, (min–max over "
               "seeds), [Wilson 95 % interval pooled over every trial of every seed]. Rounds "
