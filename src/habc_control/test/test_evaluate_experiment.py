@@ -118,3 +118,33 @@ def test_task_graph_gives_every_method_the_same_budget_from_one_sft(tmp_path):
     for t in build_tasks(cfg, tmp_path, root):
         assert all(d in seen for d in t.deps), t.key
         seen.add(t.key)
+
+
+def test_sft_continued_control_trains_on_demos_from_sft_without_rollouts(tmp_path):
+    from habc_control.experiment.stages import (
+        SFT_CONTINUED,
+        data_roots,
+        init_checkpoint,
+        train_config,
+    )
+
+    root = find_root(Path(__file__).parent)
+    cfg = from_dict({"seeds": [0], "step1_rounds": 2, "step2_rounds": 0,
+                     "sft_continued_control": True})
+    ctx = seed_context(cfg, "state", 0, tmp_path, root)
+    assert [(m, r) for m, r in chains(ctx) if m == SFT_CONTINUED] == [(SFT_CONTINUED, 1),
+                                                                     (SFT_CONTINUED, 2)]
+    tasks = {t.key: t for t in build_tasks(cfg, tmp_path, root)}
+    control = [k for k in tasks if f"/{SFT_CONTINUED}/" in k]
+    assert sorted(k.split("/")[2] for k in control) == ["eval", "eval", "train", "train"]
+    assert tasks[f"state/s0/train/{SFT_CONTINUED}/r001"].deps == ("state/s0/train/sft/r000",)
+    assert tasks[f"state/s0/train/{SFT_CONTINUED}/r002"].deps == (
+        f"state/s0/train/{SFT_CONTINUED}/r001",)
+    assert data_roots(ctx, SFT_CONTINUED, 2) == [ctx.demos_dir]
+    assert init_checkpoint(ctx, SFT_CONTINUED, 1) == ctx.ckpt("sft", 0)
+    assert init_checkpoint(ctx, SFT_CONTINUED, 2) == ctx.ckpt(SFT_CONTINUED, 1)
+    # its checkpoints never shadow the real SFT run, and it trains like every arm
+    assert ctx.ckpt(SFT_CONTINUED, 1) != ctx.ckpt("sft", 1)
+    tc = train_config(ctx, SFT_CONTINUED, cfg.state.steps_per_round)
+    assert tc.method == "sft" and tc.steps_per_round == cfg.state.steps_per_round
+    assert tc.lr_warmup_steps == train_config(ctx, "habc", 1).lr_warmup_steps

@@ -45,6 +45,8 @@ class TrackConfig:
     methods: tuple[str, ...] = STEP1_METHODS
     step2_methods: tuple[str, ...] = STEP2_METHODS
     eval_trials: int = 50
+    # also run the SFT-continued control arm (demos only, the same per-round budget)
+    sft_continued_control: bool = False
     # training-config keys applied to every method alike (e.g. model_preset, batch_size)
     train_overrides: dict[str, Any] = field(default_factory=dict)
 

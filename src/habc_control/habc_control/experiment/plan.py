@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from habc_control.experiment.config import ExperimentConfig
-from habc_control.experiment.stages import SFT, SeedContext, init_checkpoint
+from habc_control.experiment.stages import SFT, SFT_CONTINUED, SeedContext, init_checkpoint
 
 KINDS: tuple[str, ...] = ("demos", "train", "rollouts", "eval", "probes")
 
@@ -85,6 +85,8 @@ def chains(ctx: SeedContext) -> list[tuple[str, int]]:
     t = ctx.track
     cells = [(SFT, 0)]
     cells += [(m, r) for r in range(1, t.step1_rounds + 1) for m in t.methods]
+    if t.sft_continued_control:
+        cells += [(SFT_CONTINUED, r) for r in range(1, t.step1_rounds + 1)]
     if t.step2_rounds:
         last = t.step1_rounds + t.step2_rounds
         cells += [(m, r) for r in range(t.step1_rounds + 1, last + 1) for m in t.step2_methods]
@@ -111,7 +113,11 @@ def build_tasks(cfg: ExperimentConfig, out: Path, root: Path,
                               priority=(ti, si, 0, 1)))
             evals = []
             for method, r in chains(ctx):
-                if method != SFT:
+                if method == SFT_CONTINUED:  # no rollouts: it trains on the demos alone
+                    prev = key("train", SFT) if r == 1 else key("train", method, r - 1)
+                    tasks.append(Task(key("train", method, r), "train", ctx, method, r, (prev,),
+                                      priority=(ti, si, r, 1)))
+                elif method != SFT:
                     init = init_checkpoint(ctx, method, r)
                     assert init is not None
                     init_method, init_round = init.parent.name, r - 1

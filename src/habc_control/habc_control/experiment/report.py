@@ -15,7 +15,7 @@ from typing import Any
 
 from habc_control.experiment.config import ExperimentConfig
 from habc_control.experiment.plan import chains, seed_context
-from habc_control.experiment.stages import SFT, read_json, write_json
+from habc_control.experiment.stages import SFT, SFT_CONTINUED, read_json, write_json
 from habc_control.experiment.stats import aggregate, two_proportion_z, wilson_interval
 
 LABELS = {
@@ -26,6 +26,7 @@ LABELS = {
     "habc": "HABC",
     "habc_naive": "HABC (naive credit)",
     "habc_ir": "HABC + IR",
+    SFT_CONTINUED: "SFT continued (control)",
 }
 PAPER_G_SUCC = (0.68, 0.86)  # App. G: mean g_t on successful rollout samples (three tasks)
 PAPER_RECAP_PASS = (0.19, 0.27)  # spec §7: Recap pass rate
@@ -141,6 +142,11 @@ def timing(progress: dict[str, Any] | None) -> dict[str, Any]:
 
 
 # --- plots ---
+def _starts_from_sft(method: str, tcfg: dict[str, Any]) -> bool:
+    """Step-1 arms and the control start at SFT; a step-2 arm starts where habc's step 1 ended."""
+    return method in tcfg["methods"] or method == SFT_CONTINUED
+
+
 def make_plots(results: dict[str, Any], fig_dir: Path) -> dict[str, str]:
     from habc_trainer import plots
 
@@ -159,7 +165,7 @@ def make_plots(results: dict[str, Any], fig_dir: Path) -> dict[str, str]:
         for method, pts in by_method.items():
             if method == SFT:
                 continue
-            if method in tcfg["methods"]:
+            if _starts_from_sft(method, tcfg):
                 start = None if sft is None else (0, sft)
             else:  # a step-2 arm starts where habc's step 1 ended
                 r1 = tcfg["step1_rounds"]
@@ -240,7 +246,7 @@ def _milestone_curves(td: dict[str, Any], by_method: dict[str, list[tuple[int, d
     for method, pts in by_method.items():
         if method == SFT:
             continue
-        start = (SFT, 0) if method in tcfg["methods"] else ("habc", tcfg["step1_rounds"])
+        start = (SFT, 0) if _starts_from_sft(method, tcfg) else ("habc", tcfg["step1_rounds"])
         seq = [point(*start)] + [point(method, r) for r, _ in sorted(pts, key=lambda x: x[0])]
         curves[label(method)] = [p for p in seq if p is not None]
     return curves
@@ -668,6 +674,8 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
         tcfg = cfg.tracks()[track]
         methods = list(tcfg.methods) + [m for m in tcfg.step2_methods if m not in tcfg.methods
                                         and tcfg.step2_rounds]
+        if tcfg.sft_continued_control:
+            methods.append(SFT_CONTINUED)
         rounds = list(range(0, tcfg.last_round + 1))
         seeds = cfg.seeds_of(track)
         status, pending = _status(td, list(seeds))

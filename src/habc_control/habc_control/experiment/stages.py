@@ -21,6 +21,10 @@ from habc_control.experiment.evaluation import EvalConfig, evaluate_policy
 from habc_control.experiment.seeds import SeedPlan
 
 SFT = "sft"
+# Control arm: SFT trained on, on the demos alone, round by round with every method's per-round
+# budget and restart (fresh optimizer, LR warm-up). It separates what the round procedure does
+# to the SFT policy from what the online data does.
+SFT_CONTINUED = "sft_continued"
 # The converter's default gripper bound (-0.01 m) rejects whole episodes in which the simulated
 # fingers read down to -0.03 m squeezed shut on nothing and up to 0.11 m pushed open (soft
 # joint limits; the stroke is 0.088 m). Those are real readings of the rig, not corrupt data,
@@ -60,10 +64,15 @@ class SeedContext:
     def ckpt_root(self) -> Path:
         return self.root / "ckpt"
 
+    def ckpt_root_of(self, method: str) -> Path:
+        # the control trains with the trainer's `sft` method: its own root keeps it apart
+        return self.ckpt_root / SFT_CONTINUED if method == SFT_CONTINUED else self.ckpt_root
+
     def ckpt(self, method: str, round_index: int) -> Path:
         from habc_trainer.train_round import round_dir
 
-        return round_dir(self.ckpt_root, method, round_index)
+        trainer_method = SFT if method == SFT_CONTINUED else method
+        return round_dir(self.ckpt_root_of(method), trainer_method, round_index)
 
     def record(self, kind: str, method: str = SFT, round_index: int = 0) -> Path:
         return self.root / "records" / f"{kind}_{method}_r{round_index:03d}.json"
@@ -174,7 +183,7 @@ def train_config(ctx: SeedContext, method: str, steps: int) -> Any:
         "t_max": float(load_sim(ctx.sim_config).task.t_max),
         "num_threads": 1,
         **ctx.track.train_overrides,
-        "method": method,
+        "method": SFT if method == SFT_CONTINUED else method,
         "steps_per_round": steps,
         "seed": ctx.protocol_seed,
     }
@@ -193,7 +202,7 @@ def data_roots(ctx: SeedContext, method: str, round_index: int) -> list[Path]:
     """The replay buffer of `method` at `round_index`: demos + its own rollouts; a step-2 arm
     other than habc starts with habc's step-1 rollouts (it continues habc's round)."""
     roots = [ctx.demos_dir]
-    if method == SFT:
+    if method in (SFT, SFT_CONTINUED):
         return roots
     step1 = ctx.track.step1_rounds
     if method not in ctx.track.methods and round_index > step1:
@@ -209,6 +218,8 @@ def init_checkpoint(ctx: SeedContext, method: str, round_index: int) -> Path | N
         return None
     if round_index == 1:
         return ctx.ckpt(SFT, 0)
+    if method == SFT_CONTINUED:
+        return ctx.ckpt(SFT_CONTINUED, round_index - 1)
     if method not in ctx.track.methods and round_index == ctx.track.step1_rounds + 1:
         return ctx.ckpt("habc", round_index - 1)
     return ctx.ckpt(method, round_index - 1)
@@ -232,9 +243,9 @@ def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]
     t_conv = time.perf_counter() - t0
     streams = open_streams(ctx.store_dir(method), round_index, cfg)
     sizes = {s: streams.size(s) for s in ("sft", "int", "auto")}
-    log_dir = ctx.ckpt_root / "tb"
+    log_dir = ctx.ckpt_root_of(method) / "tb"
     t1 = time.perf_counter()
-    out = run_round(cfg, streams, ctx.ckpt_root, round_index,
+    out = run_round(cfg, streams, ctx.ckpt_root_of(method), round_index,
                     init_from=init_checkpoint(ctx, method, round_index), progress=False,
                     log_dir=log_dir)
     t_train = time.perf_counter() - t1
@@ -251,7 +262,8 @@ def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]
         "stream_sizes": sizes,
         "train_s": t_train,
         "steps_per_s": steps / max(t_train, 1e-9),
-        "metrics": tb_summary(log_dir / method / f"round_{round_index:03d}", cfg.warmup_steps),
+        "metrics": tb_summary(log_dir / cfg.method / f"round_{round_index:03d}",
+                              cfg.warmup_steps),
     }
     write_json(ctx.record("train", method, round_index), rec)
     return rec
