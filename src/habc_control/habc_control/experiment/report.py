@@ -452,20 +452,20 @@ def reading(td: dict[str, Any], methods: list[str], last: int, t_max: int) -> li
                        f"frames of the {isucc} takeover successes as successes. The paper's "
                        "orderings have little room to show; the bottleneck is the SFT policy, "
                        "not the online method.")
-    first = {m: td["cells"].get(f"{m}/r001") for m in methods}
+    online = [m for m in methods if m != SFT_CONTINUED]
+    first = {m: td["cells"].get(f"{m}/r001") for m in online}
     first = {m: a for m, a in first.items() if a is not None}
+    control = {r: td["cells"].get(f"{SFT_CONTINUED}/r{r:03d}") for r in range(1, last + 1)}
+    control = {r: a for r, a in control.items() if a is not None}
     if first and p["successes"] > 0:
         below = [m for m, a in first.items() if a["pooled"]["rate"] < p["rate"]]
         if len(below) == len(first):
             out.append("- Every method's round-1 checkpoint is below SFT ("
                        + ", ".join(f"{label(m)} {pct(a['pooled']['rate'])} %"
                                    for m, a in first.items())
-                       + f" vs {pct(p['rate'])} %), Imit-DAgger included, so the drop comes "
-                       "with the online round itself rather than with one weighting. Our "
-                       "reading (not tested separately): a fresh optimiser at full learning "
-                       "rate for a few hundred steps on a buffer whose new data are mostly "
-                       "operator corrections in failure states moves the actor away from the "
-                       "demonstrations faster than the few successes can pull it back.")
+                       + f" vs {pct(p['rate'])} %), Imit-DAgger included.")
+    if control:
+        out += _control_reading(td, control, first)
     g_rows = []
     for r in range(1, last + 1):
         vals = [rs[f"train_habc_r{r:03d}"]["metrics"].get("gate/g_mean_rollout_succ")
@@ -513,6 +513,55 @@ def reading(td: dict[str, Any], methods: list[str], last: int, t_max: int) -> li
                       "difference A_v = z_v(s') − z_v(s) large and tanh clips it."
                       if share > 0.3 else " (little saturation)."))
     return out + [""]
+
+
+def _matched(agg: dict[str, Any], seeds: list[int]) -> dict[str, int]:
+    """Successes and trials of a cell over `seeds` only (comparisons on the same seeds)."""
+    per = [agg["per_seed"][str(s)] for s in seeds if str(s) in agg["per_seed"]]
+    return {"successes": sum(x["successes"] for x in per), "n": sum(x["n"] for x in per)}
+
+
+def _control_reading(td: dict[str, Any], control: dict[int, dict[str, Any]],
+                     first: dict[str, dict[str, Any]]) -> list[str]:
+    """The control arm against SFT and against round 1 of every method, on matched seeds."""
+    sft = td["cells"][f"{SFT}/r000"]
+    r_last = max(control)
+    seeds = control[r_last]["seed_list"]
+    base = _matched(sft, seeds)
+    if not base["n"] or not base["successes"]:
+        return []
+    def rate(agg: dict[str, Any]) -> float | None:
+        m = _matched(agg, seeds)
+        return m["successes"] / m["n"] if m["n"] else None
+
+    trail = ", ".join(f"r{r} {pct(rate(a))} %" for r, a in sorted(control.items()))
+    c = _matched(control[r_last], seeds)
+    z = two_proportion_z(c["successes"], c["n"], base["successes"], base["n"])
+    where = f"protocol seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+    if z <= -1.96:
+        verdict = (f"it falls significantly below SFT too (z = {z:.1f}): part of every "
+                   "method's drop is the round procedure itself (fresh optimizer and LR warm-up "
+                   "for a few hundred steps), not the online data")
+    else:
+        verdict = (f"it does not fall below SFT (z = {z:+.1f}): the round procedure alone does "
+                   "not explain the drop; the online data, and how each method weights them, do")
+    out = [f"- The control arm ({label(SFT_CONTINUED)}: the same rounds on the demonstrations "
+           f"alone; {where}) reaches {trail} against SFT's "
+           f"{pct(base['successes'] / base['n'])} % on those seeds; {verdict}."]
+    c1 = control.get(1)
+    if c1 and first:
+        s1 = _matched(c1, seeds)
+        rows = []
+        for m, a in first.items():
+            mm = _matched(a, seeds)
+            if mm["n"]:
+                zm = two_proportion_z(mm["successes"], mm["n"], s1["successes"], s1["n"])
+                rows.append(f"{label(m)} {pct(mm['successes'] / mm['n'])} % (z = {zm:+.1f})")
+        if rows:
+            out.append(f"- Round 1 against the control's round 1 "
+                       f"({pct(s1['successes'] / s1['n'])} %, {where}): " + ", ".join(rows)
+                       + ".")
+    return out
 
 
 def diagnostics(td: dict[str, Any], R: int) -> list[str]:
@@ -633,11 +682,43 @@ def _timing_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _protocol_table(cfg: ExperimentConfig) -> list[str]:
+    """Paper vs this run, one column per track (the pixel track may be smaller)."""
+    tracks = cfg.tracks()
+    obs = {"state": "privileged env state + proprio", "pixels": "3 cameras + proprio"}
+    rows = [
+        ("demonstrations", "200", lambda t, n: t.demos),
+        ("SFT gradient steps", "(not stated)", lambda t, n: t.sft_steps),
+        ("rollouts per round", "100", lambda t, n: t.rollouts_per_round),
+        ("gradient steps per round", "6000", lambda t, n: t.steps_per_round),
+        ("step-1 rounds", "3", lambda t, n: t.step1_rounds),
+        ("step-2 rounds (HABC, HABC+IR)", "(several)", lambda t, n: t.step2_rounds),
+        ("methods", "all", lambda t, n: ", ".join(label(m) for m in t.methods)),
+        ("control arm", "–", lambda t, n: label(SFT_CONTINUED) if t.sft_continued_control
+         else "–"),
+        ("evaluation trials per checkpoint", "50", lambda t, n: t.eval_trials),
+        ("protocol seeds", "1 (real robot)", lambda t, n: ", ".join(map(str, cfg.seeds_of(n)))),
+        ("observations", "RGB", lambda t, n: f"{t.obs_mode} ({obs[t.obs_mode]})"),
+        ("training overrides (all methods)", "–", lambda t, n: f"`{t.train_overrides or '{}'}`"),
+    ]
+    L = ["| quantity | paper | " + " | ".join(f"{n} track" for n in tracks) + " |",
+         "| --- | --- | " + " | ".join("---" for _ in tracks) + " |"]
+    for name, paper, value in rows:
+        L.append(f"| {name} | {paper} | "
+                 + " | ".join(str(value(t, n)) for n, t in tracks.items()) + " |")
+    L.append("")
+    if cfg.state.sft_continued_control:
+        L += ["The control arm trains the SFT checkpoint on, on the demonstrations alone, with "
+              "every method's per-round budget and restart (fresh optimizer, LR warm-up): what "
+              "it loses or gains against SFT is the round procedure's effect, not the online "
+              "data's.", ""]
+    return L
+
+
 def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[str, str],
                    path: Path, command: str) -> Path:
     rel = {k: Path(v).resolve().relative_to(path.parent.resolve()).as_posix()
            for k, v in figs.items()}
-    st = cfg.state
     L: list[str] = [
         "# Results: the paper's protocol on the simulated rig",
         "",
@@ -656,20 +737,7 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
         "`habc_control/experiment/seeds.py`); every checkpoint is evaluated on the same "
         "held-out layouts.",
         "",
-        "| quantity | paper | this run |",
-        "| --- | --- | --- |",
-        f"| demonstrations | 200 | {st.demos} |",
-        f"| SFT gradient steps | (not stated) | {st.sft_steps} |",
-        f"| rollouts per round | 100 | {st.rollouts_per_round} |",
-        f"| gradient steps per round | 6000 | {st.steps_per_round} |",
-        f"| step-1 rounds | 3 | {st.step1_rounds} |",
-        f"| step-2 rounds (HABC, HABC+IR) | (several) | {st.step2_rounds} |",
-        f"| evaluation trials per checkpoint | 50 | {st.eval_trials} |",
-        f"| protocol seeds | 1 (real robot) | {', '.join(map(str, cfg.seeds))} |",
-        f"| observations | RGB | {st.obs_mode} (privileged env state + proprio) |",
-        f"| training overrides (all methods) | – | `{st.train_overrides or '{}'}` |",
-        "",
-    ]
+    ] + _protocol_table(cfg)
     for track, td in results["tracks"].items():
         tcfg = cfg.tracks()[track]
         methods = list(tcfg.methods) + [m for m in tcfg.step2_methods if m not in tcfg.methods
@@ -730,11 +798,12 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
               "(`habc-benchmark --preset gpu`).", ""]
     L += ["## Timings (this machine)", ""] + _timing_lines(results) + [""]
     L += ["## Rerunning", "",
-          "    make benchmark                                   # = habc-benchmark --preset cpu",
-          "    habc-benchmark --preset cpu --seeds 0            # one protocol seed",
+          "    make benchmark                  # = habc-benchmark --preset cpu --tracks state",
+          "    make benchmark-pixel            # = habc-benchmark --preset cpu --tracks pixel",
+          "    habc-benchmark --preset cpu --tracks state --seeds 0   # one protocol seed",
           "    habc-benchmark --preset cpu --report-only        # this file from what finished",
           "    habc-benchmark --preset smoke                    # minutes; the test suite's run",
-          "    habc-benchmark --preset gpu                      # paper-sized budgets + pixels",
+          "    habc-benchmark --preset gpu                      # paper-sized budgets",
           "    evaluate out/benchmark/cpu/state/seed_0/ckpt/habc/round_003 --trials 50", "",
           "Runs resume: a finished cell (its record on disk) is skipped. Evaluation trials are a "
           "function of (checkpoint, episode seed); training rounds are seeded by the protocol "

@@ -1,0 +1,31 @@
+"""The report's control-arm reading compares like with like: the same protocol seeds only."""
+
+from habc_control.experiment.report import _control_reading, _matched
+
+
+def _cell(per_seed: dict[int, tuple[int, int]]) -> dict:
+    per = {str(s): {"successes": k, "n": n, "rate": k / n} for s, (k, n) in per_seed.items()}
+    k, n = sum(v[0] for v in per_seed.values()), sum(v[1] for v in per_seed.values())
+    return {"per_seed": per, "seed_list": sorted(per_seed), "pooled": {"successes": k, "n": n,
+                                                                        "rate": k / n}}
+
+
+def test_matched_counts_only_the_named_seeds():
+    cell = _cell({0: (29, 50), 1: (2, 50), 2: (28, 50)})
+    assert _matched(cell, [0]) == {"successes": 29, "n": 50}
+    assert _matched(cell, [0, 2, 7]) == {"successes": 57, "n": 100}
+
+
+def test_control_reading_uses_the_control_seeds_and_states_the_verdict():
+    # SFT pooled over three seeds is 41 %, but the control only finished seed 0 (SFT: 58 %)
+    td = {"cells": {"sft/r000": _cell({0: (29, 50), 1: (2, 50), 2: (31, 50)})}}
+    held = {1: _cell({0: (26, 50), 1: (30, 50)}), 3: _cell({0: (34, 50)})}
+    first = {"habc": _cell({0: (8, 50), 1: (7, 50), 2: (6, 50)})}
+    lines = _control_reading(td, held, first)
+    assert "protocol seed 0)" in lines[0] and "r1 52 %, r3 68 %" in lines[0]
+    assert "against SFT's 58 %" in lines[0] and "does not fall below SFT" in lines[0]
+    assert "control's round 1 (52 %" in lines[1] and "HABC 16 %" in lines[1]
+
+    dropped = {1: _cell({0: (5, 50)})}
+    assert "falls significantly below SFT too" in _control_reading(td, dropped, {})[0]
+    assert _control_reading({"cells": {"sft/r000": _cell({0: (0, 50)})}}, dropped, {}) == []
