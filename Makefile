@@ -13,7 +13,9 @@ lint: setup
 
 test: setup
 	$(ENV) ruff check src tests scripts launch bench
-	$(ENV) python -m pytest $(PYTEST_ARGS)
+	$(ENV) python -m pytest $(PYTEST_ARGS) || { rc=$$?; \
+	  if [ -s log/pytest-hang.txt ] && [ "$$(wc -l < log/pytest-hang.txt)" -gt 1 ]; then \
+	    tail -n 40 log/pytest-hang.txt; head -n 1 log/pytest-hang.txt; fi; exit $$rc; }
 
 demo: setup
 	$(ENV) bash scripts/demo.sh

@@ -6,13 +6,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-# A test that blocks inside C (a DDS teardown, say) cannot be interrupted by pytest-timeout's
-# signal; this watchdog names the test, dumps every thread and ends the run instead of letting
-# CI sit out its 90 minutes. pytest's own timeout (pyproject.toml) stays the first line.
+# A test that blocks inside C (a DDS teardown, a camera SDK call) cannot be interrupted by
+# pytest-timeout's signal, and one that holds the GIL starves any Python watchdog too. Two
+# watchdogs name the test, dump every thread and end the run instead of letting CI sit out its
+# 90 minutes: a Python one (clear message on the terminal) and, 60 s later, faulthandler's C
+# thread (needs no GIL) writing to log/pytest-hang.txt, which `make test` prints on failure.
+# pytest-timeout (pyproject.toml) stays the first line.
 HUNG_TEST_S = float(os.environ.get("HABC_HUNG_TEST_S", "420"))
+LOG_DIR = Path(__file__).resolve().parent / "log"
 
 
 def _hung(item: pytest.Item) -> None:
@@ -28,8 +33,20 @@ def _hung(item: pytest.Item) -> None:
     os._exit(3)
 
 
+def pytest_configure(config):
+    LOG_DIR.mkdir(exist_ok=True)
+    config._habc_hang_file = (LOG_DIR / "pytest-hang.txt").open("w")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    (LOG_DIR / "pytest-current.txt").write_text(item.nodeid + "\n")
+    hang_file = item.config._habc_hang_file
+    hang_file.seek(0)
+    hang_file.write(f"hung test: {item.nodeid}\n")
+    hang_file.truncate()
+    hang_file.flush()
+    faulthandler.dump_traceback_later(HUNG_TEST_S + 60, exit=True, file=hang_file)
     watchdog = threading.Timer(HUNG_TEST_S, _hung, args=(item,))
     watchdog.daemon = True
     watchdog.start()
@@ -37,6 +54,7 @@ def pytest_runtest_protocol(item, nextitem):
         yield
     finally:
         watchdog.cancel()
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture()
