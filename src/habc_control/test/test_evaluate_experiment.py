@@ -148,3 +148,39 @@ def test_sft_continued_control_trains_on_demos_from_sft_without_rollouts(tmp_pat
     tc = train_config(ctx, SFT_CONTINUED, cfg.state.steps_per_round)
     assert tc.method == "sft" and tc.steps_per_round == cfg.state.steps_per_round
     assert tc.lr_warmup_steps == train_config(ctx, "habc", 1).lr_warmup_steps
+
+
+def test_ablation_arm_runs_like_a_step1_method_with_its_overrides(tmp_path):
+    from habc_control.experiment.stages import data_roots, init_checkpoint, train_config
+
+    root = find_root(Path(__file__).parent)
+    arm = {"method": "habc", "train_overrides": {"batch_mix": [0.5, 0.25, 0.25]}}
+    cfg = from_dict({"seeds": [0], "step1_rounds": 2, "step2_rounds": 1,
+                     "ablations": {"habc_demos50": arm}})
+    ctx = seed_context(cfg, "state", 0, tmp_path, root)
+    assert ("habc_demos50", 2) in chains(ctx) and ("habc_demos50", 3) not in chains(ctx)
+    tasks = {t.key: t for t in build_tasks(cfg, tmp_path, root)}
+    assert tasks["state/s0/rollouts/habc_demos50/r001"].deps == ("state/s0/train/sft/r000",)
+    assert tasks["state/s0/rollouts/habc_demos50/r002"].deps == (
+        "state/s0/train/habc_demos50/r001",)
+    assert tasks["state/s0/train/habc_demos50/r002"].deps == (
+        "state/s0/rollouts/habc_demos50/r002",)
+    # step 2 still continues habc itself, not the ablation
+    assert tasks["state/s0/rollouts/habc_ir/r003"].deps == ("state/s0/train/habc/r002",)
+    assert data_roots(ctx, "habc_demos50", 2) == [ctx.demos_dir]  # + its rollouts once on disk
+    assert init_checkpoint(ctx, "habc_demos50", 2) == ctx.ckpt("habc_demos50", 1)
+    assert ctx.ckpt("habc_demos50", 1) != ctx.ckpt("habc", 1)
+    tc = train_config(ctx, "habc_demos50", 7)
+    assert tc.method == "habc" and tuple(tc.batch_mix) == (0.5, 0.25, 0.25)
+    assert train_config(ctx, "habc", 7).batch_mix is None
+
+
+def test_ablation_validation_names_the_arm_and_the_bad_value():
+    with pytest.raises(ValueError, match="ablations.habc: the name is taken"):
+        TrackConfig(ablations={"habc": {"method": "habc"}})
+    with pytest.raises(ValueError, match="ablations.x.method: 'sft' is not an online method"):
+        TrackConfig(ablations={"x": {"method": "sft"}})
+    with pytest.raises(ValueError, match=r"ablations.x.train_overrides: \['seed'\]"):
+        TrackConfig(ablations={"x": {"method": "habc", "train_overrides": {"seed": 1}}})
+    with pytest.raises(ValueError, match="ablations.x: expected keys"):
+        TrackConfig(ablations={"x": {"method": "habc", "lr": 1}})

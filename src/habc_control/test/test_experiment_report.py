@@ -29,3 +29,13 @@ def test_control_reading_uses_the_control_seeds_and_states_the_verdict():
     dropped = {1: _cell({0: (5, 50)})}
     assert "falls significantly below SFT too" in _control_reading(td, dropped, {})[0]
     assert _control_reading({"cells": {"sft/r000": _cell({0: (0, 50)})}}, dropped, {}) == []
+
+
+def test_ablation_reading_compares_on_the_ablations_seeds():
+    from habc_control.experiment.report import ablation_reading
+
+    td = {"cells": {"habc/r001": _cell({0: (5, 50), 1: (10, 50)}),
+                    "mix/r001": _cell({0: (20, 50)})}}
+    line = ablation_reading(td, {"mix": {"method": "habc", "train_overrides": {"a": 1}}}, 2)[0]
+    assert line.startswith("- Ablation mix (HABC with `{'a': 1}`) against HABC: r1 40 % vs 10 %")
+    assert "r2" not in line

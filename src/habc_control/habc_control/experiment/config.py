@@ -47,6 +47,9 @@ class TrackConfig:
     eval_trials: int = 50
     # also run the SFT-continued control arm (demos only, the same per-round budget)
     sft_continued_control: bool = False
+    # ablation arms, run like a step-1 method (own rollouts, same budget) and reported apart:
+    # name -> {"method": <trainer method>, "train_overrides": {...}} (e.g. another batch_mix)
+    ablations: dict[str, dict[str, Any]] = field(default_factory=dict)
     # training-config keys applied to every method alike (e.g. model_preset, batch_size)
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -77,6 +80,19 @@ class TrackConfig:
         forbidden = {"method", "steps_per_round", "seed"} & set(self.train_overrides)
         if forbidden:
             raise ValueError(f"train_overrides: {sorted(forbidden)} are set by the protocol")
+        for name, arm in self.ablations.items():
+            where = f"ablations.{name}"
+            if name in valid or name in ("sft", "sft_continued"):
+                raise ValueError(f"{where}: the name is taken by a method; choose another")
+            if not isinstance(arm, dict) or set(arm) - {"method", "train_overrides"}:
+                raise ValueError(f"{where}: expected keys method, train_overrides; got {arm!r}")
+            if arm.get("method") not in valid or arm.get("method") == "sft":
+                raise ValueError(f"{where}.method: {arm.get('method')!r} is not an online "
+                                 f"method; valid: {sorted(valid - {'sft'})}")
+            bad = {"method", "steps_per_round", "seed"} & set(arm.get("train_overrides") or {})
+            if bad:
+                raise ValueError(f"{where}.train_overrides: {sorted(bad)} are set by the "
+                                 "protocol")
 
     @property
     def last_round(self) -> int:

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from habc_control.experiment.config import ExperimentConfig
-from habc_control.experiment.stages import SFT, SFT_CONTINUED, SeedContext, init_checkpoint
+from habc_control.experiment.stages import (
+    SFT,
+    SFT_CONTINUED,
+    SeedContext,
+    init_checkpoint,
+    is_step2_start,
+)
 
 KINDS: tuple[str, ...] = ("demos", "train", "rollouts", "eval", "probes")
 
@@ -84,7 +90,7 @@ def chains(ctx: SeedContext) -> list[tuple[str, int]]:
     """Every (method, round) checkpoint of one seed, SFT first."""
     t = ctx.track
     cells = [(SFT, 0)]
-    cells += [(m, r) for r in range(1, t.step1_rounds + 1) for m in t.methods]
+    cells += [(m, r) for r in range(1, t.step1_rounds + 1) for m in (*t.methods, *t.ablations)]
     if t.sft_continued_control:
         cells += [(SFT_CONTINUED, r) for r in range(1, t.step1_rounds + 1)]
     if t.step2_rounds:
@@ -118,18 +124,21 @@ def build_tasks(cfg: ExperimentConfig, out: Path, root: Path,
                     tasks.append(Task(key("train", method, r), "train", ctx, method, r, (prev,),
                                       priority=(ti, si, r, 1)))
                 elif method != SFT:
-                    init = init_checkpoint(ctx, method, r)
-                    assert init is not None
-                    init_method, init_round = init.parent.name, r - 1
-                    deps = (key("train", init_method, init_round),)
-                    if method not in ctx.track.methods and r == ctx.track.step1_rounds + 1:
+                    if r == 1:
+                        init_key = key("train", SFT)
+                    elif is_step2_start(ctx, method, r):
+                        init_key = key("train", "habc", r - 1)
+                    else:
+                        init_key = key("train", method, r - 1)
+                    extra: tuple[str, ...] = ()
+                    if is_step2_start(ctx, method, r):
                         # a step-2 arm trains on habc's step-1 rollouts as well
-                        deps += tuple(key("rollouts", "habc", q)
+                        extra = tuple(key("rollouts", "habc", q)
                                       for q in range(1, ctx.track.step1_rounds + 1))
                     tasks.append(Task(key("rollouts", method, r), "rollouts", ctx, method, r,
-                                      deps[:1], priority=(ti, si, r, 0)))
+                                      (init_key,), priority=(ti, si, r, 0)))
                     tasks.append(Task(key("train", method, r), "train", ctx, method, r,
-                                      (key("rollouts", method, r),) + deps[1:],
+                                      (key("rollouts", method, r), *extra),
                                       priority=(ti, si, r, 1)))
                 tasks.append(Task(key("eval", method, r), "eval", ctx, method, r,
                                   (key("train", method, r),), priority=(ti, si, r, 2)))

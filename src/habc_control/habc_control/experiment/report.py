@@ -144,7 +144,8 @@ def timing(progress: dict[str, Any] | None) -> dict[str, Any]:
 # --- plots ---
 def _starts_from_sft(method: str, tcfg: dict[str, Any]) -> bool:
     """Step-1 arms and the control start at SFT; a step-2 arm starts where habc's step 1 ended."""
-    return method in tcfg["methods"] or method == SFT_CONTINUED
+    return method in tcfg["methods"] or method in tcfg.get("ablations", {}) \
+        or method == SFT_CONTINUED
 
 
 def make_plots(results: dict[str, Any], fig_dir: Path) -> dict[str, str]:
@@ -515,6 +516,31 @@ def reading(td: dict[str, Any], methods: list[str], last: int, t_max: int) -> li
     return out + [""]
 
 
+def ablation_reading(td: dict[str, Any], ablations: dict[str, dict[str, Any]],
+                     rounds: int) -> list[str]:
+    """Each ablation arm against the method it varies, round by round, pooled over seeds."""
+    out = []
+    for name, arm in ablations.items():
+        base = arm["method"]
+        parts = []
+        for r in range(1, rounds + 1):
+            cell_a = td["cells"].get(f"{name}/r{r:03d}")
+            cell_b = td["cells"].get(f"{base}/r{r:03d}")
+            if not cell_a or not cell_b:
+                continue
+            a = _matched(cell_a, cell_a["seed_list"])  # the base on the same seeds
+            b = _matched(cell_b, cell_a["seed_list"])
+            if a["n"] and b["n"]:
+                z = two_proportion_z(a["successes"], a["n"], b["successes"], b["n"])
+                parts.append(f"r{r} {pct(a['successes'] / a['n'])} % vs "
+                             f"{pct(b['successes'] / b['n'])} % (z = {z:+.1f})")
+        if parts:
+            out.append(f"- Ablation {name} ({label(base)} with "
+                       f"`{arm.get('train_overrides') or {}}`) against {label(base)}: "
+                       + ", ".join(parts) + ".")
+    return out + [""] if out else []
+
+
 def data_reuse_table(td: dict[str, Any], methods: list[str], round_index: int = 1) -> list[str]:
     """How a round's batches use each stream: the share of demonstrations in a batch and how
     many passes the round's steps make over each stream (summed over seeds), next to success."""
@@ -738,6 +764,9 @@ def _protocol_table(cfg: ExperimentConfig) -> list[str]:
         ("methods", "all", lambda t, n: ", ".join(label(m) for m in t.methods)),
         ("control arm", "–", lambda t, n: label(SFT_CONTINUED) if t.sft_continued_control
          else "–"),
+        ("ablation arms", "–", lambda t, n: "; ".join(
+            f"{a}: {v['method']} with `{v.get('train_overrides') or {}}`"
+            for a, v in t.ablations.items()) or "–"),
         ("evaluation trials per checkpoint", "50", lambda t, n: t.eval_trials),
         ("protocol seeds", "1 (real robot)", lambda t, n: ", ".join(map(str, cfg.seeds_of(n)))),
         ("observations", "RGB", lambda t, n: f"{t.obs_mode} ({obs[t.obs_mode]})"),
@@ -783,7 +812,7 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
     for track, td in results["tracks"].items():
         tcfg = cfg.tracks()[track]
         methods = list(tcfg.methods) + [m for m in tcfg.step2_methods if m not in tcfg.methods
-                                        and tcfg.step2_rounds]
+                                        and tcfg.step2_rounds] + list(tcfg.ablations)
         if tcfg.sft_continued_control:
             methods.append(SFT_CONTINUED)
         rounds = list(range(0, tcfg.last_round + 1))
@@ -825,8 +854,10 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
                   "says and the pooled two-proportion z ≥ 1.96 (`stats.two_proportion_z`); "
                   f"with {tcfg.eval_trials} trials per seed and cell, differences under roughly "
                   "10–20 points are within noise.", ""]
-            L += ["### Reading", ""] + reading(td, methods, tcfg.last_round,
-                                               int(results.get("t_max") or 0))
+            L += ["### Reading", ""] + reading(
+                td, [m for m in methods if m not in tcfg.ablations], tcfg.last_round,
+                int(results.get("t_max") or 0))
+            L += ablation_reading(td, tcfg.ablations, tcfg.step1_rounds)
             L += ["### Diagnostics", ""] + milestone_table(td, [
                 (m, r) for m in [SFT, *methods] for r in rounds])
             L += data_reuse_table(td, methods)

@@ -64,15 +64,22 @@ class SeedContext:
     def ckpt_root(self) -> Path:
         return self.root / "ckpt"
 
-    def ckpt_root_of(self, method: str) -> Path:
-        # the control trains with the trainer's `sft` method: its own root keeps it apart
-        return self.ckpt_root / SFT_CONTINUED if method == SFT_CONTINUED else self.ckpt_root
+    def trainer_method(self, arm: str) -> str:
+        """The trainer's method behind an arm (the control trains `sft`, an ablation its own)."""
+        if arm == SFT_CONTINUED:
+            return SFT
+        if arm in self.track.ablations:
+            return self.track.ablations[arm]["method"]
+        return arm
+
+    def ckpt_root_of(self, arm: str) -> Path:
+        # an arm that trains with another arm's trainer method gets its own root
+        return self.ckpt_root / arm if self.trainer_method(arm) != arm else self.ckpt_root
 
     def ckpt(self, method: str, round_index: int) -> Path:
         from habc_trainer.train_round import round_dir
 
-        trainer_method = SFT if method == SFT_CONTINUED else method
-        return round_dir(self.ckpt_root_of(method), trainer_method, round_index)
+        return round_dir(self.ckpt_root_of(method), self.trainer_method(method), round_index)
 
     def record(self, kind: str, method: str = SFT, round_index: int = 0) -> Path:
         return self.root / "records" / f"{kind}_{method}_r{round_index:03d}.json"
@@ -183,7 +190,8 @@ def train_config(ctx: SeedContext, method: str, steps: int) -> Any:
         "t_max": float(load_sim(ctx.sim_config).task.t_max),
         "num_threads": 1,
         **ctx.track.train_overrides,
-        "method": SFT if method == SFT_CONTINUED else method,
+        **(ctx.track.ablations.get(method, {}).get("train_overrides") or {}),
+        "method": ctx.trainer_method(method),
         "steps_per_round": steps,
         "seed": ctx.protocol_seed,
     }
@@ -205,7 +213,7 @@ def data_roots(ctx: SeedContext, method: str, round_index: int) -> list[Path]:
     if method in (SFT, SFT_CONTINUED):
         return roots
     step1 = ctx.track.step1_rounds
-    if method not in ctx.track.methods and round_index > step1:
+    if method not in (*ctx.track.methods, *ctx.track.ablations) and round_index > step1:
         for r in range(1, step1 + 1):
             roots += _round_bag_dir(ctx.data_dir("habc"), r)
     if ctx.data_dir(method).is_dir():
@@ -220,9 +228,15 @@ def init_checkpoint(ctx: SeedContext, method: str, round_index: int) -> Path | N
         return ctx.ckpt(SFT, 0)
     if method == SFT_CONTINUED:
         return ctx.ckpt(SFT_CONTINUED, round_index - 1)
-    if method not in ctx.track.methods and round_index == ctx.track.step1_rounds + 1:
+    if is_step2_start(ctx, method, round_index):
         return ctx.ckpt("habc", round_index - 1)
     return ctx.ckpt(method, round_index - 1)
+
+
+def is_step2_start(ctx: SeedContext, method: str, round_index: int) -> bool:
+    """Round 1 of a step-2 arm other than habc: it continues habc's last step-1 checkpoint."""
+    step1_arms = set(ctx.track.methods) | set(ctx.track.ablations)
+    return method not in step1_arms and round_index == ctx.track.step1_rounds + 1
 
 
 def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]:
