@@ -7,10 +7,12 @@ dependents are not started; everything else still runs.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import multiprocessing as mp
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,17 @@ def _run(task: Task) -> tuple[dict[str, Any], float]:
     t0 = time.perf_counter()
     out = execute(task)
     return out, time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class Runner:
@@ -44,10 +57,15 @@ class Runner:
         self.started: dict[str, float] = {}
 
     def _write_progress(self) -> None:
-        counts: dict[str, int] = {}
-        for s in self.status.values():
-            counts[s["state"]] = counts.get(s["state"], 0) + 1
-        write_json(self.progress_path, {"counts": counts, "tasks": self.status})
+        # Other runs share this file (`--tracks pixel` next to `--tracks state`, or one after
+        # the other): merge under a lock so no run drops the tasks, and timings, of another.
+        with _locked(self.progress_path):
+            tasks = dict((read_json(self.progress_path) or {}).get("tasks", {}))
+            tasks.update(self.status)
+            counts: dict[str, int] = {}
+            for s in tasks.values():
+                counts[s["state"]] = counts.get(s["state"], 0) + 1
+            write_json(self.progress_path, {"counts": counts, "tasks": tasks})
 
     def run(self) -> dict[str, dict[str, Any]]:
         pending = dict(self.tasks)
