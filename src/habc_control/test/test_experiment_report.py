@@ -39,3 +39,32 @@ def test_ablation_reading_compares_on_the_ablations_seeds():
     line = ablation_reading(td, {"mix": {"method": "habc", "train_overrides": {"a": 1}}}, 2)[0]
     assert line.startswith("- Ablation mix (HABC with `{'a': 1}`) against HABC: r1 40 % vs 10 %")
     assert "r2" not in line
+
+
+def test_versus_sft_reading_matches_seeds_and_names_the_verdict():
+    from habc_control.experiment.report import versus_sft_reading
+
+    td = {"cells": {"sft/r000": _cell({0: (10, 50), 1: (40, 50)}),
+                    "habc/r001": _cell({0: (30, 50)}),
+                    "habc/r002": _cell({0: (12, 50)})}}
+    line = versus_sft_reading(td, ["habc"], 3)[0]
+    assert line.startswith("- HABC against SFT on the same protocol seeds (0): ")
+    assert "r1 30/50 = 60 % vs SFT 10/50 = 20 % (z = +4.1, above SFT)" in line
+    assert "r2 12/50 = 24 % vs SFT 10/50 = 20 % (z = +0.5, not significantly different" in line
+    assert "r3" not in line
+    assert versus_sft_reading({"cells": {}}, ["habc"], 3) == []
+
+
+def test_timing_sums_task_time_per_seed_and_skips_unfinished_tasks():
+    from habc_control.experiment.report import timing
+
+    progress = {"tasks": {
+        "state/s0/train/sft/r000": {"state": "done", "wall_s": 300.0, "started": 0, "ended": 300},
+        "state/s0/eval/sft/r000": {"state": "done", "wall_s": 20.0, "started": 300, "ended": 320},
+        "state/s1/demos/sft/r000": {"state": "done", "resumed": True},
+        "pixel/s0/train/sft/r000": {"state": "running", "since": 5},
+    }}
+    t = timing(progress)
+    assert t["task_s"] == {"state/s0": 320.0}
+    assert t["elapsed_s"] == {"state/s0": 320}
+    assert t["stages"]["train (SFT)"] == {"n": 1, "mean_s": 300.0, "total_s": 300.0}

@@ -126,18 +126,21 @@ def timing(progress: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     stages: dict[str, list[float]] = {}
     spans: dict[str, list[float]] = {}
+    task_s: dict[str, float] = {}
     for key, st in progress.get("tasks", {}).items():
         if st.get("state") != "done" or "wall_s" not in st:
             continue
         track, seed, kind, method, _ = key.split("/")
         name = "train (SFT)" if kind == "train" and method == SFT else kind
         stages.setdefault(name, []).append(float(st["wall_s"]))
-        if st.get("started") and st.get("ended"):
+        task_s[f"{track}/{seed}"] = task_s.get(f"{track}/{seed}", 0.0) + float(st["wall_s"])
+        if st.get("started") is not None and st.get("ended") is not None:
             spans.setdefault(f"{track}/{seed}", []).extend([st["started"], st["ended"]])
     return {
         "stages": {k: {"n": len(v), "mean_s": sum(v) / len(v), "total_s": sum(v)}
                    for k, v in sorted(stages.items())},
         "elapsed_s": {k: max(v) - min(v) for k, v in sorted(spans.items())},
+        "task_s": dict(sorted(task_s.items())),
     }
 
 
@@ -541,6 +544,35 @@ def ablation_reading(td: dict[str, Any], ablations: dict[str, dict[str, Any]],
     return out + [""] if out else []
 
 
+def versus_sft_reading(td: dict[str, Any], methods: list[str], rounds: int) -> list[str]:
+    """Each method's rounds against SFT on the seeds that method finished (the pixel track's
+    comparison, where the grid has no other baseline)."""
+    sft = td["cells"].get(f"{SFT}/r000")
+    if not sft:
+        return []
+    out = []
+    for m in methods:
+        parts, seeds = [], set()
+        for r in range(1, rounds + 1):
+            cell = td["cells"].get(f"{m}/r{r:03d}")
+            if not cell:
+                continue
+            seeds.update(cell["seed_list"])
+            a, b = _matched(cell, cell["seed_list"]), _matched(sft, cell["seed_list"])
+            if a["n"] and b["n"]:
+                z = two_proportion_z(a["successes"], a["n"], b["successes"], b["n"])
+                verdict = ("above" if z >= 1.96 else "below" if z <= -1.96
+                           else "not significantly different from")
+                parts.append(f"r{r} {a['successes']}/{a['n']} = {pct(a['successes'] / a['n'])} % "
+                             f"vs SFT {b['successes']}/{b['n']} = "
+                             f"{pct(b['successes'] / b['n'])} % (z = {z:+.1f}, {verdict} SFT)")
+        if parts:
+            out.append(f"- {label(m)} against SFT on the same protocol seeds "
+                       f"({', '.join(map(str, sorted(seeds)))}): "
+                       + "; ".join(parts) + ".")
+    return out + [""] if out else []
+
+
 def data_reuse_table(td: dict[str, Any], methods: list[str], round_index: int = 1) -> list[str]:
     """How a round's batches use each stream: the share of demonstrations in a batch and how
     many passes the round's steps make over each stream (summed over seeds), next to success."""
@@ -747,6 +779,12 @@ def _timing_lines(results: dict[str, Any]) -> list[str]:
     lines += ["", "Elapsed (first start to last finish of each protocol seed; seeds may overlap "
               "when workers are free):", ""]
     lines += [f"- {k}: {v / 60:.1f} min" for k, v in t.get("elapsed_s", {}).items()]
+    if t.get("task_s"):
+        lines += ["", "Task time per protocol seed (the sum of its tasks' wall times, each "
+                  "task on one thread: how long the seed takes with one worker and nothing else "
+                  "running; tasks that finished in an earlier, interrupted run count only "
+                  "if their timing was kept):", ""]
+        lines += [f"- {k}: {v / 60:.1f} min" for k, v in t["task_s"].items()]
     return lines
 
 
@@ -863,6 +901,11 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
             L += data_reuse_table(td, methods)
             L += rollout_table(td, methods, tcfg.last_round)
             L += diagnostics(td, tcfg.step1_rounds)
+        else:
+            L += ["### Reading", ""] + versus_sft_reading(td, methods, tcfg.last_round)
+            L += ["### Diagnostics", ""] + milestone_table(td, [
+                (m, r) for m in [SFT, *methods] for r in rounds])
+            L += rollout_table(td, methods, tcfg.last_round)
         L += ["### Completion status", ""] + status + [""]
     if cfg.pixel is None:
         L += ["## Pixel observations", "",
