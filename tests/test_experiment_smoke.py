@@ -120,7 +120,9 @@ def test_smoke_pixel_track_trains_on_rendered_images_and_is_reported(smoke_run):
     cells = json.loads((docs / "results" / "results.json").read_text())["tracks"]["pixel"][
         "cells"]
     assert set(cells) == {"sft/r000", "habc/r001"} and all(cells.values())
-    assert "## Pixel observations" in (docs / "results.md").read_text()
+    pixel_md = (docs / "results.md").read_text().split("## Pixel observations")[1]
+    assert "HABC against SFT on the same protocol seeds (0): r1 " in pixel_md
+    assert "Task time per protocol seed" in pixel_md and "- pixel/s0: " in pixel_md
 
 
 def test_smoke_rerun_resumes_without_redoing_cells(smoke_run):
