@@ -36,6 +36,7 @@ setup(
             'habc-rollout = habc_control.runner:main',
             'evaluate = habc_control.evaluate:main',
             'habc-benchmark = habc_control.experiment.cli:main',
+            'habc-benchmark-compare = habc_control.experiment.compare:main',
         ],
     },
 )
