@@ -69,7 +69,8 @@ def render(rows: list[dict[str, Any]], track: str, labels: tuple[str, str]) -> l
         f"Track `{track}`: {len(rows)} cells finished in both runs ({labels[0]} → {labels[1]}), "
         "pooled over the protocol seeds both have.", "",
         f"- the rerun's success rate lies inside the earlier Wilson 95 % interval in {inside} of "
-        f"{len(rows)} cells;",
+        f"{len(rows)} cells (a second sample of an unchanged rate lands inside the first one's "
+        "95 % interval about 83 % of the time, not 95 %);",
         f"- the difference is significant (|z| ≥ 1.96) in {len(noisy)} of {len(rows)} cells "
         f"(about {0.05 * len(rows):.1f} expected by chance alone if nothing changed)"
         + (": " + ", ".join(f"{r['cell']} ({r['z']:+.1f})" for r in noisy) if noisy else "")
