@@ -921,7 +921,9 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
           "    habc-benchmark --preset cpu --report-only        # this file from what finished",
           "    habc-benchmark --preset smoke                    # minutes; the test suite's run",
           "    habc-benchmark --preset gpu                      # paper-sized budgets",
-          "    evaluate out/benchmark/cpu/state/seed_0/ckpt/habc/round_003 --trials 50", "",
+          "    evaluate out/benchmark/cpu/state/seed_0/ckpt/habc/round_003 --trials 50",
+          "    habc-benchmark-compare before.json docs/results/results.json  # rerun vs earlier",
+          "",
           "Runs resume: a finished cell (its record on disk) is skipped. Evaluation trials are a "
           "function of (checkpoint, episode seed); training rounds are seeded by the protocol "
           "seed, so a rerun lands within the intervals above, not necessarily on the same "
