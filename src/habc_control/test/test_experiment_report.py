@@ -38,7 +38,11 @@ def test_ablation_reading_compares_on_the_ablations_seeds():
                     "mix/r001": _cell({0: (20, 50)})}}
     line = ablation_reading(td, {"mix": {"method": "habc", "train_overrides": {"a": 1}}}, 2)[0]
     assert line.startswith("- Ablation mix (HABC with `{'a': 1}`) against HABC: r1 40 % vs 10 %")
-    assert "r2" not in line
+    assert "r2" not in line and "Against SFT" not in line
+
+    td["cells"]["sft/r000"] = _cell({0: (30, 50), 1: (1, 50)})
+    line = ablation_reading(td, {"mix": {"method": "habc", "train_overrides": {"a": 1}}}, 1)[0]
+    assert line.endswith("Against SFT: r1 40 % vs 60 % (z = -2.0, below SFT).")
 
 
 def test_versus_sft_reading_matches_seeds_and_names_the_verdict():

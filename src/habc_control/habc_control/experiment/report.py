@@ -540,8 +540,22 @@ def ablation_reading(td: dict[str, Any], ablations: dict[str, dict[str, Any]],
         if parts:
             out.append(f"- Ablation {name} ({label(base)} with "
                        f"`{arm.get('train_overrides') or {}}`) against {label(base)}: "
-                       + ", ".join(parts) + ".")
+                       + ", ".join(parts) + "." + _against_sft(td, name, rounds))
     return out + [""] if out else []
+
+
+def _against_sft(td: dict[str, Any], name: str, r: int) -> str:
+    """The arm's last step-1 round against SFT on the same seeds: did it recover SFT's level?"""
+    cell, sft = td["cells"].get(f"{name}/r{r:03d}"), td["cells"].get(f"{SFT}/r000")
+    if not cell or not sft:
+        return ""
+    a, b = _matched(cell, cell["seed_list"]), _matched(sft, cell["seed_list"])
+    if not a["n"] or not b["n"]:
+        return ""
+    z = two_proportion_z(a["successes"], a["n"], b["successes"], b["n"])
+    where = "above" if z >= 1.96 else "below" if z <= -1.96 else "not significantly apart from"
+    return (f" Against SFT: r{r} {pct(a['successes'] / a['n'])} % vs "
+            f"{pct(b['successes'] / b['n'])} % (z = {z:+.1f}, {where} SFT).")
 
 
 def versus_sft_reading(td: dict[str, Any], methods: list[str], rounds: int) -> list[str]:
