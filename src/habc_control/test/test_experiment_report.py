@@ -72,3 +72,12 @@ def test_timing_sums_task_time_per_seed_and_skips_unfinished_tasks():
     assert t["task_s"] == {"state/s0": 320.0}
     assert t["elapsed_s"] == {"state/s0": 320}
     assert t["stages"]["train (SFT)"] == {"n": 1, "mean_s": 300.0, "total_s": 300.0}
+    assert t["concurrency"] == {"state/s0": 1.0}  # its two tasks ran one after the other
+
+
+def test_concurrency_counts_tasks_running_next_to_a_seeds_tasks():
+    from habc_control.experiment.report import _concurrency
+
+    # s0 runs 0..100; s1 runs 50..150 next to it: half of each seed's time is shared
+    c = _concurrency([("state/s0", 0.0, 100.0), ("state/s1", 50.0, 150.0)])
+    assert c == {"state/s0": 1.5, "state/s1": 1.5}

@@ -127,6 +127,7 @@ def timing(progress: dict[str, Any] | None) -> dict[str, Any]:
     stages: dict[str, list[float]] = {}
     spans: dict[str, list[float]] = {}
     task_s: dict[str, float] = {}
+    intervals: list[tuple[str, float, float]] = []
     for key, st in progress.get("tasks", {}).items():
         if st.get("state") != "done" or "wall_s" not in st:
             continue
@@ -136,12 +137,26 @@ def timing(progress: dict[str, Any] | None) -> dict[str, Any]:
         task_s[f"{track}/{seed}"] = task_s.get(f"{track}/{seed}", 0.0) + float(st["wall_s"])
         if st.get("started") is not None and st.get("ended") is not None:
             spans.setdefault(f"{track}/{seed}", []).extend([st["started"], st["ended"]])
+            intervals.append((f"{track}/{seed}", float(st["started"]), float(st["ended"])))
     return {
         "stages": {k: {"n": len(v), "mean_s": sum(v) / len(v), "total_s": sum(v)}
                    for k, v in sorted(stages.items())},
         "elapsed_s": {k: max(v) - min(v) for k, v in sorted(spans.items())},
         "task_s": dict(sorted(task_s.items())),
+        "concurrency": _concurrency(intervals),
     }
+
+
+def _concurrency(intervals: list[tuple[str, float, float]]) -> dict[str, float]:
+    """Per seed, how many tasks (its own included) ran at once on average over its tasks' time:
+    the context its timings were measured in (2 on 2 cores is full use, 3 is oversubscribed)."""
+    busy: dict[str, float] = {}
+    overlap: dict[str, float] = {}
+    for seed, a0, a1 in intervals:
+        busy[seed] = busy.get(seed, 0.0) + (a1 - a0)
+        overlap[seed] = overlap.get(seed, 0.0) + sum(
+            max(0.0, min(a1, b1) - max(a0, b0)) for _, b0, b1 in intervals)
+    return {k: overlap[k] / busy[k] for k in sorted(busy) if busy[k] > 0}
 
 
 # --- plots ---
@@ -794,11 +809,15 @@ def _timing_lines(results: dict[str, Any]) -> list[str]:
               "when workers are free):", ""]
     lines += [f"- {k}: {v / 60:.1f} min" for k, v in t.get("elapsed_s", {}).items()]
     if t.get("task_s"):
+        conc = t.get("concurrency", {})
         lines += ["", "Task time per protocol seed (the sum of its tasks' wall times, each "
-                  "task on one thread: how long the seed takes with one worker and nothing else "
-                  "running; tasks that finished in an earlier, interrupted run count only "
-                  "if their timing was kept):", ""]
-        lines += [f"- {k}: {v / 60:.1f} min" for k, v in t["task_s"].items()]
+                  "task on one thread: how long the seed takes with one worker when the other "
+                  "core is busy at most with one other task; more tasks at once slow each one "
+                  "down. Tasks that finished in an earlier, interrupted run count only if their "
+                  "timing was kept):", ""]
+        lines += [f"- {k}: {v / 60:.1f} min"
+                  + (f" (on average {conc[k]:.1f} tasks running at once, its own included)"
+                     if k in conc else "") for k, v in t["task_s"].items()]
     return lines
 
 
@@ -905,7 +924,11 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
             L += ["", "A claim is **held** when the point estimates are ordered as the paper "
                   "says and the pooled two-proportion z ≥ 1.96 (`stats.two_proportion_z`); "
                   f"with {tcfg.eval_trials} trials per seed and cell, differences under roughly "
-                  "10–20 points are within noise.", ""]
+                  "10–20 points are within noise. The intervals and z cover evaluation "
+                  "sampling only, not training: a rerun draws SFT and every round anew (CPU "
+                  "training is not bit-deterministic), which adds spread between runs; "
+                  "`habc-benchmark-compare` sets two runs side by side, cell by cell "
+                  "(`docs/rerun.md`).", ""]
             L += ["### Reading", ""] + reading(
                 td, [m for m in methods if m not in tcfg.ablations], tcfg.last_round,
                 int(results.get("t_max") or 0))
