@@ -27,7 +27,7 @@ bench: setup
 benchmark: setup
 	$(ENV) habc-benchmark --preset cpu --tracks state $(BENCHMARK_ARGS)
 
-# SFT vs HABC from camera images (~1 h per protocol seed on 2 cores; the preset runs seed 0).
+# SFT vs HABC from camera images (3 protocol seeds, ~37 min of one core each, mostly image SFT).
 benchmark-pixel: setup
 	$(ENV) habc-benchmark --preset cpu --tracks pixel $(BENCHMARK_ARGS)
 

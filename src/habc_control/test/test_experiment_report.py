@@ -1,6 +1,6 @@
 """The report's control-arm reading compares like with like: the same protocol seeds only."""
 
-from habc_control.experiment.report import _control_reading, _matched
+from habc_control.experiment.report import _control_reading, matched
 
 
 def _cell(per_seed: dict[int, tuple[int, int]]) -> dict:
@@ -12,8 +12,8 @@ def _cell(per_seed: dict[int, tuple[int, int]]) -> dict:
 
 def test_matched_counts_only_the_named_seeds():
     cell = _cell({0: (29, 50), 1: (2, 50), 2: (28, 50)})
-    assert _matched(cell, [0]) == {"successes": 29, "n": 50}
-    assert _matched(cell, [0, 2, 7]) == {"successes": 57, "n": 100}
+    assert matched(cell, [0]) == {"successes": 29, "n": 50}
+    assert matched(cell, [0, 2, 7]) == {"successes": 57, "n": 100}
 
 
 def test_control_reading_uses_the_control_seeds_and_states_the_verdict():
@@ -54,7 +54,7 @@ def test_versus_sft_reading_matches_seeds_and_names_the_verdict():
     line = versus_sft_reading(td, ["habc"], 3)[0]
     assert line.startswith("- HABC against SFT on the same protocol seeds (0): ")
     assert "r1 30/50 = 60 % vs SFT 10/50 = 20 % (z = +4.1, above SFT)" in line
-    assert "r2 12/50 = 24 % vs SFT 10/50 = 20 % (z = +0.5, not significantly different" in line
+    assert "r2 12/50 = 24 % vs SFT 10/50 = 20 % (z = +0.5, not significantly apart" in line
     assert "r3" not in line
     assert versus_sft_reading({"cells": {}}, ["habc"], 3) == []
 

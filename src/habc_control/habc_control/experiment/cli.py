@@ -1,7 +1,7 @@
 """`habc-benchmark`: the paper's protocol on the simulated rig, end to end, from nothing.
 
     habc-benchmark --preset smoke                # minutes: the test suite runs this
-    habc-benchmark --preset cpu                  # one seed of the state grid in ~45 min (2 cores)
+    habc-benchmark --preset cpu                  # both tracks, 3 seeds each (state seed: ~22 min)
     habc-benchmark --preset cpu --seeds 0        # only protocol seed 0
     habc-benchmark --preset gpu --workers 8      # the bigger run, pixel comparison included
     habc-benchmark --preset cpu --report-only    # regenerate docs/results.md from what finished

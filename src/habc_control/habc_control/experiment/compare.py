@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from habc_control.experiment.report import matched
 from habc_control.experiment.stats import two_proportion_z, wilson_interval
 
 
@@ -32,11 +33,6 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
-def _counts(cell: dict[str, Any], seeds: list[str]) -> tuple[int, int]:
-    per = [cell["per_seed"][s] for s in seeds]
-    return sum(int(p["successes"]) for p in per), sum(int(p["n"]) for p in per)
-
-
 def compare_cells(before: dict[str, Any], after: dict[str, Any],
                   track: str) -> list[dict[str, Any]]:
     """One row per cell both runs evaluated, on the protocol seeds both finished."""
@@ -48,13 +44,14 @@ def compare_cells(before: dict[str, Any], after: dict[str, Any],
         b = cells_b.get(key)
         if not a or not b:
             continue
-        seeds = sorted(set(a["per_seed"]) & set(b["per_seed"]), key=int)
+        seeds = sorted(int(s) for s in set(a["per_seed"]) & set(b["per_seed"]))
         if not seeds:
             continue
-        (ka, na), (kb, nb) = _counts(a, seeds), _counts(b, seeds)
+        ma, mb = matched(a, seeds), matched(b, seeds)
+        (ka, na), (kb, nb) = (ma["successes"], ma["n"]), (mb["successes"], mb["n"])
         lo, hi = wilson_interval(ka, na)
         z = two_proportion_z(kb, nb, ka, na)
-        rows.append({"cell": key, "seeds": [int(s) for s in seeds], "before": [ka, na],
+        rows.append({"cell": key, "seeds": seeds, "before": [ka, na],
                      "after": [kb, nb], "before_ci": [lo, hi],
                      "in_interval": lo <= kb / nb <= hi, "z": z})
     return rows

@@ -125,7 +125,6 @@ def timing(progress: dict[str, Any] | None) -> dict[str, Any]:
     if not progress:
         return {}
     stages: dict[str, list[float]] = {}
-    spans: dict[str, list[float]] = {}
     task_s: dict[str, float] = {}
     intervals: list[tuple[str, float, float]] = []
     for key, st in progress.get("tasks", {}).items():
@@ -136,12 +135,13 @@ def timing(progress: dict[str, Any] | None) -> dict[str, Any]:
         stages.setdefault(name, []).append(float(st["wall_s"]))
         task_s[f"{track}/{seed}"] = task_s.get(f"{track}/{seed}", 0.0) + float(st["wall_s"])
         if st.get("started") is not None and st.get("ended") is not None:
-            spans.setdefault(f"{track}/{seed}", []).extend([st["started"], st["ended"]])
             intervals.append((f"{track}/{seed}", float(st["started"]), float(st["ended"])))
     return {
         "stages": {k: {"n": len(v), "mean_s": sum(v) / len(v), "total_s": sum(v)}
                    for k, v in sorted(stages.items())},
-        "elapsed_s": {k: max(v) - min(v) for k, v in sorted(spans.items())},
+        "elapsed_s": {k: max(b for s, _, b in intervals if s == k)
+                      - min(a for s, a, _ in intervals if s == k)
+                      for k in sorted({s for s, _, _ in intervals})},
         "task_s": dict(sorted(task_s.items())),
         "concurrency": _concurrency(intervals),
     }
@@ -546,8 +546,8 @@ def ablation_reading(td: dict[str, Any], ablations: dict[str, dict[str, Any]],
             cell_b = td["cells"].get(f"{base}/r{r:03d}")
             if not cell_a or not cell_b:
                 continue
-            a = _matched(cell_a, cell_a["seed_list"])  # the base on the same seeds
-            b = _matched(cell_b, cell_a["seed_list"])
+            a = matched(cell_a, cell_a["seed_list"])  # the base on the same seeds
+            b = matched(cell_b, cell_a["seed_list"])
             if a["n"] and b["n"]:
                 z = two_proportion_z(a["successes"], a["n"], b["successes"], b["n"])
                 parts.append(f"r{r} {pct(a['successes'] / a['n'])} % vs "
@@ -559,46 +559,51 @@ def ablation_reading(td: dict[str, Any], ablations: dict[str, dict[str, Any]],
     return out + [""] if out else []
 
 
+def _vs_sft(td: dict[str, Any], cell: dict[str, Any] | None
+            ) -> tuple[dict[str, int], dict[str, int], float] | None:
+    """A cell and SFT on the cell's own seeds, with the z of their difference."""
+    sft = td["cells"].get(f"{SFT}/r000")
+    if not cell or not sft:
+        return None
+    a, b = matched(cell, cell["seed_list"]), matched(sft, cell["seed_list"])
+    if not a["n"] or not b["n"]:
+        return None
+    return a, b, two_proportion_z(a["successes"], a["n"], b["successes"], b["n"])
+
+
+def _side_of_sft(z: float) -> str:
+    return "above" if z >= 1.96 else "below" if z <= -1.96 else "not significantly apart from"
+
+
 def _against_sft(td: dict[str, Any], name: str, r: int) -> str:
     """The arm's last step-1 round against SFT on the same seeds: did it recover SFT's level?"""
-    cell, sft = td["cells"].get(f"{name}/r{r:03d}"), td["cells"].get(f"{SFT}/r000")
-    if not cell or not sft:
+    vs = _vs_sft(td, td["cells"].get(f"{name}/r{r:03d}"))
+    if vs is None:
         return ""
-    a, b = _matched(cell, cell["seed_list"]), _matched(sft, cell["seed_list"])
-    if not a["n"] or not b["n"]:
-        return ""
-    z = two_proportion_z(a["successes"], a["n"], b["successes"], b["n"])
-    where = "above" if z >= 1.96 else "below" if z <= -1.96 else "not significantly apart from"
+    a, b, z = vs
     return (f" Against SFT: r{r} {pct(a['successes'] / a['n'])} % vs "
-            f"{pct(b['successes'] / b['n'])} % (z = {z:+.1f}, {where} SFT).")
+            f"{pct(b['successes'] / b['n'])} % (z = {z:+.1f}, {_side_of_sft(z)} SFT).")
 
 
 def versus_sft_reading(td: dict[str, Any], methods: list[str], rounds: int) -> list[str]:
     """Each method's rounds against SFT on the seeds that method finished (the pixel track's
     comparison, where the grid has no other baseline)."""
-    sft = td["cells"].get(f"{SFT}/r000")
-    if not sft:
-        return []
     out = []
     for m in methods:
         parts, seeds = [], set()
         for r in range(1, rounds + 1):
             cell = td["cells"].get(f"{m}/r{r:03d}")
-            if not cell:
+            vs = _vs_sft(td, cell)
+            if vs is None:
                 continue
             seeds.update(cell["seed_list"])
-            a, b = _matched(cell, cell["seed_list"]), _matched(sft, cell["seed_list"])
-            if a["n"] and b["n"]:
-                z = two_proportion_z(a["successes"], a["n"], b["successes"], b["n"])
-                verdict = ("above" if z >= 1.96 else "below" if z <= -1.96
-                           else "not significantly different from")
-                parts.append(f"r{r} {a['successes']}/{a['n']} = {pct(a['successes'] / a['n'])} % "
-                             f"vs SFT {b['successes']}/{b['n']} = "
-                             f"{pct(b['successes'] / b['n'])} % (z = {z:+.1f}, {verdict} SFT)")
+            a, b, z = vs
+            parts.append(f"r{r} {a['successes']}/{a['n']} = {pct(a['successes'] / a['n'])} % "
+                         f"vs SFT {b['successes']}/{b['n']} = {pct(b['successes'] / b['n'])} % "
+                         f"(z = {z:+.1f}, {_side_of_sft(z)} SFT)")
         if parts:
             out.append(f"- {label(m)} against SFT on the same protocol seeds "
-                       f"({', '.join(map(str, sorted(seeds)))}): "
-                       + "; ".join(parts) + ".")
+                       f"({', '.join(map(str, sorted(seeds)))}): " + "; ".join(parts) + ".")
     return out + [""] if out else []
 
 
@@ -644,7 +649,7 @@ def data_reuse_table(td: dict[str, Any], methods: list[str], round_index: int = 
             "| --- | --- | --- | --- | --- | --- |", *rows, ""]
 
 
-def _matched(agg: dict[str, Any], seeds: list[int]) -> dict[str, int]:
+def matched(agg: dict[str, Any], seeds: list[int]) -> dict[str, int]:
     """Successes and trials of a cell over `seeds` only (comparisons on the same seeds)."""
     per = [agg["per_seed"][str(s)] for s in seeds if str(s) in agg["per_seed"]]
     return {"successes": sum(x["successes"] for x in per), "n": sum(x["n"] for x in per)}
@@ -656,15 +661,15 @@ def _control_reading(td: dict[str, Any], control: dict[int, dict[str, Any]],
     sft = td["cells"][f"{SFT}/r000"]
     r_last = max(control)
     seeds = control[r_last]["seed_list"]
-    base = _matched(sft, seeds)
+    base = matched(sft, seeds)
     if not base["n"] or not base["successes"]:
         return []
     def rate(agg: dict[str, Any]) -> float | None:
-        m = _matched(agg, seeds)
+        m = matched(agg, seeds)
         return m["successes"] / m["n"] if m["n"] else None
 
     trail = ", ".join(f"r{r} {pct(rate(a))} %" for r, a in sorted(control.items()))
-    c = _matched(control[r_last], seeds)
+    c = matched(control[r_last], seeds)
     z = two_proportion_z(c["successes"], c["n"], base["successes"], base["n"])
     where = f"protocol seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
     if z <= -1.96:
@@ -679,10 +684,10 @@ def _control_reading(td: dict[str, Any], control: dict[int, dict[str, Any]],
            f"{pct(base['successes'] / base['n'])} % on those seeds; {verdict}."]
     c1 = control.get(1)
     if c1 and first:
-        s1 = _matched(c1, seeds)
+        s1 = matched(c1, seeds)
         rows = []
         for m, a in first.items():
-            mm = _matched(a, seeds)
+            mm = matched(a, seeds)
             if mm["n"]:
                 zm = two_proportion_z(mm["successes"], mm["n"], s1["successes"], s1["n"])
                 rows.append(f"{label(m)} {pct(mm['successes'] / mm['n'])} % (z = {zm:+.1f})")
@@ -963,8 +968,9 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
           "",
           "Runs resume: a finished cell (its record on disk) is skipped. Evaluation trials are a "
           "function of (checkpoint, episode seed); training rounds are seeded by the protocol "
-          "seed, so a rerun lands within the intervals above, not necessarily on the same "
-          "digits (CPU thread scheduling and concurrent workers are not bit-deterministic).", ""]
+          "seed but are not bit-deterministic on CPU, so a rerun is a new draw of SFT and every "
+          "round: most cells land inside the intervals above, not necessarily all "
+          "(`habc-benchmark-compare` shows which; `docs/rerun.md` for the last two runs).", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(L), "utf-8")
     return path
