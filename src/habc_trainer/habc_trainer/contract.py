@@ -47,6 +47,7 @@ CONTROL_AUTHORITY_TYPE = "habc_interfaces/msg/ControlAuthority"
 ACTION_CHUNK_TYPE = "habc_interfaces/msg/ActionChunk"
 EPISODE_EVENT_TYPE = "habc_interfaces/msg/EpisodeEvent"
 ENV_STATE_TYPE = "std_msgs/msg/Float64MultiArray"
+SIM_TASK_STATUS_TYPE = "habc_interfaces/msg/SimTaskStatus"
 CUSTOM_TYPES: tuple[str, ...] = (
     ARM_COMMAND_TYPE,
     CONTROL_AUTHORITY_TYPE,
@@ -63,19 +64,63 @@ MODE_EE = 1
 EVENT_START = 0
 EVENT_END = 1
 EVENT_RELABEL = 2
+# ArmCommand.safety bits: which limit of the arm driver's safety core shaped the executed command.
+SAFETY_JOINT_LIMIT = 1
+SAFETY_WORKSPACE = 2
+SAFETY_STEP = 4
+SAFETY_ROTATION = 8
+SAFETY_GRIPPER = 16
+SAFETY_WATCHDOG = 32
+SAFETY_HOLD = 64
+SAFETY_FLAG_NAMES: dict[int, str] = {
+    SAFETY_JOINT_LIMIT: "joint_limit",
+    SAFETY_WORKSPACE: "workspace",
+    SAFETY_STEP: "step",
+    SAFETY_ROTATION: "rotation",
+    SAFETY_GRIPPER: "gripper",
+    SAFETY_WATCHDOG: "watchdog",
+    SAFETY_HOLD: "hold",
+}
 
 Source = Literal["demo", "rollout", "eval"]
 Outcome = Literal["success", "failure", "unknown"]
 SOURCES: tuple[str, ...] = ("demo", "rollout", "eval")
 OUTCOMES: tuple[str, ...] = ("success", "failure", "unknown")
 
-# --- topics ---
+# --- names: unique per arm, so two arms' joint states never collide in one graph ---
+ARM_JOINT_COUNT = 6
+
+
+def joint_names(arm: str) -> list[str]:
+    """JointState names of one arm: `<arm>_joint1` .. `<arm>_joint6`, `<arm>_gripper`."""
+    _check_arm(arm)
+    return [f"{arm}_joint{i}" for i in range(1, ARM_JOINT_COUNT + 1)] + [f"{arm}_gripper"]
+
+
+def base_frame(arm: str) -> str:
+    """The frame id of an arm's poses and commands (the X5 URDF's base link, prefixed)."""
+    _check_arm(arm)
+    return f"{arm}_base_link"
+
+
+def camera_frame(camera: str) -> str:
+    """The frame id of a camera's images (realsense-ros naming)."""
+    _check_camera(camera)
+    return f"{camera}_color_optical_frame"
+
+
+# --- topics and services ---
 AUTHORITY_TOPIC = "/control_authority"
 ACTION_CHUNK_TOPIC = "/policy/action_chunk"
 EPISODE_EVENTS_TOPIC = "/episode/events"
+START_EPISODE_SERVICE = "/episode/start"
+END_EPISODE_SERVICE = "/episode/end"
 # Optional, simulation only: privileged environment state (object poses, ...) for state-mode
 # experiments; a flat Float64MultiArray published at the control tick.
 ENV_STATE_TOPIC = "/sim/env_state"
+# Simulation only (never recorded): the task's own judgement each tick, and a seeded reset.
+SIM_TASK_STATUS_TOPIC = "/sim/task_status"
+SIM_RESET_SERVICE = "/sim/reset"
 
 
 def _check_camera(camera: str) -> None:
@@ -110,8 +155,33 @@ def ee_pose_topic(arm: str) -> str:
 
 
 def command_topic(arm: str) -> str:
+    """The command the arm driver executed (after its safety core): the recorded action."""
     _check_arm(arm)
     return f"/{arm}_arm/command"
+
+
+def command_request_topic(arm: str) -> str:
+    """The mux's request to the arm driver (before safety); recorded beside the action."""
+    _check_arm(arm)
+    return f"/{arm}_arm/command_request"
+
+
+def policy_command_topic(arm: str) -> str:
+    """The policy node's row for one arm this tick (input of the mux)."""
+    _check_arm(arm)
+    return f"/policy/{arm}/command"
+
+
+def teleop_command_topic(arm: str) -> str:
+    """The human's target for one arm (input of the mux)."""
+    _check_arm(arm)
+    return f"/teleop/{arm}/command"
+
+
+def teleop_source_topic(arm: str) -> str:
+    """Where the teleop node's `topic` human source reads the human's hands (sim: the expert)."""
+    _check_arm(arm)
+    return f"/teleop/source/{arm}"
 
 
 def contract_topics(*, compressed_images: bool = False) -> dict[str, str]:
@@ -133,6 +203,20 @@ def contract_topics(*, compressed_images: bool = False) -> dict[str, str]:
     topics[AUTHORITY_TOPIC] = CONTROL_AUTHORITY_TYPE
     topics[ACTION_CHUNK_TOPIC] = ACTION_CHUNK_TYPE
     topics[EPISODE_EVENTS_TOPIC] = EPISODE_EVENT_TYPE
+    return topics
+
+
+def recorded_topics(*, compressed_images: bool = False) -> dict[str, str]:
+    """What the recorder records: the contract plus the optional topics beside it.
+
+    The requested commands (before safety) let a user see how often safety intervened; the
+    privileged `/sim/env_state` exists only on the simulated rig (on a robot nothing publishes
+    it, so subscribing costs nothing). The DDS-free collector writes exactly these topics.
+    """
+    topics = contract_topics(compressed_images=compressed_images)
+    for arm in ARM_NAMES:
+        topics[command_request_topic(arm)] = ARM_COMMAND_TYPE
+    topics[ENV_STATE_TOPIC] = ENV_STATE_TYPE
     return topics
 
 

@@ -106,9 +106,29 @@ def test_enum_values_match_msg_files():
         "HUMAN": contract.AUTHORITY_HUMAN,
         "HOLD": contract.AUTHORITY_HOLD,
     }
-    assert consts("ArmCommand") == {"MODE_JOINT": contract.MODE_JOINT, "MODE_EE": contract.MODE_EE}
+    assert consts("ArmCommand") == {
+        "MODE_JOINT": contract.MODE_JOINT,
+        "MODE_EE": contract.MODE_EE,
+        **{f"SAFETY_{name.upper()}": bit for bit, name in contract.SAFETY_FLAG_NAMES.items()},
+    }
     assert consts("EpisodeEvent") == {
         "START": contract.EVENT_START,
         "END": contract.EVENT_END,
         "RELABEL": contract.EVENT_RELABEL,
     }
+
+
+def test_names_are_unique_per_arm():
+    names = [n for arm in ("left", "right") for n in contract.joint_names(arm)]
+    assert len(names) == len(set(names)) == 14
+    assert contract.joint_names("left")[0] == "left_joint1"
+    assert contract.base_frame("right") == "right_base_link"
+    with pytest.raises(ValueError, match="arm"):
+        contract.joint_names("middle")
+
+
+def test_recorded_topics_hold_the_contract_and_the_optional_topics():
+    rec = contract.recorded_topics()
+    assert set(contract.contract_topics()) <= set(rec)
+    assert rec[contract.ENV_STATE_TOPIC] == contract.ENV_STATE_TYPE
+    assert rec[contract.command_request_topic("left")] == contract.ARM_COMMAND_TYPE
