@@ -1,9 +1,15 @@
 """Arm driver node: one node for the rig's arms, backend `kinematic`, `sim` or `arx5`.
 
 Per control tick: read every arm, publish /<arm>_arm/joint_states and /<arm>_arm/ee_pose (the
-graph's control clock), then send the newest /<arm>_arm/command through the safety core
-(limits, step clamp, watchdog, HOLD). /control_authority HOLD for an arm holds it whatever the
-commands say. On shutdown every arm goes to the backend's safe state (damping on the real X5).
+graph's control clock), then send the newest /<arm>_arm/command_request through the safety core
+(limits, step clamp, watchdog, HOLD) and publish what was sent on /<arm>_arm/command: the
+executed command, with the safety bits that shaped it. That is the recorded action.
+/control_authority HOLD for an arm holds it whatever the requests say. On shutdown every arm
+goes to the backend's safe state (damping on the real X5).
+
+Sim backend only: /sim/reset (ResetSim) puts the rig in a new seeded layout (the arms home, the
+safety core forgets its last targets, requests stamped before the reset are ignored), and
+/sim/task_status reports the task's own judgement every tick.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float32MultiArray
+from std_msgs.msg import Float64MultiArray
 
 from arx_x5_driver.backend import KinematicRigBackend, RigBackend, quat_from_ee9
 from arx_x5_driver.node_main import run_node
@@ -29,10 +35,28 @@ from arx_x5_driver.safety import (
     Command,
     SafetyConfig,
 )
-from habc_interfaces.msg import ArmCommand, ControlAuthority
+from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent, SimTaskStatus
+from habc_interfaces.srv import ResetSim
+from habc_trainer.contract import (
+    AUTHORITY_TOPIC,
+    ENV_STATE_TOPIC,
+    EPISODE_EVENTS_TOPIC,
+    EVENT_START,
+    SIM_RESET_SERVICE,
+    SIM_TASK_STATUS_TOPIC,
+    base_frame,
+    camera_frame,
+    command_request_topic,
+    command_topic,
+    ee_pose_topic,
+    image_topic,
+    joint_names,
+    joint_states_topic,
+    teleop_source_topic,
+)
+from habc_trainer.features import CAMERA_NAMES
 
 BACKENDS = ("kinematic", "sim", "arx5")
-JOINT_NAMES = [f"joint{i}" for i in range(1, 7)] + ["gripper"]
 _AUTHORITY_QOS = QoSProfile(
     depth=1,
     reliability=ReliabilityPolicy.RELIABLE,
@@ -85,16 +109,11 @@ class ArmNode(Node):
         publish_expert = p(
             "publish_expert", False, "sim: the scripted expert's targets on /teleop/source/<arm>"
         ).value
-        d = SafetyConfig()
-        cfg = SafetyConfig(
-            joint_margin=p("joint_margin", d.joint_margin, "rad kept from the SDK limits").value,
-            workspace_min=tuple(p("workspace_min", list(d.workspace_min), "EE box min").value),
-            workspace_max=tuple(p("workspace_max", list(d.workspace_max), "EE box max").value),
-            max_joint_step=p("max_joint_step", d.max_joint_step, "rad per tick").value,
-            max_ee_step=p("max_ee_step", d.max_ee_step, "m per tick").value,
-            max_rot_step=p("max_rot_step", d.max_rot_step, "rad per tick").value,
-            max_gripper_step=p("max_gripper_step", d.max_gripper_step, "m per tick").value,
-            watchdog_s=p("watchdog_s", d.watchdog_s, "hold without a command this long").value,
+        cfg = SafetyConfig.from_parameters(
+            {
+                name: p(name, default, text).value
+                for name, (default, text) in SafetyConfig.parameters().items()
+            }
         )
         if space not in ("ee", "joint"):
             raise ValueError(f"action_space: expected 'ee' or 'joint', got {space!r}")
@@ -132,41 +151,93 @@ class ArmNode(Node):
         return SetParametersResult(successful=False, reason=f"{names}: restart the arm driver")
 
     def _setup_io(self, cfg: SafetyConfig, publish_expert: bool) -> None:
+        self._safety_config = cfg
         self.safety = {a: ArmSafety(cfg, name=a, mode=self.mode) for a in self.arms}
+        self._model_index = dict.fromkeys(self.arms, -1)  # of each arm's pending request
         self._held_by_authority: set[str] = set()
+        self._ignore_before_ns = 0  # requests stamped before the last sim reset are stale
+        self._awaiting_start = False  # after a sim reset: hold until the episode's START
         self._js_pub = {
-            a: self.create_publisher(JointState, f"/{a}_arm/joint_states", 10) for a in self.arms
+            a: self.create_publisher(JointState, joint_states_topic(a), 10) for a in self.arms
         }
         self._pose_pub = {
-            a: self.create_publisher(PoseStamped, f"/{a}_arm/ee_pose", 10) for a in self.arms
+            a: self.create_publisher(PoseStamped, ee_pose_topic(a), 10) for a in self.arms
+        }
+        self._cmd_pub = {
+            a: self.create_publisher(ArmCommand, command_topic(a), 10) for a in self.arms
         }
         for a in self.arms:
             self.create_subscription(
-                ArmCommand, f"/{a}_arm/command", lambda m, a=a: self._on_command(a, m), 10
+                ArmCommand, command_request_topic(a), lambda m, a=a: self._on_command(a, m), 10
             )
         self.create_subscription(
-            ControlAuthority, "/control_authority", self._on_authority, _AUTHORITY_QOS
+            ControlAuthority, AUTHORITY_TOPIC, self._on_authority, _AUTHORITY_QOS
         )
         self._cam_pub = {}
         if self.camera_every > 0 and hasattr(self.backend, "render"):
-            for cam in ("top", "left_wrist", "right_wrist"):
-                self._cam_pub[cam] = self.create_publisher(
-                    Image, f"/camera/{cam}/color/image_raw", 2
-                )
-        self._env_state_pub = None
+            for cam in CAMERA_NAMES:
+                self._cam_pub[cam] = self.create_publisher(Image, image_topic(cam), 2)
+        self._env_state_pub = self._status_pub = None
+        self._reset_request: tuple[int, threading.Event, list[str]] | None = None
+        self._seed = -1
         if hasattr(self.backend, "env_state"):  # sim only: privileged state, state-mode policies
-            self._env_state_pub = self.create_publisher(Float32MultiArray, "/sim/env_state", 10)
-        self._expert = None
-        if publish_expert and hasattr(self.backend, "env"):
-            from arx_x5_driver.sim.expert import ScriptedExpert
-
-            env = self.backend.env
-            self._expert = ScriptedExpert(env, env.cfg.operator.expert, np.random.default_rng(0))
+            self._env_state_pub = self.create_publisher(Float64MultiArray, ENV_STATE_TOPIC, 10)
+            self._status_pub = self.create_publisher(SimTaskStatus, SIM_TASK_STATUS_TOPIC, 10)
+            self.create_service(ResetSim, SIM_RESET_SERVICE, self._on_reset)
+            events_qos = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+            self.create_subscription(
+                EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, events_qos
+            )
+        self._publish_expert = publish_expert and hasattr(self.backend, "env")
+        self._expert = self._make_expert(0)
+        if self._publish_expert:
             self._expert_pub = {
-                a: self.create_publisher(ArmCommand, f"/teleop/source/{a}", 10) for a in self.arms
+                a: self.create_publisher(ArmCommand, teleop_source_topic(a), 10) for a in self.arms
             }
         self.ticks = 0
         self.overruns = 0
+
+    def _make_expert(self, seed: int):
+        if not self._publish_expert:
+            return None
+        from arx_x5_driver.sim.expert import ScriptedExpert
+
+        env = self.backend.env
+        # The human's hands get their own stream per layout, like collect's operator.
+        rng = np.random.default_rng([max(seed, 0), 1])
+        return ScriptedExpert(env, env.cfg.operator.expert, rng)
+
+    def _on_reset(self, req: ResetSim.Request, res: ResetSim.Response) -> ResetSim.Response:
+        # The control thread owns the backend (the renderer's GL context lives there): hand the
+        # reset to it and wait until it is done.
+        done, message = threading.Event(), [""]
+        with self._lock:
+            self._reset_request = (int(req.seed), done, message)
+        if not done.wait(timeout=10.0):
+            res.accepted, res.message = False, "reset not done within 10 s (control loop stuck?)"
+            return res
+        res.accepted, res.message = not message[0], message[0] or f"layout of seed {req.seed}"
+        return res
+
+    def _do_reset(self, seed: int) -> str:
+        """A new layout; the safety core and the expert start over from the arms' new pose."""
+        try:
+            self.backend.reset(seed)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, the loop goes on
+            return f"reset failed: {exc!r}"
+        with self._lock:
+            self.safety = {
+                a: ArmSafety(self._safety_config, name=a, mode=self.mode) for a in self.arms
+            }
+            self._model_index = dict.fromkeys(self.arms, -1)
+            self._ignore_before_ns = self.get_clock().now().nanoseconds
+            # The mux and the policy still hold targets of the old layout until they see the
+            # episode's START: hold the arms at their new home until then.
+            self._awaiting_start = True
+        self._seed = seed
+        self._expert = self._make_expert(seed)
+        self.get_logger().info(f"sim rig reset to the layout of seed {seed}")
+        return ""
 
     def _run(self, backend: str) -> None:
         try:
@@ -220,6 +291,15 @@ class ArmNode(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.event != EVENT_START:
+            return
+        stamp_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        with self._lock:
+            if self._awaiting_start:
+                self._awaiting_start = False
+                self._ignore_before_ns = max(self._ignore_before_ns, stamp_ns)
+
     def _on_command(self, arm: str, msg: ArmCommand) -> None:
         try:
             cmd = Command(
@@ -228,10 +308,14 @@ class ArmNode(Node):
         except ValueError as exc:
             self.get_logger().error(f"{arm}: rejected command: {exc}")
             return
+        stamp_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
         with self._lock:
+            if self._awaiting_start or stamp_ns < self._ignore_before_ns:
+                return  # computed for the layout before a sim reset
             if arm in self._held_by_authority:
                 cmd = Command(cmd.mode, cmd.targets, cmd.gripper, AUTHORITY_HOLD)
             self.safety[arm].on_command(cmd, self._now())
+            self._model_index[arm] = int(msg.model_index)
 
     def _on_authority(self, msg: ControlAuthority) -> None:
         with self._lock:
@@ -246,18 +330,25 @@ class ArmNode(Node):
                     self._held_by_authority.discard(arm)
 
     def _tick(self) -> None:
+        with self._lock:
+            reset, self._reset_request = self._reset_request, None
+        if reset is not None:
+            seed, done, message = reset
+            message[0] = self._do_reset(seed)
+            done.set()
         stamp = self.get_clock().now().to_msg()
         now = self._now()
         for arm in self.arms:
             m = self.backend.read(arm)
             js = JointState()
             js.header.stamp = stamp
-            js.name = JOINT_NAMES
+            js.header.frame_id = base_frame(arm)
+            js.name = joint_names(arm)
             js.position = [float(v) for v in m.joints] + [float(m.gripper)]
             self._js_pub[arm].publish(js)
             pose = PoseStamped()
             pose.header.stamp = stamp
-            pose.header.frame_id = f"{arm}_base_link"
+            pose.header.frame_id = base_frame(arm)
             pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (
                 float(v) for v in m.ee[:3]
             )
@@ -269,6 +360,7 @@ class ArmNode(Node):
                 if arm in self._held_by_authority:
                     self.safety[arm].on_command(self.safety[arm].hold_command(m), now)
                 out = self.safety[arm].tick(now, m)
+                index = -1 if out.holding else self._model_index[arm]
             for event in out.events:
                 if event == self.safety[arm].fault:
                     self.get_logger().error(event)
@@ -277,6 +369,7 @@ class ArmNode(Node):
                 else:
                     self.get_logger().warning(event)
             self.backend.send(arm, out.command)
+            self._cmd_pub[arm].publish(self._executed(arm, out, index, stamp))
         self.backend.step()
         self.ticks += 1
         if self._cam_pub and self.ticks % self.camera_every == 0:
@@ -284,13 +377,15 @@ class ArmNode(Node):
                 if cam in self._cam_pub:
                     self._cam_pub[cam].publish(self._image(rgb, stamp, cam))
         if self._env_state_pub is not None:
-            state = np.asarray(self.backend.env_state(), dtype=np.float32)
-            self._env_state_pub.publish(Float32MultiArray(data=state.tolist()))
+            state = np.asarray(self.backend.env_state(), dtype=np.float64)
+            self._env_state_pub.publish(Float64MultiArray(data=state.tolist()))
+            self._publish_status(stamp)
         if self._expert is not None:
             for arm in self.arms:
                 part = np.asarray(self._expert.act_arm(arm), dtype=np.float64)
                 cmd = ArmCommand()
                 cmd.header.stamp = stamp
+                cmd.header.frame_id = base_frame(arm)
                 cmd.mode = self.mode
                 cmd.targets = [float(v) for v in part[:-1]]
                 cmd.gripper = float(part[-1])
@@ -298,11 +393,34 @@ class ArmNode(Node):
                 cmd.model_index = -1
                 self._expert_pub[arm].publish(cmd)
 
+    def _executed(self, arm: str, out, model_index: int, stamp) -> ArmCommand:
+        """The command sent to the backend this tick, stamped with the tick (both arms alike)."""
+        cmd = out.command
+        msg = ArmCommand()
+        msg.header.stamp = stamp
+        msg.header.frame_id = base_frame(arm)
+        msg.mode = int(cmd.mode)
+        msg.targets = [float(v) for v in cmd.targets]
+        msg.gripper = float(cmd.gripper)
+        msg.authority = int(cmd.authority)
+        msg.model_index = int(model_index)
+        msg.safety = int(out.flags)
+        return msg
+
+    def _publish_status(self, stamp) -> None:
+        done, success, reason = self.backend.task_status()
+        msg = SimTaskStatus()
+        msg.header.stamp = stamp
+        msg.seed = int(self._seed)
+        msg.tick = int(self.backend.env.tick)
+        msg.done, msg.success, msg.reason = bool(done), bool(success), reason
+        self._status_pub.publish(msg)
+
     @staticmethod
     def _image(rgb: np.ndarray, stamp, cam: str) -> Image:
         img = Image()
         img.header.stamp = stamp
-        img.header.frame_id = f"{cam}_color_optical_frame"
+        img.header.frame_id = camera_frame(cam)
         img.height, img.width = int(rgb.shape[0]), int(rgb.shape[1])
         img.encoding = "rgb8"
         img.step = int(rgb.shape[1]) * 3

@@ -22,18 +22,29 @@ Rules, in this order:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from habc_trainer.contract import (
+    AUTHORITY_HOLD,
+    MODE_EE,
+    MODE_JOINT,
+    SAFETY_GRIPPER,
+    SAFETY_HOLD,
+    SAFETY_JOINT_LIMIT,
+    SAFETY_ROTATION,
+    SAFETY_STEP,
+    SAFETY_WATCHDOG,
+    SAFETY_WORKSPACE,
+)
 
 # From the arx5-interface SDK's RobotConfig for "X5".
 X5_JOINT_MIN = (-3.14, -0.05, -0.1, -1.6, -1.57, -2.0)
 X5_JOINT_MAX = (2.618, 3.5, 3.2, 1.55, 1.57, 2.0)
 GRIPPER_MAX = 0.088
-
-MODE_JOINT = 0  # habc_interfaces/msg/ArmCommand
-MODE_EE = 1
-AUTHORITY_HOLD = 2  # habc_interfaces/msg/ControlAuthority
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,41 @@ class SafetyConfig:
                 f"{self.workspace_min}..{self.workspace_max}"
             )
 
+    @staticmethod
+    def parameters() -> dict[str, tuple[Any, str]]:
+        """Parameter name -> (default, description): what the arm driver declares, and what the
+        DDS-free collector reads from the same graph config (config/rollout.yaml)."""
+        d = SafetyConfig()
+        return {
+            "joint_margin": (d.joint_margin, "rad kept from the SDK limits"),
+            "workspace_min": (list(d.workspace_min), "EE box min [m], arm base frame"),
+            "workspace_max": (list(d.workspace_max), "EE box max [m], arm base frame"),
+            "max_joint_step": (d.max_joint_step, "rad per tick"),
+            "max_ee_step": (d.max_ee_step, "m per tick"),
+            "max_rot_step": (d.max_rot_step, "rad per tick"),
+            "max_gripper_step": (d.max_gripper_step, "m per tick"),
+            "watchdog_s": (d.watchdog_s, "hold without a command this long"),
+        }
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, Any]) -> SafetyConfig:
+        """A config from parameter values (names of `parameters()`; missing ones: defaults)."""
+        known = cls.parameters()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"safety parameters: unknown {unknown}; valid: {sorted(known)}")
+        kwargs: dict[str, Any] = {}
+        for name, value in values.items():
+            if name.startswith("workspace_"):
+                if len(value) != 3:
+                    raise ValueError(f"{name}: need 3 values (x, y, z), got {value!r}")
+                kwargs[name] = tuple(float(v) for v in value)
+            else:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(f"{name}: expected a number, got {value!r}")
+                kwargs[name] = float(value)
+        return cls(**kwargs)
+
 
 @dataclass(frozen=True)
 class Command:
@@ -111,9 +157,12 @@ class Measured:
 
 @dataclass(frozen=True)
 class SafetyOutput:
+    """What to send this tick; `flags` (contract SAFETY_* bits) say which rule shaped it."""
+
     command: Command
     holding: bool
     events: list[str] = field(default_factory=list)
+    flags: int = 0
 
 
 def _rot_from_6d(r6: np.ndarray) -> np.ndarray:
@@ -215,14 +264,17 @@ class ArmSafety:
             self._watchdog_tripped = cmd is not None and not fresh
             out = self.hold_command(measured)
             self._sent = out
-            return SafetyOutput(out, True, events)
+            flags = SAFETY_WATCHDOG if cmd is not None and not fresh else SAFETY_HOLD
+            return SafetyOutput(out, True, events, flags)
         self._watchdog_tripped = False
         start = self.hold_command(measured, cmd.mode)  # where the arm was told to be
         c = self.config
+        flags = 0
         t = cmd.targets.copy()
         if cmd.mode == MODE_JOINT:
             clipped = np.clip(t, self._jmin, self._jmax)
             if np.any(clipped != t):
+                flags |= SAFETY_JOINT_LIMIT
                 events.append(
                     f"{self.name}: joint target {np.round(t, 3).tolist()} clipped "
                     "into joint limits"
@@ -232,6 +284,7 @@ class ArmSafety:
             worst = float(np.max(np.abs(delta)))
             if worst > c.max_joint_step:
                 t = start.targets + np.clip(delta, -c.max_joint_step, c.max_joint_step)
+                flags |= SAFETY_STEP
                 events.append(
                     f"{self.name}: joint step {worst:.3f} rad > {c.max_joint_step} rad clamped"
                 )
@@ -239,6 +292,7 @@ class ArmSafety:
         else:
             xyz = np.clip(t[:3], self._wmin, self._wmax)
             if np.any(xyz != t[:3]):
+                flags |= SAFETY_WORKSPACE
                 events.append(
                     f"{self.name}: EE target {np.round(t[:3], 3).tolist()} clipped into workspace"
                 )
@@ -246,10 +300,12 @@ class ArmSafety:
             dist = float(np.linalg.norm(delta))
             if dist > c.max_ee_step:
                 xyz = start.targets[:3] + delta * (c.max_ee_step / dist)
+                flags |= SAFETY_STEP
                 events.append(f"{self.name}: EE step {dist:.3f} m > {c.max_ee_step} m clamped")
                 self.clamp_count += 1
             rot, rclamped = _limit_rotation(start.targets[3:9], t[3:9], c.max_rot_step)
             if rclamped:
+                flags |= SAFETY_ROTATION
                 events.append(f"{self.name}: EE rotation step > {c.max_rot_step} rad clamped")
                 self.clamp_count += 1
             t = np.concatenate([xyz, rot])
@@ -257,6 +313,8 @@ class ArmSafety:
         dg = g - start.gripper
         if abs(dg) > c.max_gripper_step:
             g = start.gripper + float(np.sign(dg)) * c.max_gripper_step
+        if g != float(cmd.gripper):
+            flags |= SAFETY_GRIPPER
         out = Command(cmd.mode, t, g, cmd.authority)
         self._sent = out
-        return SafetyOutput(out, False, events)
+        return SafetyOutput(out, False, events, flags)

@@ -10,7 +10,9 @@ Pure Python (no rclpy). One `tick()` per control tick::
 
 Rules per arm:
 * POLICY -> the policy target; if the policy has nothing this tick (waiting for a chunk), the last
-  output is repeated (`held=True`).
+  output is repeated (`held=True`). After `policy_timeout_ticks` ticks in a row without a policy
+  target (policy stalled, crashed or gone) the repeated target is labelled HOLD instead: a
+  stale target is never passed off as the policy's, and the arm driver holds the arm.
 * HUMAN  -> the human target; the first `blend_steps` ticks after switching to HUMAN interpolate
   from the last executed command (or the measured pose) to the human target, so the arm never
   jumps to where the leader/operator happens to be.
@@ -92,11 +94,20 @@ class MuxConfig:
     arms: tuple[str, ...] = ("left", "right")
     action_space: str = "ee"
     blend_steps: int = 15  # ticks of interpolation after switching to HUMAN (0.5 s at 30 Hz)
+    # Ticks without a fresh policy target before the mux calls the policy stalled and holds
+    # (15 = 0.5 s at 30 Hz: well above the sim presets' inference, 23-39 ms, with prefetch).
+    policy_timeout_ticks: int = 15
 
     def __post_init__(self) -> None:
         ActionLayout(self.arms, self.action_space)  # validates action_space
         if self.blend_steps < 0:
             raise ValueError(f"blend_steps: expected >= 0, got {self.blend_steps!r}")
+        if isinstance(self.policy_timeout_ticks, bool) or not (
+            isinstance(self.policy_timeout_ticks, int) and self.policy_timeout_ticks >= 1
+        ):
+            raise ValueError(
+                f"policy_timeout_ticks: expected an int >= 1, got {self.policy_timeout_ticks!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -114,12 +125,20 @@ class _ArmState:
     hold: ArmTarget | None = None
     blend_start: ArmTarget | None = None
     blend_k: int = 0
+    policy_missing: int = 0  # POLICY ticks in a row without a policy target
 
 
 class CommandMux:
     def __init__(self, config: MuxConfig | None = None) -> None:
         self.config = config or MuxConfig()
         self._arms = {arm: _ArmState() for arm in self.config.arms}
+
+    def reset(self) -> None:
+        """Forget every arm's last output (a new episode starts from the measured pose)."""
+        self._arms = {arm: _ArmState() for arm in self.config.arms}
+
+    def policy_stalled(self, arm: str) -> bool:
+        return self._arms[arm].policy_missing >= self.config.policy_timeout_ticks
 
     def blending(self, arm: str) -> bool:
         return self._arms[arm].blend_start is not None
@@ -196,9 +215,12 @@ class CommandMux:
         else:
             target = policy
             index = model_index if policy is not None else -1
+            st.policy_missing = 0 if policy is not None else st.policy_missing + 1
         if target is None:
             target, held, index = current, True, -1
         if target is None:
             return None
         st.last = target
+        if auth == Authority.POLICY and self.policy_stalled(arm):
+            return MuxOutput(target, Authority.HOLD, -1, True)
         return MuxOutput(target, auth, index, held)

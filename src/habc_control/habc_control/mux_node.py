@@ -1,13 +1,17 @@
-"""Command mux node: /policy/<arm>/command, /teleop/<arm>/command -> /<arm>_arm/command.
+"""Command mux node: /policy/<arm>/command, /teleop/<arm>/command -> /<arm>_arm/command_request.
 
 Ticks on each /<arm>_arm/joint_states message (the arm driver's control clock), so every state
-tick yields exactly one executed command per arm, labelled with the authority in force. What it
-publishes is what the recorder stores as the action. Logic: habc_control.command_mux.
-On shutdown a HOLD command is published for every arm.
+tick yields exactly one request per arm, labelled with the authority in force. The arm driver
+puts it through its safety core and publishes what it executed on /<arm>_arm/command (the
+recorded action; the request is recorded beside it). A policy that sends nothing for
+`policy_timeout_s` is stalled: its last target is then requested as HOLD, never as POLICY.
+Each episode START forgets the last outputs (the next episode starts from the measured pose).
+Logic: habc_control.command_mux. On shutdown a HOLD request is published for every arm.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 
@@ -22,6 +26,7 @@ from habc_control.command_mux import CommandMux, MuxConfig
 from habc_control.ros_common import (
     AUTHORITY_QOS,
     COMMAND_QOS,
+    EVENTS_QOS,
     MODE_BY_SPACE,
     STATE_QOS,
     arm_command_msg,
@@ -32,7 +37,17 @@ from habc_control.ros_common import (
     target_from_command,
     target_from_state,
 )
-from habc_interfaces.msg import ArmCommand, ControlAuthority
+from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent
+from habc_trainer.contract import (
+    AUTHORITY_TOPIC,
+    EPISODE_EVENTS_TOPIC,
+    EVENT_START,
+    command_request_topic,
+    ee_pose_topic,
+    joint_states_topic,
+    policy_command_topic,
+    teleop_command_topic,
+)
 
 
 class MuxNode(Node):
@@ -44,11 +59,24 @@ class MuxNode(Node):
         timeout = declare(
             self, "authority_timeout_s", 2.0, "no /control_authority this long -> every arm HOLD"
         )
-        self.mux = CommandMux(MuxConfig(self.arms, self.space, blend))
+        hz = float(declare(self, "control_hz", 30.0, "control rate [Hz] (arm driver ticks)"))
+        policy_timeout = float(
+            declare(
+                self,
+                "policy_timeout_s",
+                0.5,
+                "no policy command this long under POLICY -> the arm is held, labelled HOLD",
+            )
+        )
+        if not policy_timeout > 0:
+            raise ValueError(f"policy_timeout_s: must be > 0, got {policy_timeout!r}")
+        ticks = max(1, math.ceil(policy_timeout * hz - 1e-9))
+        self.mux = CommandMux(MuxConfig(self.arms, self.space, blend, ticks))
         self.mode = MODE_BY_SPACE[self.space]
         # HOLD until the teleop node speaks, and again if its heartbeat stops.
         self.watch = AuthorityWatch(self.arms, timeout)
         self._stale_reported = False
+        self._stalled_reported = dict.fromkeys(self.arms, False)
         # The policy node ticks on the same state messages; its command for a tick may land just
         # before or just after ours. A short FIFO uses each row exactly once either way.
         self._policy = {a: deque(maxlen=3) for a in self.arms}
@@ -58,31 +86,32 @@ class MuxNode(Node):
         self._gripper = dict.fromkeys(self.arms, 0.0)
         self._lock = threading.Lock()
         self._pub = {
-            a: self.create_publisher(ArmCommand, f"/{a}_arm/command", COMMAND_QOS)
+            a: self.create_publisher(ArmCommand, command_request_topic(a), COMMAND_QOS)
             for a in self.arms
         }
         self.create_subscription(
-            ControlAuthority, "/control_authority", self._on_authority, AUTHORITY_QOS
+            ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS
         )
+        self.create_subscription(EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS)
         for a in self.arms:
             self.create_subscription(
                 ArmCommand,
-                f"/policy/{a}/command",
+                policy_command_topic(a),
                 lambda m, a=a: self._on_policy(a, m),
                 COMMAND_QOS,
             )
             self.create_subscription(
                 ArmCommand,
-                f"/teleop/{a}/command",
+                teleop_command_topic(a),
                 lambda m, a=a: self._on_human(a, m),
                 COMMAND_QOS,
             )
             self.create_subscription(
-                PoseStamped, f"/{a}_arm/ee_pose", lambda m, a=a: self._on_pose(a, m), STATE_QOS
+                PoseStamped, ee_pose_topic(a), lambda m, a=a: self._on_pose(a, m), STATE_QOS
             )
             self.create_subscription(
                 JointState,
-                f"/{a}_arm/joint_states",
+                joint_states_topic(a),
                 lambda m, a=a: self._on_tick(a, m),
                 STATE_QOS,
             )
@@ -92,6 +121,13 @@ class MuxNode(Node):
     def _on_authority(self, msg: ControlAuthority) -> None:
         with self._lock:
             self.watch.update(authority_from_msg(msg), self._now())
+
+    def _on_event(self, msg: EpisodeEvent) -> None:
+        if msg.event == EVENT_START:
+            with self._lock:
+                self.mux.reset()
+                for queue in self._policy.values():
+                    queue.clear()
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -136,6 +172,15 @@ class MuxNode(Node):
                 "every arm HOLD"
             )
         self._stale_reported = stale
+        stalled = authority[arm] == Authority.POLICY and self.mux.policy_stalled(arm)
+        if stalled and not self._stalled_reported[arm]:
+            self.get_logger().error(
+                f"{arm}: no policy command for {self.mux.config.policy_timeout_ticks} ticks "
+                "(policy stalled or gone): holding the arm"
+            )
+        elif not stalled and self._stalled_reported[arm]:
+            self.get_logger().info(f"{arm}: policy commands again")
+        self._stalled_reported[arm] = stalled
         if out is not None:
             self._pub[arm].publish(
                 arm_command_msg(self, out.target, self.mode, out.authority, out.model_index)

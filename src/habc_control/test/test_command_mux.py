@@ -56,3 +56,26 @@ def test_hold_freezes_pose_and_policy_gap_repeats_last():
 
 def test_nothing_known_gives_no_command():
     assert mux().tick({"left": P}, {}, {}, {})["left"] is None
+
+
+def test_stalled_policy_is_held_and_never_labelled_policy():
+    m = CommandMux(MuxConfig(arms=("left",), action_space="joint", policy_timeout_ticks=3))
+    m.tick({"left": P}, {"left": jt(0.3)}, {}, {}, model_index=7)
+    labels = [m.tick({"left": P}, {}, {}, {})["left"] for _ in range(5)]
+    # Two ticks of waiting for a chunk are the policy's own hold; from the third on it stalled.
+    assert [o.authority for o in labels] == [P, P, X, X, X]
+    assert all(o.model_index == -1 and o.held for o in labels)
+    assert all(o.target.targets[0] == 0.3 for o in labels)
+    assert m.policy_stalled("left")
+    fresh = m.tick({"left": P}, {"left": jt(0.4)}, {}, {}, model_index=8)["left"]
+    assert fresh.authority == P and fresh.model_index == 8 and not m.policy_stalled("left")
+
+
+def test_reset_forgets_the_last_output():
+    m = mux()
+    m.tick({"left": P}, {"left": jt(0.3)}, {}, {})
+    m.reset()
+    o = m.tick({"left": P}, {}, {}, {"left": jt(-0.2)})["left"]
+    assert o.target.targets[0] == -0.2
+    with pytest.raises(ValueError, match="policy_timeout_ticks"):
+        MuxConfig(policy_timeout_ticks=0)

@@ -81,6 +81,10 @@ class SimRigBackend:
     def task_state(self) -> Any:
         return self.env.state
 
+    def task_status(self) -> tuple[bool, bool, str]:
+        """(done, success, reason) of the current episode's task (PouchEnv.status)."""
+        return self.env.status()
+
     def safe_stop(self) -> None:
         """Hold every arm where it is (what the real rig's damping/hold does)."""
         rig = self.env.rig

@@ -147,6 +147,16 @@ class PouchEnv:
         info = {"success": success, "state": self.state, "progress": self.monitor.progress}
         return self.observe(images), float(success), terminated, truncated, info
 
+    def status(self) -> tuple[bool, bool, str]:
+        """(done, success, reason) by the task's own rules, the same ones `step` ends on."""
+        if self.monitor.succeeded(self.cfg.task.settle_ticks):
+            return True, True, "success"
+        if self.state is not None and self.state.off_table:
+            return True, False, "marker off the table"
+        if self.tick >= self.cfg.task.t_max:
+            return True, False, f"step limit ({self.cfg.task.t_max} ticks)"
+        return False, False, ""
+
     def apply_arm(self, arm: str, part: np.ndarray | None) -> ArmCommandOut:
         """Convert one arm's action to joint targets and send it; None holds the last one."""
         if part is not None and not np.isfinite(part).all():
