@@ -24,6 +24,13 @@ from habc_control.ros_common import (
 )
 from habc_interfaces.msg import ActionChunk, ControlAuthority, EpisodeEvent
 from habc_interfaces.srv import EndEpisode, StartEpisode
+from habc_trainer.contract import (
+    ACTION_CHUNK_TOPIC,
+    AUTHORITY_TOPIC,
+    END_EPISODE_SERVICE,
+    EPISODE_EVENTS_TOPIC,
+    START_EPISODE_SERVICE,
+)
 
 
 class EpisodeManagerNode(Node):
@@ -38,13 +45,13 @@ class EpisodeManagerNode(Node):
             self, "require_recorder", True, "refuse START while no recorder subscribes"
         )
         self.manager = EpisodeManager(cfg)
-        self._events = self.create_publisher(EpisodeEvent, "/episode/events", EVENTS_QOS)
-        self.create_service(StartEpisode, "/episode/start", self._on_start)
-        self.create_service(EndEpisode, "/episode/end", self._on_end)
+        self._events = self.create_publisher(EpisodeEvent, EPISODE_EVENTS_TOPIC, EVENTS_QOS)
+        self.create_service(StartEpisode, START_EPISODE_SERVICE, self._on_start)
+        self.create_service(EndEpisode, END_EPISODE_SERVICE, self._on_end)
         self.create_subscription(
-            ControlAuthority, "/control_authority", self._on_authority, AUTHORITY_QOS
+            ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS
         )
-        self.create_subscription(ActionChunk, "/policy/action_chunk", self._on_chunk, 10)
+        self.create_subscription(ActionChunk, ACTION_CHUNK_TOPIC, self._on_chunk, 10)
         refuse_runtime_changes(self)
 
     def _on_authority(self, msg: ControlAuthority) -> None:

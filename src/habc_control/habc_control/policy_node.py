@@ -17,7 +17,7 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float32MultiArray
+from std_msgs.msg import Float64MultiArray
 
 from arx_x5_driver.node_main import run_node
 from habc_control.authority import Authority
@@ -39,6 +39,16 @@ from habc_control.ros_common import (
 )
 from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
 from habc_trainer import features as F
+from habc_trainer.contract import (
+    ACTION_CHUNK_TOPIC,
+    AUTHORITY_TOPIC,
+    ENV_STATE_TOPIC,
+    EPISODE_EVENTS_TOPIC,
+    ee_pose_topic,
+    image_topic,
+    joint_states_topic,
+    policy_command_topic,
+)
 
 
 class PolicyNode(Node):
@@ -69,30 +79,28 @@ class PolicyNode(Node):
         self._ee: dict = dict.fromkeys(self.arms)
         self._images: dict = {}
         self._env_state: np.ndarray | None = None
-        self._chunk_pub = self.create_publisher(ActionChunk, "/policy/action_chunk", 10)
+        self._chunk_pub = self.create_publisher(ActionChunk, ACTION_CHUNK_TOPIC, 10)
         self._cmd_pub = {
-            a: self.create_publisher(ArmCommand, f"/policy/{a}/command", COMMAND_QOS)
+            a: self.create_publisher(ArmCommand, policy_command_topic(a), COMMAND_QOS)
             for a in self.arms
         }
         self.create_subscription(
-            ControlAuthority, "/control_authority", self._on_authority, AUTHORITY_QOS
+            ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS
         )
-        self.create_subscription(EpisodeEvent, "/episode/events", self._on_event, EVENTS_QOS)
+        self.create_subscription(EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS)
         for a in self.arms:
             self.create_subscription(
-                JointState, f"/{a}_arm/joint_states", lambda m, a=a: self._on_js(a, m), STATE_QOS
+                JointState, joint_states_topic(a), lambda m, a=a: self._on_js(a, m), STATE_QOS
             )
             self.create_subscription(
-                PoseStamped, f"/{a}_arm/ee_pose", lambda m, a=a: self._on_pose(a, m), STATE_QOS
+                PoseStamped, ee_pose_topic(a), lambda m, a=a: self._on_pose(a, m), STATE_QOS
             )
         # Privileged sim state for state-mode sim policies (published by the sim arm driver).
-        self.create_subscription(
-            Float32MultiArray, "/sim/env_state", self._on_env_state, STATE_QOS
-        )
+        self.create_subscription(Float64MultiArray, ENV_STATE_TOPIC, self._on_env_state, STATE_QOS)
         for cam in self.cameras:
             self.create_subscription(
                 Image,
-                f"/camera/{cam}/color/image_raw",
+                image_topic(cam),
                 lambda m, c=cam: self._on_image(c, m),
                 IMAGE_QOS,
             )
@@ -111,10 +119,16 @@ class PolicyNode(Node):
                     self.authority[arm] = auth
 
     def _on_event(self, msg: EpisodeEvent) -> None:
-        if msg.event == EpisodeEvent.START and msg.task:
-            self.task = msg.task
+        if msg.event != EpisodeEvent.START:
+            return
+        with self._lock:
+            if msg.task:
+                self.task = msg.task
+            # A new episode (a new scene): nothing of the last chunk, nor of an inference on an
+            # observation from before, may reach the arms.
+            self.chunker.invalidate()
 
-    def _on_env_state(self, msg: Float32MultiArray) -> None:
+    def _on_env_state(self, msg: Float64MultiArray) -> None:
         self._env_state = np.asarray(msg.data, dtype=np.float32)
 
     def _on_pose(self, arm: str, msg: PoseStamped) -> None:

@@ -1,7 +1,8 @@
 """Recorder node: every contract topic -> one MCAP bag per episode + sidecar.
 
-Subscribes raw (serialized CDR, no decode) to the topics of habc_trainer.contract and hands the
-bytes to habc_control.recorder.EpisodeRecorder (engineer B's EpisodeBagWriter underneath).
+Subscribes raw (serialized CDR, no decode) to `habc_trainer.contract.recorded_topics()` (the
+contract plus the mux's requests and the sim's env state) and hands the
+bytes to habc_control.recorder.EpisodeRecorder (habc_trainer's EpisodeBagWriter underneath).
 /episode/events and /control_authority are also decoded: they open and close bags and mark the
 episode intervened. Bag timestamps are receive times, like `ros2 bag record`.
 """
@@ -31,7 +32,7 @@ from habc_trainer.contract import (
     AUTHORITY_TOPIC,
     EPISODE_EVENT_TYPE,
     EPISODE_EVENTS_TOPIC,
-    contract_topics,
+    recorded_topics,
 )
 
 
@@ -57,7 +58,7 @@ class RecorderNode(Node):
         self.create_subscription(
             ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS
         )
-        for topic, msgtype in contract_topics(compressed_images=compressed).items():
+        for topic, msgtype in recorded_topics(compressed_images=compressed).items():
             if topic in (EPISODE_EVENTS_TOPIC, AUTHORITY_TOPIC):
                 continue
             qos = IMAGE_QOS if "/camera/" in topic else STATE_QOS

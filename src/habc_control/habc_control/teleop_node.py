@@ -45,6 +45,14 @@ from habc_control.ros_common import (
 )
 from habc_control.teleop import PedalSupervisor, ScheduledOperator, parse_schedule
 from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent
+from habc_trainer.contract import (
+    AUTHORITY_TOPIC,
+    EPISODE_EVENTS_TOPIC,
+    ee_pose_topic,
+    joint_states_topic,
+    teleop_command_topic,
+    teleop_source_topic,
+)
 
 INPUTS = ("pedal", "keyboard", "sim_operator")
 HUMAN_SOURCES = ("topic", "leader", "measured")
@@ -72,15 +80,20 @@ class TeleopNode(Node):
             raise ValueError(f"input: {self.input!r} is not one of {INPUTS}")
         if self.human_source not in HUMAN_SOURCES:
             raise ValueError(f"human_source: {self.human_source!r} not in {HUMAN_SOURCES}")
+        if self.input == "pedal" and not device:
+            raise ValueError(
+                "pedal_device: '' with input=pedal; set it to the foot switch's name from "
+                "`ls /dev/input/by-id/` (usually ending in -event-kbd) or a /dev/input/eventN path"
+            )
         if self.input == "keyboard":
             mode = "toggle"  # a terminal reports presses, never releases
         self.arbiter = AuthorityArbiter(
             AuthorityConfig(self.arms, mode, debounce if self.input == "pedal" else 0.0, heartbeat)
         )
         self._lock = threading.Lock()
-        self._pub = self.create_publisher(ControlAuthority, "/control_authority", AUTHORITY_QOS)
+        self._pub = self.create_publisher(ControlAuthority, AUTHORITY_TOPIC, AUTHORITY_QOS)
         self._cmd_pub = {
-            a: self.create_publisher(ArmCommand, f"/teleop/{a}/command", COMMAND_QOS)
+            a: self.create_publisher(ArmCommand, teleop_command_topic(a), COMMAND_QOS)
             for a in self.arms
         }
         self._human = dict.fromkeys(self.arms)
@@ -90,15 +103,15 @@ class TeleopNode(Node):
         for a in self.arms:
             self.create_subscription(
                 ArmCommand,
-                f"/teleop/source/{a}",
+                teleop_source_topic(a),
                 lambda m, a=a: self._on_source(a, m),
                 COMMAND_QOS,
             )
             self.create_subscription(
-                JointState, f"/{a}_arm/joint_states", lambda m, a=a: self._on_js(a, m), STATE_QOS
+                JointState, joint_states_topic(a), lambda m, a=a: self._on_js(a, m), STATE_QOS
             )
             self.create_subscription(
-                PoseStamped, f"/{a}_arm/ee_pose", lambda m, a=a: self._on_pose(a, m), STATE_QOS
+                PoseStamped, ee_pose_topic(a), lambda m, a=a: self._on_pose(a, m), STATE_QOS
             )
         self._leader = None
         if self.human_source == "leader":
@@ -121,7 +134,9 @@ class TeleopNode(Node):
             self._operator = ScheduledOperator(
                 parse_schedule([s for s in schedule if s]), self.arms
             )
-            self.create_subscription(EpisodeEvent, "/episode/events", self._on_event, EVENTS_QOS)
+            self.create_subscription(
+                EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS
+            )
         self.create_timer(0.01, self._poll)  # 100 Hz input polling, debounce resolution
         self.create_timer(1.0 / hz, self._publish_human)
         self._publish_authority()
@@ -230,8 +245,15 @@ class TeleopNode(Node):
             self._leader.close()
 
 
+def _make_node() -> TeleopNode:
+    try:
+        return TeleopNode()
+    except ValueError as exc:  # a bad parameter: its one-line reason, no traceback
+        raise SystemExit(f"teleop: {exc}") from None
+
+
 def main(args=None) -> None:
-    run_node(TeleopNode, args)
+    run_node(_make_node, args)
 
 
 NODE = TeleopNode
