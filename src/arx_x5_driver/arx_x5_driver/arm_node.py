@@ -26,15 +26,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
 from arx_x5_driver.backend import KinematicRigBackend, RigBackend, quat_from_ee9
+from arx_x5_driver.driver_core import DriverCore
 from arx_x5_driver.node_main import run_node
-from arx_x5_driver.safety import (
-    AUTHORITY_HOLD,
-    MODE_EE,
-    MODE_JOINT,
-    ArmSafety,
-    Command,
-    SafetyConfig,
-)
+from arx_x5_driver.safety import AUTHORITY_HOLD, MODE_EE, MODE_JOINT, Command, SafetyConfig
 from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent, SimTaskStatus
 from habc_interfaces.srv import ResetSim
 from habc_trainer.contract import (
@@ -151,10 +145,7 @@ class ArmNode(Node):
         return SetParametersResult(successful=False, reason=f"{names}: restart the arm driver")
 
     def _setup_io(self, cfg: SafetyConfig, publish_expert: bool) -> None:
-        self._safety_config = cfg
-        self.safety = {a: ArmSafety(cfg, name=a, mode=self.mode) for a in self.arms}
-        self._model_index = dict.fromkeys(self.arms, -1)  # of each arm's pending request
-        self._held_by_authority: set[str] = set()
+        self.core = DriverCore(self.backend, cfg, self.mode)
         self._ignore_before_ns = 0  # requests stamped before the last sim reset are stale
         self._awaiting_start = False  # after a sim reset: hold until the episode's START
         self._js_pub = {
@@ -226,10 +217,7 @@ class ArmNode(Node):
         except Exception as exc:  # noqa: BLE001 - reported to the caller, the loop goes on
             return f"reset failed: {exc!r}"
         with self._lock:
-            self.safety = {
-                a: ArmSafety(self._safety_config, name=a, mode=self.mode) for a in self.arms
-            }
-            self._model_index = dict.fromkeys(self.arms, -1)
+            self.core.reset()
             self._ignore_before_ns = self.get_clock().now().nanoseconds
             # The mux and the policy still hold targets of the old layout until they see the
             # episode's START: hold the arms at their new home until then.
@@ -312,10 +300,7 @@ class ArmNode(Node):
         with self._lock:
             if self._awaiting_start or stamp_ns < self._ignore_before_ns:
                 return  # computed for the layout before a sim reset
-            if arm in self._held_by_authority:
-                cmd = Command(cmd.mode, cmd.targets, cmd.gripper, AUTHORITY_HOLD)
-            self.safety[arm].on_command(cmd, self._now())
-            self._model_index[arm] = int(msg.model_index)
+            self.core.request(arm, cmd, int(msg.model_index), self._now())
 
     def _on_authority(self, msg: ControlAuthority) -> None:
         with self._lock:
@@ -323,11 +308,8 @@ class ArmNode(Node):
 
     def _apply_authority(self, msg: ControlAuthority) -> None:
         for arm, auth in zip(msg.arm_names, msg.authority, strict=False):
-            if arm in self.safety:
-                if auth == AUTHORITY_HOLD:
-                    self._held_by_authority.add(arm)
-                else:
-                    self._held_by_authority.discard(arm)
+            if arm in self.arms:
+                self.core.set_held(arm, auth == AUTHORITY_HOLD)
 
     def _tick(self) -> None:
         with self._lock:
@@ -339,7 +321,8 @@ class ArmNode(Node):
         stamp = self.get_clock().now().to_msg()
         now = self._now()
         for arm in self.arms:
-            m = self.backend.read(arm)
+            with self._lock:
+                m, executed = self.core.tick_arm(arm, now)
             js = JointState()
             js.header.stamp = stamp
             js.header.frame_id = base_frame(arm)
@@ -356,20 +339,14 @@ class ArmNode(Node):
             o = pose.pose.orientation
             o.x, o.y, o.z, o.w = q
             self._pose_pub[arm].publish(pose)
-            with self._lock:
-                if arm in self._held_by_authority:
-                    self.safety[arm].on_command(self.safety[arm].hold_command(m), now)
-                out = self.safety[arm].tick(now, m)
-                index = -1 if out.holding else self._model_index[arm]
-            for event in out.events:
-                if event == self.safety[arm].fault:
+            self._cmd_pub[arm].publish(self._executed(arm, executed, stamp))
+            for event in executed.events:
+                if event == executed.fault:
                     self.get_logger().error(event)
                 elif "clamped" in event:  # counted in clamp_count; a fast target clamps often
                     self.get_logger().warning(event, throttle_duration_sec=1.0)
                 else:
                     self.get_logger().warning(event)
-            self.backend.send(arm, out.command)
-            self._cmd_pub[arm].publish(self._executed(arm, out, index, stamp))
         self.backend.step()
         self.ticks += 1
         if self._cam_pub and self.ticks % self.camera_every == 0:
@@ -393,9 +370,9 @@ class ArmNode(Node):
                 cmd.model_index = -1
                 self._expert_pub[arm].publish(cmd)
 
-    def _executed(self, arm: str, out, model_index: int, stamp) -> ArmCommand:
+    def _executed(self, arm: str, executed, stamp) -> ArmCommand:
         """The command sent to the backend this tick, stamped with the tick (both arms alike)."""
-        cmd = out.command
+        cmd = executed.command
         msg = ArmCommand()
         msg.header.stamp = stamp
         msg.header.frame_id = base_frame(arm)
@@ -403,8 +380,8 @@ class ArmNode(Node):
         msg.targets = [float(v) for v in cmd.targets]
         msg.gripper = float(cmd.gripper)
         msg.authority = int(cmd.authority)
-        msg.model_index = int(model_index)
-        msg.safety = int(out.flags)
+        msg.model_index = int(executed.model_index)
+        msg.safety = int(executed.flags)
         return msg
 
     def _publish_status(self, stamp) -> None:

@@ -1,4 +1,5 @@
-"""The arm driver node in-process (kinematic backend): state out, safety-checked commands in."""
+"""The arm driver node in-process (kinematic backend): state out, requests through the safety core
+in, the executed command (with the safety bits that shaped it) out."""
 
 import time
 
@@ -8,9 +9,7 @@ import pytest
 pytestmark = pytest.mark.ros
 
 
-def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(
-    ros, spin, wait_until
-):
+def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(ros, spin, wait_until):
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -18,6 +17,7 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(
 
     from arx_x5_driver.arm_node import ArmNode
     from habc_interfaces.msg import ArmCommand, ControlAuthority
+    from habc_trainer.contract import SAFETY_HOLD, SAFETY_STEP, SAFETY_WATCHDOG
 
     arm = ArmNode(
         context=ros,
@@ -32,7 +32,9 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(
     probe = Node("probe", context=ros)
     states = []
     probe.create_subscription(JointState, "/left_arm/joint_states", states.append, 10)
-    cmd_pub = probe.create_publisher(ArmCommand, "/left_arm/command", 10)
+    executed = []
+    probe.create_subscription(ArmCommand, "/left_arm/command", executed.append, 10)
+    cmd_pub = probe.create_publisher(ArmCommand, "/left_arm/command_request", 10)
     qos = QoSProfile(
         depth=1,
         reliability=ReliabilityPolicy.RELIABLE,
@@ -75,7 +77,11 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(
         assert all_received()
         sent = [c.targets[0] for c in backend.sent["left"]]
         assert max(sent) > 0.1 and max(np.diff(sent)) <= 0.05 + 1e-9
-        assert arm.safety["left"].clamp_count > 0
+        assert arm.core.safety["left"].clamp_count > 0
+        # what the driver publishes as executed is what it sent, with the step bit set
+        assert wait_until(lambda: any(m.safety & SAFETY_STEP for m in executed), timeout=30.0)
+        clamped = next(m for m in executed if m.safety & SAFETY_STEP)
+        assert 0.0 < clamped.targets[0] < 1.0 and clamped.header.frame_id == "left_base_link"
         # watchdog: commands stop -> HOLD, and the target freezes where it was. Ticks are counted,
         # not timed: a tick after the last command was processed starts the search.
         n0 = len(backend.sent["left"]) + 1
@@ -85,9 +91,11 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(
         assert wait_until(lambda: len(backend.sent["left"]) >= k + 5, timeout=30.0)
         assert all(c.authority == 2 for c in sent_from(k))
         assert all(c.targets[0] == pytest.approx(frozen.targets[0]) for c in sent_from(k))
+        assert wait_until(lambda: any(m.safety & SAFETY_WATCHDOG for m in executed), timeout=30.0)
+        assert all(m.authority == 2 for m in executed if m.safety & SAFETY_WATCHDOG)
         # HOLD authority on /control_authority: fresh commands are not executed
         auth_pub.publish(ControlAuthority(arm_names=["left", "right"], authority=[2, 2]))
-        assert wait_until(lambda: "left" in arm._held_by_authority, timeout=30.0)
+        assert wait_until(lambda: arm.core.held("left"), timeout=30.0)
         for _ in range(10):
             send([0.0, 0, 0, 0, 0, 0])
             time.sleep(0.02)
@@ -96,6 +104,7 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(
         assert wait_until(lambda: len(backend.sent["left"]) >= n1 + 3, timeout=30.0)
         assert all(c.authority == 2 for c in sent_from(k))
         assert all(c.targets[0] == pytest.approx(frozen.targets[0]) for c in sent_from(k))
+        assert wait_until(lambda: executed[-1].safety & SAFETY_HOLD, timeout=30.0)
         assert js_positions_published(states)
         refused = arm.set_parameters([Parameter("watchdog_s", value=5.0)])[0]
         assert not refused.successful and "restart" in refused.reason
@@ -109,7 +118,10 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(
 
 
 def js_positions_published(states) -> bool:
-    return all(len(s.position) == 7 and s.name[-1] == "gripper" for s in states)
+    return all(
+        len(s.position) == 7 and s.name[0] == "left_joint1" and s.name[-1] == "left_gripper"
+        for s in states
+    )
 
 
 def test_missing_can_interface_is_a_clear_error_naming_it(ros):

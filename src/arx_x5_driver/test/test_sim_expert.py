@@ -54,8 +54,9 @@ def test_open_loop_replay_on_a_new_layout_fails(env: PouchEnv):
 
 def test_operator_takes_over_a_stalled_arm_and_recovers(env: PouchEnv):
     env.reset(0)
-    cfg = OperatorConfig(intervene_prob=1.0, stall_ticks=20, reaction_ticks=(2, 2),
-                         hand_back_prob=0.0)
+    cfg = OperatorConfig(
+        intervene_prob=1.0, stall_ticks=20, reaction_ticks=(2, 2), hand_back_prob=0.0
+    )
     op = InterventionModel(env, cfg, np.random.default_rng(0))
     took_at = None
     for _ in range(env.cfg.task.t_max):

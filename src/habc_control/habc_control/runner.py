@@ -7,8 +7,14 @@ launch/rollout.launch.py (habc_control.graph), every node in one MultiThreadedEx
     habc-rollout backend=kinematic input=keyboard teleop.sim_schedule="[left:2:4]"
     habc-rollout --episode "put the marker in the pouch" --duration 20 --outcome success
 
-With --episode the runner also starts one episode, runs it for --duration seconds and ends it,
-then exits (a smoke run that leaves one bag under data_root).
+With --episode the runner also runs episodes and exits: each one is started, run for
+--duration seconds and ended with --outcome. On the simulated rig, `--seed S` first resets the rig
+to the layout of seed S (S+1, ... for --episodes N), as an operator resets the scene, and
+`--outcome sim` ends each episode when the task itself is done (success, marker off the table, step
+limit) with the task's verdict, like the DDS-free collector; --duration then only caps it.
+
+    habc-rollout checkpoint=ckpt/sft/round_000 --episode "put the marker in the pouch" \
+        --seed 10000 --episodes 4 --outcome sim --duration 15
 """
 
 from __future__ import annotations
@@ -30,7 +36,18 @@ from rclpy.signals import SignalHandlerOptions
 
 from arx_x5_driver.node_main import SHUTDOWN_PHASES, install_shutdown_signals
 from habc_control.graph import NodeSpec, apply_overrides, load_graph_config, node_specs
-from habc_interfaces.srv import EndEpisode, StartEpisode
+from habc_interfaces.msg import SimTaskStatus
+from habc_interfaces.srv import EndEpisode, ResetSim, StartEpisode
+from habc_trainer.contract import (
+    END_EPISODE_SERVICE,
+    OUTCOMES,
+    SIM_RESET_SERVICE,
+    SIM_TASK_STATUS_TOPIC,
+    SOURCES,
+    START_EPISODE_SERVICE,
+)
+
+SIM_OUTCOME = "sim"  # --outcome: the simulated task's own verdict
 
 
 def make_node(spec: NodeSpec, context: Context | None = None) -> Node:
@@ -109,6 +126,23 @@ def call(node: Node, client, request, timeout: float = 5.0):
     return future.result()
 
 
+class SimTaskWatch:
+    """The newest /sim/task_status, read from the runner's thread."""
+
+    def __init__(self, node: Node) -> None:
+        self._lock = threading.Lock()
+        self._last: SimTaskStatus | None = None
+        node.create_subscription(SimTaskStatus, SIM_TASK_STATUS_TOPIC, self._on_status, 10)
+
+    def _on_status(self, msg: SimTaskStatus) -> None:
+        with self._lock:
+            self._last = msg
+
+    def last(self) -> SimTaskStatus | None:
+        with self._lock:
+            return self._last
+
+
 def run_episode(
     graph: Graph,
     task: str,
@@ -117,11 +151,19 @@ def run_episode(
     source: str = "rollout",
     round_index: int = 0,
     timeout: float = 10.0,
-) -> str:
-    """Start one episode (retrying until the recorder is discovered), run it, end it."""
+    seed: int | None = None,
+    watch: SimTaskWatch | None = None,
+) -> tuple[str, str]:
+    """Reset the sim rig (when `seed` is given), start one episode (retrying until the recorder
+    is discovered), run it, end it. Returns (episode id, outcome)."""
     node = graph.nodes["episode_manager"]
-    start_cli = node.create_client(StartEpisode, "/episode/start")
-    end_cli = node.create_client(EndEpisode, "/episode/end")
+    if seed is not None:
+        reset_cli = node.create_client(ResetSim, SIM_RESET_SERVICE)
+        res = call(node, reset_cli, ResetSim.Request(seed=int(seed)), timeout=timeout)
+        if not res.accepted:
+            raise RuntimeError(f"sim reset to seed {seed} failed: {res.message}")
+    start_cli = node.create_client(StartEpisode, START_EPISODE_SERVICE)
+    end_cli = node.create_client(EndEpisode, END_EPISODE_SERVICE)
     req = StartEpisode.Request(task=task, source=source, round=round_index)
     deadline = time.monotonic() + timeout
     while True:
@@ -131,21 +173,51 @@ def run_episode(
         if time.monotonic() > deadline:
             raise RuntimeError(f"StartEpisode refused: {res.message}")
         time.sleep(0.2)
-    time.sleep(duration)
-    end = call(node, end_cli, EndEpisode.Request(episode_id="", outcome=outcome))
+    end_at = time.monotonic() + duration
+    label = outcome
+    if outcome == SIM_OUTCOME:
+        label = "unknown"  # the cap came first: the task was never judged
+        while time.monotonic() < end_at:
+            status = watch.last() if watch is not None else None
+            if status is not None and status.done and (seed is None or status.seed == seed):
+                label = "success" if status.success else "failure"
+                break
+            time.sleep(0.005)
+    else:
+        time.sleep(max(0.0, end_at - time.monotonic()))
+    end = call(node, end_cli, EndEpisode.Request(episode_id="", outcome=label))
     if not end.accepted:
         raise RuntimeError(f"EndEpisode refused: {end.message}")
-    return res.episode_id
+    return res.episode_id, label
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*", help="key=value: backend=, input=, node.param=")
     ap.add_argument("--config", default=None, help="graph YAML (default: installed rollout.yaml)")
-    ap.add_argument("--episode", default=None, help="run one episode with this task prompt")
-    ap.add_argument("--duration", type=float, default=10.0, help="episode length [s]")
-    ap.add_argument("--outcome", default="unknown", help="outcome label of that episode")
-    return ap.parse_args(argv)
+    ap.add_argument("--episode", default=None, help="run episodes with this task prompt")
+    ap.add_argument("--episodes", type=int, default=1, help="how many (default 1)")
+    ap.add_argument("--duration", type=float, default=10.0, help="episode length (cap) [s]")
+    ap.add_argument(
+        "--outcome",
+        default="unknown",
+        help=f"one of {list(OUTCOMES)}, or {SIM_OUTCOME!r} (the sim task's own verdict)",
+    )
+    ap.add_argument("--source", default="rollout", help=f"episode source: one of {list(SOURCES)}")
+    ap.add_argument("--round", type=int, default=0, help="round the episodes belong to")
+    ap.add_argument("--seed", type=int, default=None, help="sim: reset to this layout seed first")
+    opts = ap.parse_args(argv)
+    if opts.outcome not in (*OUTCOMES, SIM_OUTCOME):
+        ap.error(f"--outcome: {opts.outcome!r} is not one of {[*OUTCOMES, SIM_OUTCOME]}")
+    if opts.source not in SOURCES:
+        ap.error(f"--source: {opts.source!r} is not one of {list(SOURCES)}")
+    if opts.episodes < 1:
+        ap.error(f"--episodes: must be >= 1, got {opts.episodes}")
+    if opts.round < 0:
+        ap.error(f"--round: must be >= 0, got {opts.round}")
+    if not opts.duration > 0:
+        ap.error(f"--duration: must be > 0, got {opts.duration}")
+    return opts
 
 
 def main(args=None) -> None:
@@ -165,9 +237,22 @@ def main(args=None) -> None:
         graph = Graph(config)
         graph.spin_in_background()
         if opts.episode:
-            eid = run_episode(graph, opts.episode, opts.duration, opts.outcome)
-            time.sleep(0.5)  # the END reaches the recorder, the bag closes
-            print(f"episode {eid} recorded")
+            watch = SimTaskWatch(graph.nodes["episode_manager"])
+            for i in range(opts.episodes):
+                seed = None if opts.seed is None else opts.seed + i
+                eid, label = run_episode(
+                    graph,
+                    opts.episode,
+                    opts.duration,
+                    opts.outcome,
+                    source=opts.source,
+                    round_index=opts.round,
+                    seed=seed,
+                    watch=watch,
+                )
+                time.sleep(0.5)  # the END reaches the recorder, the bag closes
+                where = "" if seed is None else f", seed {seed}"
+                print(f"episode {eid} recorded ({label}{where})")
         else:
             while rclpy.ok():
                 time.sleep(0.2)

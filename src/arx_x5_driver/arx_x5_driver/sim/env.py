@@ -30,11 +30,19 @@ from habc_trainer.features import ENV_STATE, PROPRIO, TASK, image_key
 EE_ARM_DIM = 10
 JOINT_ARM_DIM = 7
 ENV_STATE_NAMES: tuple[str, ...] = (
-    "marker_x", "marker_y", "marker_z",
-    "marker_axis_x", "marker_axis_y", "marker_axis_z",
-    "marker_vx", "marker_vy", "marker_vz",
+    "marker_x",
+    "marker_y",
+    "marker_z",
+    "marker_axis_x",
+    "marker_axis_y",
+    "marker_axis_z",
+    "marker_vx",
+    "marker_vy",
+    "marker_vz",
     "lid_opening",
-    "pouch_x", "pouch_y", "pouch_yaw",
+    "pouch_x",
+    "pouch_y",
+    "pouch_yaw",
 )
 # Observation keys: the feature keys the store and the models use (one place for key strings).
 PROPRIO_KEY = PROPRIO
@@ -106,7 +114,10 @@ class PouchEnv:
         lay = self.layout
         self.rig.reset(
             {arm: self.q_home for arm in ARMS},
-            lay.marker_pos, lay.marker_yaw, lay.pouch_pos, lay.pouch_yaw,
+            lay.marker_pos,
+            lay.marker_yaw,
+            lay.pouch_pos,
+            lay.pouch_yaw,
         )
         self.tick = 0
         self.monitor = TaskMonitor()

@@ -204,8 +204,11 @@ class MarkerHand(ArmScript):
             above = np.array([aim[0], aim[1], HOVER_Z - 0.03])
             low = np.array([aim[0], aim[1], grasp_z])
             plan += [
-                Waypoint(np.array([self.pos[0], self.pos[1], max(self.pos[2], 0.08)]),
-                         self.yaw, GRIP_OPEN),
+                Waypoint(
+                    np.array([self.pos[0], self.pos[1], max(self.pos[2], 0.08)]),
+                    self.yaw,
+                    GRIP_OPEN,
+                ),
                 Waypoint(above, yaw, GRIP_OPEN),
                 Waypoint(low, yaw, GRIP_OPEN, hold=2, speed=0.6),
                 Waypoint(low, yaw, GRIP_CLOSED, hold=self.cfg.grasp_close_ticks),
@@ -222,10 +225,19 @@ class MarkerHand(ArmScript):
             else:
                 plan += [
                     Waypoint(np.array([centre[0], centre[1], HOVER_Z]), yaw, GRIP_CLOSED),
-                    Waypoint(np.array([centre[0], centre[1], DROP_Z]), yaw, GRIP_CLOSED,
-                             hold=2, speed=0.5),
-                    Waypoint(np.array([centre[0], centre[1], DROP_Z]), yaw, 0.04,
-                             hold=self.cfg.release_ticks),
+                    Waypoint(
+                        np.array([centre[0], centre[1], DROP_Z]),
+                        yaw,
+                        GRIP_CLOSED,
+                        hold=2,
+                        speed=0.5,
+                    ),
+                    Waypoint(
+                        np.array([centre[0], centre[1], DROP_Z]),
+                        yaw,
+                        0.04,
+                        hold=self.cfg.release_ticks,
+                    ),
                     Waypoint(np.array([centre[0], centre[1], HOVER_Z + 0.02]), yaw, 0.04),
                 ]
         elif label == "nudge":
@@ -239,16 +251,21 @@ class MarkerHand(ArmScript):
             yaw = self.natural_yaw(yaw, high)
             rim = 0.005 + self.env.cfg.scene.pouch_wall_height
             plan += [
-                Waypoint(np.array([self.pos[0], self.pos[1], max(self.pos[2], HOVER_Z)]),
-                         self.yaw, GRIP_CLOSED),
+                Waypoint(
+                    np.array([self.pos[0], self.pos[1], max(self.pos[2], HOVER_Z)]),
+                    self.yaw,
+                    GRIP_CLOSED,
+                ),
                 Waypoint(np.array([high[0], high[1], HOVER_Z]), yaw, GRIP_CLOSED),
-                Waypoint(np.array([high[0], high[1], rim - 0.012]), yaw, GRIP_CLOSED,
-                         hold=3, speed=0.5),
+                Waypoint(
+                    np.array([high[0], high[1], rim - 0.012]), yaw, GRIP_CLOSED, hold=3, speed=0.5
+                ),
                 Waypoint(np.array([high[0], high[1], HOVER_Z]), yaw, GRIP_CLOSED),
             ]
         else:  # done
-            plan.append(Waypoint(np.array([self.pos[0], self.pos[1], HOVER_Z + 0.02]),
-                                 self.yaw, 0.04))
+            plan.append(
+                Waypoint(np.array([self.pos[0], self.pos[1], HOVER_Z + 0.02]), self.yaw, 0.04)
+            )
             plan.append(self.home())
         return plan
 
@@ -293,8 +310,11 @@ class LidHand(ArmScript):
             k = self.env.rig.knob_pos() + self.noise(self.cfg.pos_noise * 0.5)
             low = k + [0, 0, KNOB_GRASP_DZ]
             plan += [
-                Waypoint(np.array([self.pos[0], self.pos[1], max(self.pos[2], low[2] + 0.05)]),
-                         self.yaw, GRIP_OPEN),
+                Waypoint(
+                    np.array([self.pos[0], self.pos[1], max(self.pos[2], low[2] + 0.05)]),
+                    self.yaw,
+                    GRIP_OPEN,
+                ),
                 Waypoint(low + [0, 0, 0.05], yaw, 0.06),
                 Waypoint(low, yaw, 0.06, hold=2, speed=0.6),
                 Waypoint(low, yaw, GRIP_CLOSED, hold=self.cfg.grasp_close_ticks),
@@ -312,8 +332,9 @@ class LidHand(ArmScript):
             ]
         else:  # done
             plan += [
-                Waypoint(np.array([self.pos[0], self.pos[1], max(self.pos[2], 0.12)]),
-                         self.yaw, 0.05),
+                Waypoint(
+                    np.array([self.pos[0], self.pos[1], max(self.pos[2], 0.12)]), self.yaw, 0.05
+                ),
                 self.home(),
             ]
         return plan
@@ -322,9 +343,7 @@ class LidHand(ArmScript):
 _HANDS: dict[str, type[ArmScript]] = {"left": LidHand, "right": MarkerHand}
 
 
-def make_hand(
-    arm: str, env: PouchEnv, cfg: ExpertConfig, rng: np.random.Generator
-) -> ArmScript:
+def make_hand(arm: str, env: PouchEnv, cfg: ExpertConfig, rng: np.random.Generator) -> ArmScript:
     """The expert for one arm, starting from that arm's current pose."""
     return _HANDS[arm](env, cfg, rng)
 

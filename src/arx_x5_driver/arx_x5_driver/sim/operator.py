@@ -38,7 +38,10 @@ class OperatorEvent:
 
     def to_dict(self) -> dict:
         return {
-            "tick": self.tick, "kind": self.kind, "arms": list(self.arms), "reason": self.reason
+            "tick": self.tick,
+            "kind": self.kind,
+            "arms": list(self.arms),
+            "reason": self.reason,
         }
 
 
@@ -125,8 +128,9 @@ class InterventionModel:
             if self.rng.random() < self.cfg.intervene_prob:
                 self.log.decision = "intervene"
                 self._hand_back = bool(self.rng.random() < self.cfg.hand_back_prob)
-                self.log.events.append(OperatorEvent(
-                    tick, "decide_intervene", (), f"hand_back={self._hand_back}"))
+                self.log.events.append(
+                    OperatorEvent(tick, "decide_intervene", (), f"hand_back={self._hand_back}")
+                )
                 self._schedule(tick, self._stuck_arms())
             else:
                 self.log.decision = "let_run"
