@@ -1,8 +1,11 @@
 """Fast DDS-free episode collector on the simulated rig: demos, rollouts, evaluation trials.
 
-Runs the same core classes as the ROS nodes (AuthorityArbiter, ChunkExecutor, CommandMux,
-EpisodeManager) and writes each episode with the trainer's EpisodeBagWriter, so a collected bag is
-indistinguishable from one the recorder node writes on the simulated rig.
+Runs the same core classes as the ROS nodes (AuthorityArbiter, ChunkExecutor, CommandMux, the arm
+driver's DriverCore with its safety core, EpisodeManager), configured from the same graph config
+(config/rollout.yaml: safety limits, blend steps, policy timeout, chunk sizes), and writes each
+episode with the trainer's EpisodeBagWriter: the topics the recorder node records, the executed
+command (after safety) as the action and the mux's request beside it. Where it differs from the
+ROS graph it says so in docs/sim-rig.md ("Two runtimes, one rig").
 
     collect --demos 20 --out data                       # scripted operator demonstrations
     collect --rollouts 100 --policy expert --out data   # policy + intervention model
@@ -10,18 +13,20 @@ indistinguishable from one the recorder node writes on the simulated rig.
 
 Per tick t (timestamp start + t / control_hz): observations (joint states, EE poses, images or
 env state) are written first, then the operator and the policy act, the mux picks each arm's
-command, the command is written and the simulator steps. A frame therefore pairs an action with
-the observation it was computed from (episode-format.md "Frames").
+request, the driver core puts it through the safety core and sends it, the executed command is
+written and the simulator steps. A frame therefore pairs an action with the observation it was
+computed from (episode-format.md "Frames"). Inference takes `inference_latency_ticks` ticks, as
+the policy node's worker does (a chunk requested at t is executed from t + latency, its first rows
+skipped), and the next chunk is requested `prefetch_steps` before the current one runs out.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -29,10 +34,13 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import yaml
 
+from arx_x5_driver.safety import Command, SafetyConfig
 from habc_control.authority import Authority, AuthorityArbiter, AuthorityConfig
 from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
 from habc_control.command_mux import ActionLayout, ArmTarget, CommandMux, MuxConfig
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
+from habc_control.teleop import ScheduledOperator, parse_schedule
+from habc_trainer.contract import MODE_EE, MODE_JOINT
 from habc_trainer.features import CAMERA_NAMES, ENV_STATE, image_key
 
 Mode = Literal["demo", "rollout", "eval"]
@@ -53,7 +61,16 @@ class CollectConfig:
     round: int = 0
     horizon: int = 50
     execute_steps: int = 25
+    prefetch_steps: int = 5  # the policy node's default (config/rollout.yaml)
+    # Ticks from a chunk request to its first executed row: the sim presets infer in 23-39 ms
+    # on this CPU (docs/nodes.md), one tick at 30 Hz, as in the policy node's worker thread.
+    inference_latency_ticks: int = 1
     blend_steps: int = 15  # mux interpolation after a takeover (0.5 s at 30 Hz)
+    policy_timeout_ticks: int = 15  # mux: a policy silent this long is stalled (held)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)  # the arm driver's safety core
+    # Rollouts only: scripted takeover windows like teleop's sim_schedule ("left:3.0:5.0") with
+    # the sim's scripted expert as the human's hands, instead of the intervention model.
+    schedule: tuple[str, ...] = ()
     write_images: bool = True  # pixel mode only
     compressed_images: bool = False
 
@@ -64,7 +81,40 @@ class CollectConfig:
             raise ValueError(f"episodes: must be >= 0, got {self.episodes!r}")
         if self.round < 0:
             raise ValueError(f"round: must be >= 0, got {self.round!r}")
-        ChunkExecutorConfig(horizon=self.horizon, execute_steps=self.execute_steps)
+        if self.inference_latency_ticks < 0:
+            raise ValueError(
+                f"inference_latency_ticks: must be >= 0, got {self.inference_latency_ticks!r}"
+            )
+        ChunkExecutorConfig(self.horizon, self.execute_steps, self.prefetch_steps)
+        MuxConfig(blend_steps=self.blend_steps, policy_timeout_ticks=self.policy_timeout_ticks)
+        parse_schedule(self.schedule)
+
+    @classmethod
+    def from_graph(cls, graph: Mapping[str, Any], **fields: Any) -> CollectConfig:
+        """The runtime settings the ROS graph uses (a loaded config/rollout.yaml): the arm
+        driver's safety limits, the mux's blend and policy timeout, the policy's chunking."""
+        common = dict(graph.get("common") or {})
+        nodes = graph["nodes"]
+
+        def params(node: str) -> dict[str, Any]:
+            return {**common, **(nodes.get(node, {}).get("parameters") or {})}
+
+        driver, mux, policy = params("arm_driver"), params("command_mux"), params("policy")
+        safety = SafetyConfig.from_parameters(
+            {k: v for k, v in driver.items() if k in SafetyConfig.parameters()}
+        )
+        hz = float(common.get("control_hz", 30.0))
+        timeout_s = float(mux.get("policy_timeout_s", 0.5))
+        settings: dict[str, Any] = {
+            "safety": safety,
+            "blend_steps": int(mux.get("blend_steps", cls.blend_steps)),
+            "policy_timeout_ticks": max(1, int(np.ceil(timeout_s * hz - 1e-9))),
+            "horizon": int(policy.get("horizon", cls.horizon)),
+            "execute_steps": int(policy.get("execute_steps", cls.execute_steps)),
+            "prefetch_steps": int(policy.get("prefetch_steps", cls.prefetch_steps)),
+        }
+        settings.update(fields)
+        return cls(**settings)
 
 
 @dataclass
@@ -94,7 +144,8 @@ class EpisodeSink(Protocol):
 
     def begin(self, meta: Any) -> None: ...
     def observation(self, env: Any, obs: dict[str, Any], t_ns: int) -> None: ...
-    def command(self, arm: str, out: Any, mode: int, t_ns: int) -> None: ...
+    def command_request(self, arm: str, out: Any, mode: int, t_ns: int) -> None: ...
+    def command(self, arm: str, executed: Any, t_ns: int) -> None: ...
     def authority(self, snapshot: dict[str, Authority], t_ns: int, source: str) -> None: ...
     def chunk(self, actions: np.ndarray, t_ns: int, chunk_id: int, model_index: int,
               execute_steps: int, dim_names: Sequence[str]) -> None: ...
@@ -108,7 +159,10 @@ class NullSink:
     def observation(self, env: Any, obs: dict[str, Any], t_ns: int) -> None:
         pass
 
-    def command(self, arm: str, out: Any, mode: int, t_ns: int) -> None:
+    def command_request(self, arm: str, out: Any, mode: int, t_ns: int) -> None:
+        pass
+
+    def command(self, arm: str, executed: Any, t_ns: int) -> None:
         pass
 
     def authority(self, snapshot: dict[str, Authority], t_ns: int, source: str) -> None:
@@ -167,10 +221,18 @@ class BagSink:
                 if img is not None:
                     w.write_image(cam, img, t_ns, compressed=self.compressed_images)
 
-    def command(self, arm: str, out: Any, mode: int, t_ns: int) -> None:
-        self._w.write_arm_command(
+    def command_request(self, arm: str, out: Any, mode: int, t_ns: int) -> None:
+        self._w.write_command_request(
             arm, out.target.targets, out.target.gripper, t_ns,
             authority=int(out.authority), model_index=int(out.model_index), mode=mode,
+        )
+
+    def command(self, arm: str, executed: Any, t_ns: int) -> None:
+        cmd = executed.command
+        self._w.write_arm_command(
+            arm, cmd.targets, cmd.gripper, t_ns, authority=int(cmd.authority),
+            model_index=int(executed.model_index), mode=int(cmd.mode),
+            safety=int(executed.flags),
         )
 
     def authority(self, snapshot: dict[str, Authority], t_ns: int, source: str) -> None:
@@ -219,76 +281,110 @@ class Collector:
         ))
 
     def run_episode(self, seed: int) -> EpisodeSummary:
+        from arx_x5_driver.driver_core import DriverCore
+        from arx_x5_driver.sim.backend import SimRigBackend
+        from arx_x5_driver.sim.expert import ScriptedExpert
         from arx_x5_driver.sim.operator import InterventionModel, label_outcome
 
         env, cfg = self.env, self.cfg
+        arms = self.layout.arms
         period_ns = int(round(1e9 / env.control_hz))
         # The policy first: a replay policy runs its own demo on the env before the episode.
         policy = self.policy_factory(env, seed) if self.policy_factory else None
         obs = env.reset(seed)
         rng = np.random.default_rng([seed, 1])  # operator's own stream, independent of layout
-        operator = InterventionModel(env, env.cfg.operator, rng)
         demo = cfg.mode == "demo"
+        scheduled = cfg.mode == "rollout" and bool(cfg.schedule)
+        operator = InterventionModel(env, env.cfg.operator, rng)
+        # Scheduled takeovers: the human's hands are the scripted expert acting every tick, as
+        # the sim arm driver runs it for the teleop node (`publish_expert`, same seed stream).
+        hands = (
+            ScriptedExpert(env, env.cfg.operator.expert, np.random.default_rng([seed, 1]))
+            if scheduled
+            else None
+        )
+        foot = ScheduledOperator(parse_schedule(cfg.schedule), arms) if scheduled else None
+        if foot is not None:
+            foot.episode_start = 0.0
         arbiter = AuthorityArbiter(AuthorityConfig(
-            arms=self.layout.arms, initial=Authority.HUMAN if demo else Authority.POLICY,
+            arms=arms, initial=Authority.HUMAN if demo else Authority.POLICY,
         ))
-        executor = ChunkExecutor(ChunkExecutorConfig(cfg.horizon, cfg.execute_steps))
-        mux = CommandMux(MuxConfig(self.layout.arms, env.action_space, cfg.blend_steps))
+        executor = ChunkExecutor(
+            ChunkExecutorConfig(cfg.horizon, cfg.execute_steps, cfg.prefetch_steps)
+        )
+        mux = CommandMux(
+            MuxConfig(arms, env.action_space, cfg.blend_steps, cfg.policy_timeout_ticks)
+        )
+        mode_code = MODE_EE if env.action_space == "ee" else MODE_JOINT
+        core = DriverCore(SimRigBackend.over_env(env, mode_code), cfg.safety, mode_code)
         start_ns = time.time_ns()
         model_index = -1 if demo else int(getattr(policy, "model_index", 0))
         res = self.manager.start(env.prompt, cfg.mode, cfg.round, start_ns, model_index)
         if not res.accepted:
             raise RuntimeError(f"episode manager refused to start: {res.message}")
         self.sink.begin(res.meta)
-        mode_code = 1 if env.action_space == "ee" else 0
         dim_names = self.layout.dim_names()
         self.manager.note_authority(arbiter.snapshot())
+        hand_targets = {arm: _target(hands.act_arm(arm)) for arm in arms} if hands else {}
+        in_flight: tuple[Any, dict[str, Any], int] | None = None  # (token, result, due tick)
+        safety_ticks = 0
         done = False
         t_ns = start_ns
         while not done:
             t_ns = start_ns + env.tick * period_ns
             now = env.tick / env.control_hz
             self.sink.observation(env, obs, t_ns)
-            if cfg.mode == "rollout":
-                wants = operator.observe(env.tick)
-                changes = []
-                for arm, human in wants.items():
+            changes = []
+            if foot is not None:
+                changes = arbiter.update(foot.levels(now), now, "sim_operator")
+            elif cfg.mode == "rollout":
+                for arm, human in operator.observe(env.tick).items():
                     target = Authority.HUMAN if human else Authority.POLICY
                     changes += arbiter.request(arm, target, now, "sim_operator")
-                if changes:
-                    self.manager.note_authority(arbiter.snapshot())
-            if env.tick == 0 or arbiter.heartbeat_due(now) or (cfg.mode == "rollout" and changes):
+            if changes:
+                self.manager.note_authority(arbiter.snapshot())
+            if env.tick == 0 or arbiter.heartbeat_due(now) or changes:
                 self.sink.authority(arbiter.snapshot(), t_ns, arbiter.source)
                 arbiter.mark_published(now)
             auth = arbiter.snapshot()
             executor.on_authority(auth)
-            if policy is not None and executor.should_request():
-                token = executor.begin_request()
-                out = policy.infer(obs)
-                mi = int(out.get("model_index", model_index))
-                if executor.load(out["actions"], token, model_index=mi):
-                    self.manager.note_model_index(mi)
-                    self.sink.chunk(out["actions"], t_ns, executor.chunk_id, mi,
-                                    cfg.execute_steps, dim_names)
+            if policy is not None:
+                if executor.should_request():
+                    token = executor.begin_request()
+                    in_flight = (token, policy.infer(obs), env.tick + cfg.inference_latency_ticks)
+                if in_flight is not None and env.tick >= in_flight[2]:
+                    token, out, _due = in_flight
+                    in_flight = None
+                    mi = int(out.get("model_index", model_index))
+                    if executor.load(out["actions"], token, model_index=mi):
+                        self.manager.note_model_index(mi)
+                        self.sink.chunk(out["actions"], t_ns, executor.chunk_id, mi,
+                                        cfg.execute_steps, dim_names)
             step = executor.step() if policy is not None else None
             policy_t = self.layout.split(step.action) if step is not None else {}
             human_t = {
-                arm: _target(operator.act(arm)) for arm in self.layout.arms
-                if auth[arm] == Authority.HUMAN
+                arm: hand_targets[arm] if hands else _target(operator.act(arm))
+                for arm in arms if auth[arm] == Authority.HUMAN
             }
-            measured = {arm: _target(self._measured(arm)) for arm in self.layout.arms}
+            measured = {arm: _target(self._measured(arm)) for arm in arms}
             outs = mux.tick(auth, policy_t, human_t, measured,
                             step.model_index if step is not None else -1)
-            action = self.layout.join({arm: outs[arm].target for arm in self.layout.arms})
-            obs, _r, terminated, truncated, _info = env.step(action)
-            for arm in self.layout.arms:
-                # Record what the arm was actually told (rotation re-orthonormalised, gripper
-                # clipped to its stroke, a NaN row replaced by the held command).
-                sent = env.last_command[arm]
-                executed = dataclasses.replace(
-                    outs[arm], target=ArmTarget(np.asarray(sent.targets), float(sent.gripper))
-                )
-                self.sink.command(arm, executed, mode_code, t_ns)
+            for arm in arms:
+                out = outs[arm]
+                self.sink.command_request(arm, out, mode_code, t_ns)
+                core.set_held(arm, auth[arm] == Authority.HOLD)
+                try:
+                    cmd = Command(mode_code, out.target.targets, out.target.gripper,
+                                  int(out.authority))
+                except ValueError:
+                    continue  # refused like the arm node refuses it (NaN): the watchdog holds
+                core.request(arm, cmd, out.model_index, now)
+            for arm, (_measured, executed) in core.tick(now).items():
+                safety_ticks += executed.flags != 0
+                self.sink.command(arm, executed, t_ns)
+            obs, _r, terminated, truncated, _info = env.step(None)
+            if hands is not None:
+                hand_targets = {arm: _target(hands.act_arm(arm)) for arm in arms}
             done = terminated or truncated
         outcome = label_outcome(env)
         end = self.manager.end(outcome, t_ns)
@@ -300,11 +396,14 @@ class Collector:
             "lid_snaps": env.monitor.lid_snaps,
             "ik_failures": env.ik_failures,
             "invalid_actions": env.invalid_actions,
-            "operator": operator.log.to_dict(),
+            "safety_arm_ticks": int(safety_ticks),
+            "operator": (
+                operator.log.to_dict() if foot is None else {"schedule": list(cfg.schedule)}
+            ),
         }
         path = self.sink.end(end.meta, extra)
         return EpisodeSummary(seed, end.meta.episode_id, outcome, end.meta.intervened, env.tick,
-                              path, operator.log.to_dict(), dict(env.monitor.reached), cfg.mode)
+                              path, extra["operator"], dict(env.monitor.reached), cfg.mode)
 
     def _measured(self, arm: str) -> np.ndarray:
         from arx_x5_driver.sim.rotations import rot6d_from_matrix
@@ -407,6 +506,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--obs", choices=("state", "pixels"), default=None,
                    help="observation mode (default: config env.obs_mode)")
     p.add_argument("--config", default=None, help="sim YAML (default: config/sim.yaml if found)")
+    p.add_argument("--graph-config", default=None,
+                   help="rollout graph YAML whose safety, mux and chunk settings to run "
+                   "(default: the installed config/rollout.yaml, what habc-rollout runs)")
+    p.add_argument("--schedule", nargs="*", default=[], metavar="ARM:START:END",
+                   help="rollouts: scripted takeovers (teleop's sim_schedule) instead of the "
+                   "intervention model, e.g. left:3.0:5.0")
     p.add_argument("--out", default="data", help="data root (episode store layout)")
     p.add_argument("--seed", type=int, default=0, help="first episode seed (then +1 each)")
     p.add_argument("--round", type=int, default=0)
@@ -457,7 +562,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg_path = args.config or _default_config_path()
     sim_cfg = load_sim_config(cfg_path)
     env = PouchEnv(sim_cfg, obs_mode=args.obs)
-    cfg = CollectConfig(mode=mode, episodes=n, seed=args.seed, round=args.round)
+    from habc_control.graph import load_graph_config
+
+    cfg = CollectConfig.from_graph(
+        load_graph_config(args.graph_config), mode=mode, episodes=n, seed=args.seed,
+        round=args.round, schedule=tuple(args.schedule),
+    )
     sink: EpisodeSink = NullSink() if args.dry_run else BagSink(
         args.out, write_images=env.obs_mode == "pixels", compressed_images=args.compressed)
     factory = None if mode == "demo" else make_policy_factory(

@@ -46,6 +46,13 @@ class DriftPolicy:
         return {ACTIONS_OUT: actions}
 
 
+def drifting_policy() -> DriftPolicy:
+    """`habc_control.policies:drifting_policy`: each arm's x moves 2 mm per step, closed loop
+    (every chunk starts at the measured pose). Moves the arms without a model: smoke runs and the
+    cross-runtime test, where the workspace box and the step limits get to act."""
+    return DriftPolicy(50, 0.002, 10)
+
+
 def load_policy(spec: str, horizon: int = 50, per_arm: int = 10) -> tuple[Any, int]:
     """(policy, model_index) for a policy spec (see the module docstring)."""
     if not spec:

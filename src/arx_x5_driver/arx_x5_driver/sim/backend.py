@@ -40,6 +40,14 @@ class SimRigBackend:
         self.env.reset(seed)
         self.stopped = False
 
+    @classmethod
+    def over_env(cls, env: PouchEnv, mode: int = _MODE_EE) -> SimRigBackend:
+        """A backend over an env someone else steps (the DDS-free collector): same read / send
+        as the arm driver's, no second MuJoCo world."""
+        self = cls.__new__(cls)
+        self.arms, self.mode, self.env, self.stopped = ARMS, mode, env, False
+        return self
+
     def reset(self, seed: int) -> None:
         self.env.reset(seed)
         self.stopped = False
