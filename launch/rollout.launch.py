@@ -1,12 +1,20 @@
-"""Rollout graph for a robot PC: `ros2 launch habc_control rollout.launch.py [backend:=arx5 ...]`.
+"""Rollout graph for a robot PC: `ros2 launch habc_control rollout.launch.py [config:=robot ...]`.
 
-The node list and parameters come from config/rollout.yaml through habc_control.graph, the same
-function the in-process runner (`habc-rollout`) uses, so both start the same graph.
+The node list and parameters come from a graph profile (`config:=sim`, the default
+config/rollout.yaml; `config:=robot`, config/rollout_robot.yaml; or a YAML path) through
+habc_control.graph, the same function the in-process runner (`habc-rollout`) uses, so both start
+the same graph.
 """
 
 from __future__ import annotations
 
-from habc_control.graph import OVERRIDES, apply_overrides, load_graph_config, node_specs
+from habc_control.graph import (
+    OVERRIDES,
+    PROFILES,
+    apply_overrides,
+    load_graph_config,
+    node_specs,
+)
 
 try:  # launch / launch_ros exist only where ROS is installed from apt (robot PC)
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -49,7 +57,9 @@ def generate_launch_description():
         )
     args = [
         DeclareLaunchArgument(
-            "config", default_value="", description="graph YAML (default: installed rollout.yaml)"
+            "config",
+            default_value="",
+            description=f"graph profile ({', '.join(PROFILES)}) or YAML path (default: sim)",
         )
     ]
     args += [

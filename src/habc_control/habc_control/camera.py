@@ -51,6 +51,21 @@ def connected_serials(rs: Any) -> list[str]:
     return [d.get_info(rs.camera_info.serial_number) for d in rs.context().query_devices()]
 
 
+def describe_connected(rs: Any | None = None) -> str:
+    """'serial (model), ...' of the connected RealSense devices, for a message that asks for
+    serials; never raises (no pyrealsense2 or no USB access is said in the text)."""
+    try:
+        rs = rs if rs is not None else _import_rs()
+        info = rs.camera_info
+        found = [
+            f"{d.get_info(info.serial_number)} ({d.get_info(info.name)})"
+            for d in rs.context().query_devices()
+        ]
+    except (ImportError, RuntimeError) as exc:
+        return f"unknown ({exc})"
+    return ", ".join(found) or "none"
+
+
 class FrameStream(Protocol):
     """What the camera reads from: the part of `rs.pipeline` it uses once started."""
 

@@ -1,9 +1,10 @@
 """RealSense camera node: /camera/<name>/color/image_raw (Image, rgb8) and .../compressed (JPEG).
 
 Cameras are chosen by serial number (`names` and `serials` in the same order: D455 top, D405
-wrists). One thread per camera blocks on frames; a lost device is re-opened every `reconnect_s`
-and the log says so. In sim the arm driver's sim rig publishes the same topics instead.
-Logic: habc_control.camera.
+wrists); an empty serial stops the node at startup with the connected devices in the message (no
+pick by model: both wrists are D405s, a guess could swap them). One thread per camera blocks on
+frames; a lost device is re-opened every `reconnect_s` and the log says so. In sim the arm
+driver's sim rig publishes the same topics instead. Logic: habc_control.camera.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from arx_x5_driver.node_main import run_node
-from habc_control.camera import CameraConfig, CameraSupervisor, RealSenseCamera, encode_jpeg
+from habc_control.camera import (
+    CameraConfig,
+    CameraSupervisor,
+    RealSenseCamera,
+    describe_connected,
+    encode_jpeg,
+)
 from habc_control.ros_common import (
     IMAGE_QOS,
     declare,
@@ -36,6 +43,12 @@ class CameraNode(Node):
         reconnect = float(declare(self, "reconnect_s", 1.0, "retry period for a lost camera"))
         if len(names) != len(serials):
             raise ValueError(f"serials: need one per camera {names}, got {serials}")
+        if not all(serials):
+            # No pick by model: both wrists are D405s, a guess could swap left and right.
+            raise ValueError(
+                f"serials: {serials} has an empty entry; set one serial per camera in the order "
+                f"of names {names} (D455 top, D405 wrists); connected: {describe_connected(rs)}"
+            )
         refuse_runtime_changes(self)
         self._stop = threading.Event()
         self._threads = []
@@ -88,8 +101,15 @@ class CameraNode(Node):
             t.join(timeout=2.0)
 
 
+def _make_node() -> CameraNode:
+    try:
+        return CameraNode()
+    except ValueError as exc:  # a bad parameter: its one-line reason, no traceback
+        raise SystemExit(f"cameras: {exc}") from None
+
+
 def main(args=None) -> None:
-    run_node(CameraNode, args)
+    run_node(_make_node, args)
 
 
 NODE = CameraNode

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -36,3 +37,47 @@ def test_pedal_device_check_refuses_construction(ros):
 
     with pytest.raises(ValueError, match="pedal_device"):
         TeleopNode(context=ros, parameter_overrides=[Parameter("input", value="pedal")])
+
+
+def test_cameras_without_serials_name_serials_and_stop_without_a_traceback():
+    res = run_node_main("habc_control.camera_node")  # the shipped default: serials ["", "", ""]
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("cameras: serials: ['', '', ''] has an empty entry")
+    assert "connected: " in lines[0]
+
+
+class TwoD405s:
+    """pyrealsense2's device listing with a D455 and two D405s plugged in."""
+
+    camera_info = types.SimpleNamespace(serial_number="serial", name="name")
+    devices = [
+        ("111", "Intel RealSense D455"),
+        ("222", "Intel RealSense D405"),
+        ("333", "Intel RealSense D405"),
+    ]
+
+    def context(self):
+        info = [dict(serial=s, name=n) for s, n in self.devices]
+        return types.SimpleNamespace(
+            query_devices=lambda: [types.SimpleNamespace(get_info=d.__getitem__) for d in info]
+        )
+
+
+def test_cameras_do_not_guess_the_wrists_and_list_what_is_connected(ros):
+    from rclpy.parameter import Parameter
+
+    from habc_control.camera_node import CameraNode
+
+    with pytest.raises(ValueError, match=r"^serials: \['111', '', ''\]") as err:
+        CameraNode(
+            rs=TwoD405s(),
+            context=ros,
+            parameter_overrides=[Parameter("serials", value=["111", "", ""])],
+        )
+    assert err.value.args[0].endswith(
+        "connected: 111 (Intel RealSense D455), 222 (Intel RealSense D405), "
+        "333 (Intel RealSense D405)"
+    )
