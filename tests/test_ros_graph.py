@@ -50,7 +50,7 @@ def test_takeover_mid_episode_is_labelled_in_the_bag(tmp_path):
     graph = Graph(config, context=context)
     try:
         graph.spin_in_background()
-        episode_id = run_episode(graph, "put the marker in the pouch", 5.0, "success")
+        episode_id, _ = run_episode(graph, "put the marker in the pouch", 5.0, "success")
         time.sleep(0.5)
         # the operator relabels the finished episode: EndEpisode with its id -> RELABEL
         mgr = graph.nodes["episode_manager"]

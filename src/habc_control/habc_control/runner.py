@@ -194,7 +194,9 @@ def run_episode(
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*", help="key=value: backend=, input=, node.param=")
-    ap.add_argument("--config", default=None, help="graph YAML (default: installed rollout.yaml)")
+    ap.add_argument(
+        "--config", default=None, help="graph profile (sim, robot) or YAML path (default: sim)"
+    )
     ap.add_argument("--episode", default=None, help="run episodes with this task prompt")
     ap.add_argument("--episodes", type=int, default=1, help="how many (default 1)")
     ap.add_argument("--duration", type=float, default=10.0, help="episode length (cap) [s]")
@@ -229,12 +231,18 @@ def main(args=None) -> None:
         if not sep:
             raise SystemExit(f"override {item!r}: expected key=value")
         overrides[key] = value
-    config = apply_overrides(load_graph_config(opts.config), overrides)
+    try:
+        config = apply_overrides(load_graph_config(opts.config), overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"habc-rollout: {exc}") from None
     install_shutdown_signals()  # Ctrl-C / SIGTERM: stop() still publishes HOLD and END
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     graph = None
     try:
-        graph = Graph(config)
+        try:
+            graph = Graph(config)
+        except ValueError as exc:  # a bad parameter: Graph stopped the nodes it had started
+            raise SystemExit(f"habc-rollout: {exc}") from None
         graph.spin_in_background()
         if opts.episode:
             watch = SimTaskWatch(graph.nodes["episode_manager"])
