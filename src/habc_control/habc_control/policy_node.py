@@ -9,8 +9,8 @@ Logic: habc_control.chunk_executor; the model behind `infer(obs)`: habc_control.
 
 from __future__ import annotations
 
+import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -70,8 +70,11 @@ class PolicyNode(Node):
         self.chunker = ChunkExecutor(ChunkExecutorConfig(horizon, execute, prefetch))
         self.mode = MODE_BY_SPACE[self.space]
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
-        self._future: Future | None = None
+        # One inference at a time, in a daemon thread: a model that hangs must not keep the
+        # process alive at exit (a thread pool's workers are joined at interpreter exit).
+        self._requests: queue.Queue = queue.Queue()
+        self._worker = threading.Thread(target=self._serve, name="infer", daemon=True)
+        self._worker.start()
         # Unknown until the first /control_authority message: no inference, no commands before.
         self.authority: dict[str, Authority] = {}
         self._joints: dict = dict.fromkeys(self.arms)
@@ -172,7 +175,7 @@ class PolicyNode(Node):
                     if self._env_state is not None:
                         obs[F.ENV_STATE] = self._env_state
                     token = self.chunker.begin_request()
-                    self._future = self._pool.submit(self._infer, obs, token)
+                    self._requests.put((obs, token))
             step = self.chunker.step()
         if step is None:
             return
@@ -206,8 +209,18 @@ class PolicyNode(Node):
         self._chunk_pub.publish(msg)
         self.chunks += 1
 
+    def _serve(self) -> None:
+        while True:
+            item = self._requests.get()
+            if item is None:
+                return
+            self._infer(*item)
+
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop taking requests; an inference in flight gets a second to finish, then is left
+        behind (a daemon thread: it cannot block the exit)."""
+        self._requests.put(None)
+        self._worker.join(timeout=1.0)
 
 
 def main(args=None) -> None:

@@ -1,0 +1,96 @@
+"""A policy that stops producing chunks: the arm ends in HOLD, never a stale target as POLICY,
+and the graph still shuts down on its own (an inference that never returns cannot block it)."""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+_RELEASE = threading.Event()  # set at teardown: the hung inference thread may end
+
+
+class HangingPolicy:
+    """One good chunk (the current pose, held), then every inference hangs."""
+
+    model_index = 3
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def infer(self, obs):
+        self.calls += 1
+        if self.calls > 1:
+            _RELEASE.wait(60.0)
+        proprio = np.asarray(obs["proprio"], dtype=np.float32)
+        return {"actions": np.repeat(proprio[None], 50, axis=0)}
+
+
+def hanging_policy() -> HangingPolicy:
+    return HangingPolicy()
+
+
+def test_stalled_policy_ends_in_hold_and_the_graph_still_stops(tmp_path):
+    import rclpy
+    from rclpy.context import Context
+
+    from habc_control.graph import apply_overrides, load_graph_config
+    from habc_control.runner import Graph, run_episode
+    from habc_trainer.contract import AUTHORITY_HOLD, AUTHORITY_POLICY, SAFETY_HOLD
+    from habc_trainer.episode import ExtractConfig, extract_episode
+    from habc_trainer.features import MODEL_INDEX, SAFETY
+
+    config = apply_overrides(
+        load_graph_config(),
+        {
+            "backend": "kinematic",
+            "checkpoint": f"{__name__}:hanging_policy",
+            "data_root": str(tmp_path),
+            "teleop.sim_schedule": "[left:100:101]",  # no takeover in this episode
+            "command_mux.policy_timeout_s": "0.5",
+        },
+    )
+    context = Context()
+    rclpy.init(context=context, domain_id=100 + (os.getpid() + 53) % 100)
+    graph = Graph(config, context=context)
+    try:
+        graph.spin_in_background()
+        episode_id, _ = run_episode(graph, "put the marker in the pouch", 3.0, "failure")
+        time.sleep(0.3)
+        mux = graph.nodes["command_mux"]
+        stalled = [mux.mux.policy_stalled(arm) for arm in ("left", "right")]
+    finally:
+        t0 = time.monotonic()
+        graph.stop()
+        stop_s = time.monotonic() - t0
+        rclpy.shutdown(context=context)
+        _RELEASE.set()
+    assert stalled == [True, True]
+    assert stop_s < 10.0, f"graph.stop() took {stop_s:.1f} s with an inference hanging"
+
+    (bag,) = [p for p in tmp_path.rglob(episode_id) if p.is_dir()]
+    ep = extract_episode(bag, ExtractConfig(cameras=()))
+    from rosbags.rosbag2 import Reader
+
+    from habc_trainer.rostypes import make_typestore
+
+    ts = make_typestore()
+    labels = []
+    with Reader(bag) as reader:
+        for conn, _t, raw in reader.messages():
+            if conn.topic == "/left_arm/command":
+                msg = ts.deserialize_cdr(raw, conn.msgtype)
+                labels.append((int(msg.authority), int(msg.safety)))
+    # 25 rows of the one chunk, then at most policy_timeout (15 ticks) of waiting labelled POLICY
+    # (model index -1), then HOLD to the end: the driver holds (SAFETY_HOLD), never POLICY again.
+    first_hold = next(i for i, (a, _s) in enumerate(labels) if a == AUTHORITY_HOLD)
+    assert all(a == AUTHORITY_HOLD and s & SAFETY_HOLD for a, s in labels[first_hold:])
+    assert all(a == AUTHORITY_POLICY for a, _s in labels[:first_hold])
+    assert len(labels) - first_hold >= 30  # most of the 3 s episode is held
+    assert (
+        ep.arrays[SAFETY][first_hold - ep.info.dropped_leading_frames :, 0] & SAFETY_HOLD
+    ).all()
+    assert (ep.arrays[MODEL_INDEX][first_hold - ep.info.dropped_leading_frames :] == -1).all()
