@@ -15,7 +15,8 @@ Typical use::
     with EpisodeBagWriter(bag_dir) as w:
         w.write_event(EVENT_START, t0, episode_id=..., task=..., source="rollout")
         w.write_image("top", rgb, t)          # (h, w, 3) uint8 RGB
-        w.write_arm_command("left", targets, gripper, t, authority=AUTHORITY_POLICY)
+        w.write_command_request("left", targets, gripper, t, authority=AUTHORITY_POLICY)
+        w.write_arm_command("left", sent, gripper, t, authority=AUTHORITY_POLICY, safety=bits)
         ...
         w.finish(meta, end_ns)                # END event, close bag, then the sidecar
 """
@@ -52,12 +53,17 @@ from habc_trainer.contract import (
     MODE_JOINT,
     OUTCOMES,
     POSE_STAMPED_TYPE,
+    SAFETY_FLAG_NAMES,
     SOURCES,
     EpisodeMeta,
+    base_frame,
+    camera_frame,
+    command_request_topic,
     command_topic,
     compressed_image_topic,
     ee_pose_topic,
     image_topic,
+    joint_names,
     joint_states_topic,
     write_sidecar,
 )
@@ -70,6 +76,7 @@ _STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 _BAG_VERSION = 8
 # The format string compressed_image_transport writes for JPEG.
 JPEG_FORMAT = "rgb8; jpeg compressed bgr8"
+_SAFETY_MASK = sum(SAFETY_FLAG_NAMES)
 
 
 class BagWriteError(RuntimeError):
@@ -235,7 +242,7 @@ class EpisodeBagWriter:
             raise ValueError(
                 f"rgb: expected (h, w, 3) uint8, got {rgb.shape} {rgb.dtype} for camera {camera}"
             )
-        header = self._header(timestamp_ns, f"camera_{camera}_color_optical_frame")
+        header = self._header(timestamp_ns, camera_frame(camera))
         t = self.typestore.types
         if compressed:
             ok, buf = cv2.imencode(
@@ -270,15 +277,15 @@ class EpisodeBagWriter:
         effort: Sequence[float] | np.ndarray | None = None,
         names: Sequence[str] | None = None,
     ) -> None:
-        """Joint positions of one arm: 6 joints + gripper by the contract."""
+        """Joint positions of one arm: 6 joints + gripper by the contract (`joint_names`)."""
         pos = np.asarray(position, dtype=np.float64).ravel()
         if names is None:
-            names = [f"{arm}_joint{i + 1}" for i in range(len(pos) - 1)] + [f"{arm}_gripper"]
+            names = joint_names(arm)
         if len(names) != len(pos):
             raise ValueError(f"names: {len(names)} names for {len(pos)} positions ({arm} arm)")
         empty = np.zeros(0, dtype=np.float64)
         msg = self.typestore.types[JOINT_STATE_TYPE](
-            header=self._header(timestamp_ns, f"{arm}_base"),
+            header=self._header(timestamp_ns, base_frame(arm)),
             name=list(names),
             position=pos,
             velocity=empty if velocity is None else np.asarray(velocity, np.float64).ravel(),
@@ -305,7 +312,7 @@ class EpisodeBagWriter:
             position=t["geometry_msgs/msg/Point"](x=p[0], y=p[1], z=p[2]),
             orientation=t["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2], w=q[3]),
         )
-        msg = t[POSE_STAMPED_TYPE](header=self._header(timestamp_ns, f"{arm}_base"), pose=pose)
+        msg = t[POSE_STAMPED_TYPE](header=self._header(timestamp_ns, base_frame(arm)), pose=pose)
         self.write(ee_pose_topic(arm), msg, timestamp_ns)
 
     def write_arm_command(
@@ -318,19 +325,73 @@ class EpisodeBagWriter:
         authority: int,
         model_index: int = -1,
         mode: int = MODE_EE,
+        safety: int = 0,
     ) -> None:
-        """The command executed on one arm at one control tick (the recorded action)."""
+        """The command executed on one arm at one control tick (the recorded action).
+
+        `timestamp_ns` is the log time and the header stamp: stamp both arms of one tick with
+        the same tick time, so the reader pairs them exactly. `safety` holds the contract's
+        SAFETY_* bits (which limit shaped the command; 0: executed as requested).
+        """
+        msg = self._arm_command(
+            arm, targets, gripper, timestamp_ns, authority, model_index, mode, safety
+        )
+        self.write(command_topic(arm), msg, timestamp_ns)
+
+    def write_command_request(
+        self,
+        arm: str,
+        targets: Sequence[float] | np.ndarray,
+        gripper: float,
+        timestamp_ns: int,
+        *,
+        authority: int,
+        model_index: int = -1,
+        mode: int = MODE_EE,
+    ) -> None:
+        """The mux's request to one arm at one control tick (before safety; `safety` is 0)."""
+        msg = self._arm_command(
+            arm, targets, gripper, timestamp_ns, authority, model_index, mode, 0
+        )
+        self.write(command_request_topic(arm), msg, timestamp_ns)
+
+    def _arm_command(
+        self,
+        arm: str,
+        targets: Sequence[float] | np.ndarray,
+        gripper: float,
+        timestamp_ns: int,
+        authority: int,
+        model_index: int,
+        mode: int,
+        safety: int,
+    ) -> Any:
         if mode not in (MODE_JOINT, MODE_EE):
             raise ValueError(f"mode: {mode!r} is not MODE_JOINT (0) or MODE_EE (1)")
-        msg = self.typestore.types[ARM_COMMAND_TYPE](
-            header=self._header(timestamp_ns, f"{arm}_base"),
+        if (
+            isinstance(safety, bool)
+            or not isinstance(safety, int | np.integer)
+            or (safety < 0 or int(safety) & ~_SAFETY_MASK)
+        ):
+            raise ValueError(
+                f"safety: {safety!r} is not a combination of the SAFETY_* bits "
+                f"{sorted(SAFETY_FLAG_NAMES)}"
+            )
+        cls = self.typestore.types[ARM_COMMAND_TYPE]
+        fields = dict(
+            header=self._header(timestamp_ns, base_frame(arm)),
             mode=int(mode),
             targets=np.asarray(targets, dtype=np.float64).ravel(),
             gripper=float(gripper),
             authority=int(authority),
             model_index=int(model_index),
         )
-        self.write(command_topic(arm), msg, timestamp_ns)
+        if "safety" in cls.__dataclass_fields__:
+            fields["safety"] = int(safety)
+        elif safety:
+            # A typestore with a definition from before the field (old bags, tests of them).
+            raise ValueError(f"safety: {safety} given, but this typestore's ArmCommand has none")
+        return cls(**fields)
 
     def write_authority(
         self,

@@ -1,9 +1,12 @@
 """One bag -> one validated episode on the control clock (episode-format.md "Frames").
 
-Frame t is the t-th executed command tick: the commands of both arms (the action), the authority
-in force at t, and the newest observation (joint state, EE pose, image, env state) at or before t
-on the recorder's clock (bag log time: one clock for every topic, unlike header stamps that a
-camera may take from its own hardware clock). Header stamps are still checked for monotonicity.
+Frame t is the t-th executed command tick of the left arm (the clock): the commands of both
+arms (the action; the right arm's is paired with the tick by arm_sync.py, by header stamp when
+both arms carry the tick's stamp, else by log time), their safety bits, the mux's requests when
+recorded, the authority in force at t, and the newest observation (joint state, EE pose, image,
+env state) at or before t on the recorder's clock (bag log time: one clock for every topic,
+unlike header stamps that a camera may take from its own hardware clock). Header stamps are
+still checked for monotonicity.
 
 Validation raises `EpisodeError` whose message names the file, the topic and the time: missing
 topic, non-monotonic stamps, stale observation, NaN / out-of-range value, dimension mismatch,
@@ -24,6 +27,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from habc_trainer.arm_sync import pair_commands, skew_stats_ms
 from habc_trainer.bag_reader import BagReadError, open_bag
 from habc_trainer.contract import (
     AUTHORITY_HUMAN,
@@ -38,6 +42,7 @@ from habc_trainer.contract import (
     OUTCOMES,
     SOURCES,
     SidecarError,
+    command_request_topic,
     command_topic,
     compressed_image_topic,
     ee_pose_topic,
@@ -53,11 +58,14 @@ from habc_trainer.features import (
     HUMAN,
     MODEL_INDEX,
     PROPRIO,
+    REQUESTED_ACTION,
+    SAFETY,
     TIMESTAMP_NS,
     image_key,
 )
 
 ProprioMode = Literal["auto", "ee", "joint"]
+ARRAYS_VERSION = 2
 _TARGET_DIMS = {MODE_JOINT: 6, MODE_EE: 9}
 
 
@@ -67,21 +75,36 @@ class EpisodeError(ValueError):
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """How bags become frames. Every bound is a config key (no literals buried in code)."""
+    """How bags become frames. Every bound is a config key (no literals buried in code).
+
+    `max_command_gap_s`: a tick in the middle of an episode with no command of the other arm
+    this close is an error (a hole: lost messages, a stalled driver); a skew between the arms is
+    never one. The default 0.1 s is 3 control periods at 30 Hz: above the 30-80 ms the two arms'
+    commands drift apart in a loaded in-process graph, below the 0.25 s of observation staleness
+    and of the arm driver's watchdog, and it still lets a 10 Hz bag lose a single command.
+    It replaces `command_sync_tolerance_s`, which is refused with a pointer to it.
+    """
 
     cameras: tuple[str, ...] = CAMERA_NAMES  # () = state-only episodes, no images stored
     image_size: int = 96  # training resolution: images are area-resized to size x size
     proprio: ProprioMode = "auto"  # auto: EE pose when commands are MODE_EE, else joints
     max_obs_staleness_s: float = 0.25  # newest observation older than this at a tick: error
-    command_sync_tolerance_s: float | None = None  # arm commands of one tick; None: half period
+    max_command_gap_s: float = 0.1  # no command of an arm this close to a mid-episode tick: error
     max_abs_value: float = 100.0  # |value| bound on proprio / action / env state
     gripper_range: tuple[float, float] = (-0.01, 0.1)  # metres, contract says 0 .. 0.088
     quaternion_norm_tolerance: float = 0.05
     use_env_state: bool = True  # store /sim/env_state when the bag has it
     default_source: str | None = None  # for bags with neither sidecar nor START event
     default_task: str | None = None
+    # Removed key, kept only to say what replaced it (an old caller gets one clear line).
+    command_sync_tolerance_s: None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.command_sync_tolerance_s is not None:
+            raise ValueError(
+                "command_sync_tolerance_s: removed; use max_command_gap_s (arms are paired per "
+                f"tick, only a gap is an error), got {self.command_sync_tolerance_s!r}"
+            )
         for cam in self.cameras:
             if cam not in CAMERA_NAMES:
                 raise ValueError(f"cameras: unknown camera {cam!r}; valid: {list(CAMERA_NAMES)}")
@@ -93,9 +116,8 @@ class ExtractConfig:
             raise ValueError(f"proprio: {self.proprio!r} is not one of ['auto', 'ee', 'joint']")
         if not self.max_obs_staleness_s > 0:
             raise ValueError(f"max_obs_staleness_s: must be > 0, got {self.max_obs_staleness_s}")
-        tol = self.command_sync_tolerance_s
-        if tol is not None and not tol > 0:
-            raise ValueError(f"command_sync_tolerance_s: must be > 0 or None, got {tol}")
+        if not self.max_command_gap_s > 0:
+            raise ValueError(f"max_command_gap_s: must be > 0, got {self.max_command_gap_s}")
         if not self.max_abs_value > 0:
             raise ValueError(f"max_abs_value: must be > 0, got {self.max_abs_value}")
         lo, hi = self.gripper_range
@@ -105,11 +127,16 @@ class ExtractConfig:
             raise ValueError(f"default_source: {self.default_source!r} not in {list(SOURCES)}")
 
     def fingerprint(self) -> dict[str, Any]:
-        """The settings that shape stored arrays (a store built with others must be rebuilt)."""
+        """The settings that shape stored arrays (a store built with others must be rebuilt).
+
+        `arrays` versions the per-frame keys: 2 added `safety` (and the optional
+        `requested_action`), so a store of version-1 episodes is refused, not appended to.
+        """
         return {
             "cameras": list(self.cameras),
             "image_size": self.image_size,
             "proprio": self.proprio,
+            "arrays": ARRAYS_VERSION,
         }
 
 
@@ -131,6 +158,13 @@ class EpisodeInfo:
     truncated: bool
     dropped_leading_frames: int
     bag_dir: str
+    dropped_trailing_frames: int = 0  # clock ticks after the other arm's last command
+    # How the other arm's commands were paired with the clock ticks, and the |log-time offset|
+    # between each frame's tick and its paired command (ms).
+    command_pairing: str = "log_time"  # "stamp" | "log_time"
+    command_skew_median_ms: float = 0.0
+    command_skew_p95_ms: float = 0.0
+    command_skew_max_ms: float = 0.0
 
 
 @dataclass
@@ -265,6 +299,7 @@ def _extract(bag: Any, bag_dir: Path, sidecar: Any, cfg: ExtractConfig) -> Episo
         if topic not in bag.topics:
             raise where(topic, None, "missing topic")
 
+    request_topics = {command_request_topic(a) for a in ARM_NAMES}
     series: dict[str, _Series] = defaultdict(_Series)
     events: list[tuple[int, Any]] = []
     jpeg_flags: dict[str, int] = {}
@@ -294,6 +329,15 @@ def _extract(bag: Any, bag_dir: Path, sidecar: Any, cfg: ExtractConfig) -> Episo
                     float(msg.gripper),
                     int(msg.authority),
                     int(msg.model_index),
+                    # Bags recorded before the field existed carry its old definition: no bits.
+                    int(getattr(msg, "safety", 0)),
+                )
+                series[topic].add(log_ns, _stamp(msg), value)
+            elif topic in request_topics:
+                value = (
+                    int(msg.mode),
+                    np.asarray(msg.targets, dtype=np.float64),
+                    float(msg.gripper),
                 )
                 series[topic].add(log_ns, _stamp(msg), value)
             elif topic.endswith("/joint_states") and topic in required:
@@ -428,12 +472,7 @@ def _resample(
         if len(clock) < 2:
             raise where(cmd_topics[0], None, "cannot estimate control_hz from < 2 ticks")
         info.control_hz = float(1e9 / np.median(np.diff(clock)))
-    period_ns = 1e9 / info.control_hz
-    tol_ns = (
-        cfg.command_sync_tolerance_s * 1e9
-        if cfg.command_sync_tolerance_s is not None
-        else 0.5 * period_ns
-    )
+    max_gap_ns = cfg.max_command_gap_s * 1e9
     stale_ns = cfg.max_obs_staleness_s * 1e9
 
     obs_topics = [joint_states_topic(a) for a in ARM_NAMES] + list(wanted_cams)
@@ -463,12 +502,56 @@ def _resample(
     # Ticks before every observation has arrived once cannot be frames (nothing to observe).
     first_obs = max(series[t].times[0] for t in obs_topics)
     keep = clock >= first_obs
-    dropped = int(np.argmax(keep)) if keep.any() else len(clock)
     if not keep.any():
         raise where(obs_topics[0], int(first_obs), "no command tick after the first observation")
-    ticks = clock[dropped:]
-    info.dropped_leading_frames = dropped
+    start, stop = int(np.argmax(keep)), len(clock)
+    # The other arm is resampled onto the clock on its own (arm_sync.py): a skew is paired, the
+    # ticks before its first / after its last command are dropped, a hole mid-episode is an error.
+    clock_stamps = np.asarray(series[cmd_topics[0]].stamps, dtype=np.int64)
+    cmd_index = {cmd_topics[0]: np.arange(len(clock))}
+    pairings = []
+    for arm, topic in zip(ARM_NAMES[1:], cmd_topics[1:], strict=True):
+        s = series[topic]
+        times = np.asarray(s.times, dtype=np.int64)
+        pairing = pair_commands(
+            clock, clock_stamps, times, np.asarray(s.stamps, dtype=np.int64), max_gap_ns
+        )
+        if pairing.lead >= len(clock):
+            raise where(
+                topic,
+                None,
+                f"no {arm} command within {cfg.max_command_gap_s}s of any {ARM_NAMES[0]} "
+                "command tick",
+            )
+        start, stop = max(start, pairing.lead), min(stop, len(clock) - pairing.trail)
+        cmd_index[topic] = pairing.index
+        pairings.append((arm, topic, pairing))
+    if start >= stop:
+        raise where(cmd_topics[0], None, "no tick with both arms' commands and every observation")
+    for arm, topic, pairing in pairings:
+        inside = np.flatnonzero((pairing.gaps >= start) & (pairing.gaps < stop))
+        if inside.size:
+            k = int(inside[0])
+            raise where(
+                topic,
+                int(clock[pairing.gaps[k]]),
+                f"no {arm} command within {cfg.max_command_gap_s}s of the tick (nearest usable "
+                f"{pairing.gap_ns[k] / 1e9:.3f}s away; paired by {pairing.mode}): a gap in the "
+                "middle of the episode",
+            )
+    ticks = clock[start:stop]
+    info.dropped_leading_frames = start
+    info.dropped_trailing_frames = len(clock) - stop
     n = len(ticks)
+    offsets = [
+        np.asarray(series[t].times, dtype=np.int64)[p.index[start:stop]] - ticks
+        for _arm, t, p in pairings
+    ]
+    skew = skew_stats_ms(np.concatenate(offsets) if offsets else np.zeros(0, np.int64))
+    info.command_pairing = pairings[0][2].mode if pairings else "stamp"
+    info.command_skew_median_ms = skew["median"]
+    info.command_skew_p95_ms = skew["p95"]
+    info.command_skew_max_ms = skew["max"]
 
     def pick(topic: str) -> np.ndarray:
         times = np.asarray(series[topic].times, dtype=np.int64)
@@ -486,48 +569,30 @@ def _resample(
         return idx
 
     arrays: dict[str, np.ndarray] = {}
-    # --- actions: both arms' commands of each tick ---
-    action_parts, authority_cmd, model_idx = [], [], []
-    for arm, topic in zip(ARM_NAMES, cmd_topics, strict=True):
+    # --- actions: both arms' executed commands of each tick, their safety bits, the requests ---
+    action_parts, authority_cmd, model_idx, safety = [], [], [], []
+    for topic in cmd_topics:
         s = series[topic]
-        times = np.asarray(s.times, dtype=np.int64)
-        if topic == cmd_topics[0]:
-            idx = np.arange(dropped, len(clock))
-        else:
-            pos = np.clip(np.searchsorted(times, ticks), 1, max(len(times) - 1, 1))
-            left = np.clip(pos - 1, 0, len(times) - 1)
-            right = np.clip(pos, 0, len(times) - 1)
-            idx = np.where(
-                np.abs(times[left] - ticks) <= np.abs(times[right] - ticks), left, right
-            )
-            off = np.abs(times[idx] - ticks)
-            bad = np.flatnonzero(off > tol_ns)
-            if bad.size:
-                i = int(bad[0])
-                raise where(
-                    topic,
-                    int(ticks[i]),
-                    f"no {arm} command within {tol_ns / 1e9:.4f}s of the tick",
-                )
-        want = _TARGET_DIMS[action_mode]
-        rows = []
-        for i in idx:
-            _mode, targets, gripper, _auth, _mi = s.values[i]
-            if targets.shape != (want,):
-                raise where(
-                    topic,
-                    int(times[i]),
-                    f"dimension mismatch: {targets.shape[0]} "
-                    f"targets, mode {action_mode} needs {want}",
-                )
-            rows.append(np.append(targets, gripper))
-        arr = np.asarray(rows, dtype=np.float64)
-        _check_values(where, topic, ticks, arr, cfg, gripper_col=want)
+        idx = cmd_index[topic][start:stop]
+        arr = _command_rows(where, topic, s, idx, action_mode)
+        _check_values(where, topic, ticks, arr, cfg, gripper_col=arr.shape[1] - 1)
         action_parts.append(arr)
         authority_cmd.append(np.array([s.values[i][3] for i in idx]))
         model_idx.append(np.array([s.values[i][4] for i in idx], dtype=np.int64))
+        safety.append(np.array([s.values[i][5] for i in idx], dtype=np.uint8))
     arrays[ACTION] = np.concatenate(action_parts, axis=1).astype(np.float32)
+    arrays[SAFETY] = np.stack(safety, axis=1)
     arm_dims = action_parts[0].shape[1]
+    req_topics = [command_request_topic(a) for a in ARM_NAMES]
+    if all(series.get(t) is not None and series[t].times for t in req_topics):
+        parts = []
+        for topic, ctopic in zip(req_topics, cmd_topics, strict=True):
+            # The request behind an executed command precedes that arm's own command; the
+            # clock tick may precede it when the arms are skewed.
+            cmd_times = np.asarray(series[ctopic].times, dtype=np.int64)
+            sent = cmd_times[cmd_index[ctopic][start:stop]]
+            parts.append(_request_rows(where, topic, series[topic], sent, action_mode, cfg))
+        arrays[REQUESTED_ACTION] = np.concatenate(parts, axis=1).astype(np.float32)
 
     # --- authority in force at t: /control_authority, else the command's own field ---
     human = np.stack([a == AUTHORITY_HUMAN for a in authority_cmd], axis=1)
@@ -605,6 +670,57 @@ def _resample(
     if info.t_max_steps <= 0:
         info.t_max_steps = n
     return Episode(info=info, arrays=arrays, action_arm_dims=arm_dims, action_mode=action_mode)
+
+
+def _command_rows(
+    where: _Where, topic: str, s: _Series, idx: np.ndarray, action_mode: int
+) -> np.ndarray:
+    """(n, k) targets + gripper of the commands `idx` of one arm."""
+    want = _TARGET_DIMS[action_mode]
+    rows = []
+    for i in idx:
+        targets, gripper = s.values[i][1], s.values[i][2]
+        if targets.shape != (want,):
+            raise where(
+                topic,
+                int(s.times[i]),
+                f"dimension mismatch: {targets.shape[0]} targets, mode {action_mode} needs {want}",
+            )
+        rows.append(np.append(targets, gripper))
+    return np.asarray(rows, dtype=np.float64).reshape(len(idx), want + 1)
+
+
+def _request_rows(
+    where: _Where,
+    topic: str,
+    s: _Series,
+    sent: np.ndarray,
+    action_mode: int,
+    cfg: ExtractConfig,
+) -> np.ndarray:
+    """(n, k) per frame the newest request at or before the arm's executed command; NaN rows
+    before the first request. Checked for NaN/inf and |x|, not for the gripper range: a request
+    may ask for more than the arm executes, which is what it is recorded for."""
+    times = np.asarray(s.times, dtype=np.int64)
+    idx = _newest_at_or_before(times, sent)
+    want = _TARGET_DIMS[action_mode]
+    out = np.full((len(sent), want + 1), np.nan)
+    valid = np.flatnonzero(idx >= 0)
+    for k in valid:
+        mode, targets, gripper = s.values[idx[k]]
+        if mode != action_mode:
+            raise where(
+                topic, int(times[idx[k]]), f"request mode {mode}, executed mode {action_mode}"
+            )
+        if targets.shape != (want,):
+            raise where(
+                topic,
+                int(times[idx[k]]),
+                f"dimension mismatch: {targets.shape[0]} targets, mode {action_mode} needs {want}",
+            )
+        out[k] = np.append(targets, gripper)
+    _check_values(where, topic, times[idx[valid]], out[valid], cfg)
+    return out
 
 
 def _check_values(

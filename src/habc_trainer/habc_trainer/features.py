@@ -16,6 +16,13 @@ HUMAN = "human"  # (T, A) bool: arm under HUMAN authority at t
 ENV_STATE = "env_state"  # (T, S) float32: privileged sim state (state-mode experiments only)
 MODEL_INDEX = "model_index"  # (T,) int64: actor gradient step that produced the action (-1 human)
 TIMESTAMP_NS = "timestamp_ns"  # (T,) int64: control tick time
+SAFETY = "safety"  # (T, A) uint8: contract SAFETY_* bits of each arm's executed command at t
+# (T, D) float32: per arm the mux's newest request at or before that arm's executed command
+# (layout of `action`); NaN rows before the arm's first request.
+REQUESTED_ACTION = "requested_action"
+# Per-frame keys that some episodes lack (bags recorded without /<arm>_arm/command_request); the
+# store records per episode which of them it holds.
+OPTIONAL_KEYS: tuple[str, ...] = (REQUESTED_ACTION,)
 
 
 def image_key(camera: str) -> str:

@@ -10,7 +10,13 @@ Layout::
 by every convert run that changed something), `extract` (the settings that shaped the arrays:
 cameras, image size, proprio mode), `keys` (dtype and per-frame shape of every array), `shards`
 (name -> frame count), `episodes` (one entry per live episode: its bag, the bag's fingerprint,
-shard, offset, length, and the episode facts), `skipped` (bag -> fingerprint and reason).
+shard, offset, length, the episode facts, and `optional_keys`: which of features.OPTIONAL_KEYS it
+holds), `skipped` (bag -> fingerprint and reason).
+
+Optional keys (`requested_action`: only bags with the command-request topics have it): `keys`
+lists one once any episode has it; in a shard holding it, an episode without it occupies its
+frames with fill (NaN / 0) so every file keeps the frame offsets; `has(key, i)` says whether
+episode i has real data and `array` refuses the others. Every other key is in every episode.
 
 Why raw memory-mappable shards (not zarr / LeRobotDataset v3): a training window reads H
 consecutive actions and two single frames per camera at random places. A memmap turns that into a
@@ -44,6 +50,7 @@ import numpy as np
 
 from habc_trainer.contract import SCHEMA_VERSION
 from habc_trainer.episode import Episode
+from habc_trainer.features import OPTIONAL_KEYS
 
 STORE_FORMAT = "habc-episode-store"
 STORE_FORMAT_VERSION = 1
@@ -174,16 +181,26 @@ class StoreWriter:
             k: {"dtype": str(v.dtype), "shape": list(v.shape[1:])}
             for k, v in episode.arrays.items()
         }
-        if not self.manifest["keys"]:
+        keys = self.manifest["keys"]
+        if not keys:
             self.manifest["keys"] = spec
             self.manifest["action_arm_dims"] = episode.action_arm_dims
             self.manifest["action_mode"] = episode.action_mode
             return
-        if spec != self.manifest["keys"]:
+
+        def required(d: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in d.items() if k not in OPTIONAL_KEYS}
+
+        bad = [k for k in OPTIONAL_KEYS if k in spec and k in keys and spec[k] != keys[k]]
+        if required(spec) != required(keys) or bad:
             raise StoreError(
-                f"{episode.info.bag_dir}: arrays {spec} do not match the store's "
-                f"{self.manifest['keys']}"
+                f"{episode.info.bag_dir}: arrays {spec} do not match the store's {keys}"
             )
+        for key in OPTIONAL_KEYS:
+            if key in spec and key not in keys:
+                keys[key] = spec[key]
+                if self._shard_dir is not None:
+                    self._open_key(key, backfill=self._shard_len)
 
     def _open_shard(self) -> None:
         index = 0
@@ -198,8 +215,26 @@ class StoreWriter:
         self._shard_dir = self.root / SHARDS_DIR / f".tmp_{name}"
         self._shard_dir.mkdir(parents=True)
         self._shard_name = name
-        self._files = {k: open(self._shard_dir / f"{k}.bin", "wb") for k in self.manifest["keys"]}
+        self._files = {}
         self._shard_len = 0
+        for key in self.manifest["keys"]:
+            self._open_key(key, backfill=0)
+
+    def _open_key(self, key: str, *, backfill: int) -> None:
+        """Open `key`'s file in the open shard, with fill for the `backfill` frames before."""
+        if self._shard_dir is None:
+            raise StoreError(f"{self.root}: no open shard to add {key!r} to")
+        fh = open(self._shard_dir / f"{key}.bin", "wb")
+        if backfill:
+            fh.write(self._fill(key, backfill).tobytes())
+        self._files[key] = fh
+
+    def _fill(self, key: str, frames: int) -> np.ndarray:
+        # NaN where a float can say "not recorded", 0 otherwise; never read through `array`.
+        spec = self.manifest["keys"][key]
+        dtype = np.dtype(spec["dtype"])
+        value = np.nan if dtype.kind == "f" else 0
+        return np.full((frames, *spec["shape"]), value, dtype=dtype)
 
     def add(self, episode: Episode, fingerprint: list[list[Any]]) -> None:
         """Append one episode's arrays; it becomes visible when its shard is sealed."""
@@ -208,6 +243,9 @@ class StoreWriter:
             self._open_shard()
         length = episode.length
         for key, fh in self._files.items():
+            if key not in episode.arrays:  # an optional key this episode lacks
+                fh.write(self._fill(key, length).tobytes())
+                continue
             arr = np.ascontiguousarray(episode.arrays[key])
             if arr.shape[0] != length:
                 raise StoreError(
@@ -223,6 +261,7 @@ class StoreWriter:
             length=length,
             uid=self.manifest["next_uid"],
             revision=self.manifest["revision"] + 1,
+            optional_keys=sorted(k for k in OPTIONAL_KEYS if k in episode.arrays),
         )
         self.manifest["next_uid"] += 1
         self._pending.append(entry)
@@ -348,9 +387,20 @@ class EpisodeStore:
             self._maps[cache_key] = mm
         return mm
 
+    def has(self, key: str, episode: int) -> bool:
+        """Whether episode `episode` holds `key` (optional keys are in some episodes only)."""
+        if key not in self.keys:
+            return False
+        return key not in OPTIONAL_KEYS or key in self.episodes[episode].get("optional_keys", ())
+
     def array(self, key: str, episode: int) -> np.ndarray:
-        """(T, ...) memmap view of one episode's array."""
+        """(T, ...) memmap view of one episode's array; KeyError when it lacks the key."""
         e = self.episodes[episode]
+        if key in self.keys and not self.has(key, episode):
+            raise KeyError(
+                f"episode {episode} ({e['episode_id']}, {e['bag_dir']}) has no {key!r}: its "
+                "bag was recorded without it; check has(key, episode)"
+            )
         return self._map(e["shard"], key)[e["start"] : e["start"] + e["length"]]
 
     def iter_arrays(self, key: str) -> Iterator[np.ndarray]:

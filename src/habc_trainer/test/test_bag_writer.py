@@ -75,6 +75,42 @@ def test_typed_messages_round_trip_through_any_reader(tmp_path: Path, typestore)
     assert events[-1].outcome == "failure"
 
 
+def test_names_frames_safety_and_requests_follow_the_contract(tmp_path: Path, typestore):
+    bag = tmp_path / "ep_names"
+    with EpisodeBagWriter(bag, typestore=typestore) as w:
+        for arm in ("left", "right"):
+            w.write_joint_state(arm, np.arange(7.0), 1)
+            w.write_ee_pose(arm, [0, 0, 0], [0, 0, 0, 1], 1)
+            w.write_command_request(arm, np.zeros(9), 0.2, 2, authority=c.AUTHORITY_POLICY)
+            w.write_arm_command(
+                arm,
+                np.zeros(9),
+                0.088,
+                2,
+                authority=c.AUTHORITY_POLICY,
+                safety=c.SAFETY_GRIPPER | c.SAFETY_STEP,
+            )
+        w.write_image("top", np.zeros((4, 4, 3), np.uint8), 1)
+        with pytest.raises(ValueError, match=r"safety: 128 is not a combination"):
+            w.write_arm_command("left", np.zeros(9), 0.0, 3, authority=0, safety=128)
+    got = {}
+    with AnyReader([bag]) as r:
+        for conn, _t, raw in r.messages():
+            got[conn.topic] = r.deserialize(raw, conn.msgtype)
+    for arm in ("left", "right"):
+        js = got[c.joint_states_topic(arm)]
+        assert list(js.name) == c.joint_names(arm)
+        assert js.header.frame_id == c.base_frame(arm) == f"{arm}_base_link"
+        assert got[c.ee_pose_topic(arm)].header.frame_id == c.base_frame(arm)
+        executed, request = got[c.command_topic(arm)], got[c.command_request_topic(arm)]
+        assert executed.header.frame_id == request.header.frame_id == c.base_frame(arm)
+        assert executed.safety == c.SAFETY_GRIPPER | c.SAFETY_STEP and request.safety == 0
+        assert (executed.gripper, request.gripper) == (0.088, 0.2)
+        assert executed.header.stamp == request.header.stamp
+    assert got[c.image_topic("top")].header.frame_id == c.camera_frame("top")
+    assert set(got) <= set(c.recorded_topics())
+
+
 def test_raw_cdr_bytes_and_sqlite3(tmp_path: Path, typestore):
     msg = typestore.types[c.CONTROL_AUTHORITY_TYPE](
         header=typestore.types["std_msgs/msg/Header"](

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,11 +17,12 @@ import pytest
 from habc_trainer import contract as c
 from habc_trainer import features as F
 from habc_trainer import rostypes
+from habc_trainer.bag_writer import EpisodeBagWriter
 from habc_trainer.convert import convert, main
 from habc_trainer.episode import ExtractConfig
 from habc_trainer.store import EpisodeStore
 from habc_trainer.streams import StreamConfig, WindowDataset, WindowStreams
-from habc_trainer.synthetic import SyntheticSpec, write_synthetic_episode
+from habc_trainer.synthetic import SyntheticSpec, expected_action, write_synthetic_episode
 
 CFG = ExtractConfig(cameras=("top",), image_size=16)
 STREAM_CFG = StreamConfig(horizon=8, intervention_window=8, min_human_steps=3)
@@ -348,3 +350,123 @@ def test_one_writer_at_a_time(tmp_path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         writer.close()
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on close
+
+
+def write_arm_bag(
+    bag: Path, typestore, *, requests: bool, right_log_ns=0, right_stamp_ns=0, hole=()
+) -> Path:
+    """6 ticks at 10 Hz; the left arm's first two commands were clamped (SAFETY_WORKSPACE)
+    after a request 1 cm further in x; the right arm logged / stamped late by the offsets."""
+    with EpisodeBagWriter(bag, typestore=typestore) as w:
+        w.write_event(c.EVENT_START, 0, episode_id=bag.name, task="fold", source="rollout")
+        for t in range(6):
+            now = 1_000_000_000 + t * 100_000_000
+            w.write_image("top", np.zeros((12, 16, 3), np.uint8), now)
+            for a, arm in enumerate(("left", "right")):
+                w.write_joint_state(arm, np.append(np.zeros(6), 0.04), now)
+                w.write_ee_pose(arm, expected_action(t, a)[:3], [0, 0, 0, 1], now)
+            for a, arm in enumerate(("left", "right")):
+                if arm == "right" and t in hole:
+                    continue
+                act = expected_action(t, a)
+                bits = c.SAFETY_WORKSPACE if arm == "left" and t < 2 else 0
+                log = now + (right_log_ns if arm == "right" else 0)
+                stamp = now + (right_stamp_ns if arm == "right" else 0)
+                if requests:
+                    req = act + np.eye(10)[0] * (0.01 if bits else 0.0)
+                    msg = w._arm_command(arm, req[:9], req[9], stamp, 0, 3, c.MODE_EE, 0)
+                    w.write(c.command_request_topic(arm), msg, log - 1_000_000)
+                msg = w._arm_command(arm, act[:9], act[9], stamp, 0, 3, c.MODE_EE, bits)
+                w.write(c.command_topic(arm), msg, log)
+        w.write_event(
+            c.EVENT_END, 2e9, episode_id=bag.name, task="fold", source="rollout", outcome="success"
+        )
+    return bag
+
+
+def test_a_store_mixing_bags_with_and_without_requests(tmp_path):
+    typestore = rostypes.make_typestore()
+    root = tmp_path / "data"
+    # Converted in name order: the optional key appears in the middle of a shard, then is
+    # missing again.
+    skew = 30_000_000  # own stamps: paired by log time
+    write_arm_bag(
+        root / "a_old", typestore, requests=False, right_log_ns=skew, right_stamp_ns=skew
+    )
+    write_arm_bag(root / "b_req", typestore, requests=True, right_log_ns=40_000_000)
+    write_arm_bag(root / "c_old", typestore, requests=False, right_log_ns=20_000_000)
+    summary = convert([root], tmp_path / "store", CFG)
+    assert summary.converted == 3 and not summary.skipped
+    assert summary.paired_by == {"stamp": 2, "log_time": 1}
+    assert summary.skew_median_ms == pytest.approx(30.0) and summary.skew_max_ms == pytest.approx(
+        40
+    )
+    assert (summary.arm_frames, summary.safety_arm_frames) == (36, 6)
+    assert summary.safety_by_flag["workspace"] == 6 and summary.safety_by_flag["step"] == 0
+    assert (summary.request_arm_frames, summary.request_differs_arm_frames) == (12, 2)
+    facts = summary.to_dict()
+    assert facts["safety_pct"] == pytest.approx(100 * 6 / 36)
+    assert facts["request_differs_pct"] == pytest.approx(100 * 2 / 12)
+    json.dumps(facts)
+    text = summary.format()
+    assert "2 by stamp, 1 by log time" in text and "workspace 16.7%" in text
+    assert "requested != executed on 16.7% of 12 arm-frames" in text
+
+    store = EpisodeStore(tmp_path / "store")
+    ids = by_id(store)
+    old, req, late = ids["a_old"], ids["b_req"], ids["c_old"]
+    assert store.has(F.REQUESTED_ACTION, req) and not store.has(F.REQUESTED_ACTION, old)
+    with pytest.raises(KeyError, match="recorded without it"):
+        store.array(F.REQUESTED_ACTION, late)
+    requested = np.asarray(store.array(F.REQUESTED_ACTION, req))
+    executed = np.asarray(store.array(F.ACTION, req))
+    np.testing.assert_allclose(
+        requested[:, 0] - executed[:, 0], [0.01, 0.01, 0, 0, 0, 0], atol=1e-6
+    )
+    np.testing.assert_array_equal(requested[:, 10:], executed[:, 10:])
+    # Every other array keeps its offsets around the fill.
+    for i in (old, req, late):
+        assert np.asarray(store.array(F.SAFETY, i))[:, 0].tolist() == [2, 2, 0, 0, 0, 0]
+        np.testing.assert_allclose(
+            np.asarray(store.array(F.ACTION, i))[:, 10:],
+            np.stack([expected_action(t, 1) for t in range(6)]),
+            rtol=1e-6,
+        )
+    entry = store.episodes[old]
+    assert entry["command_pairing"] == "log_time" and entry["dropped_trailing_frames"] == 0
+    assert entry["command_skew_median_ms"] == pytest.approx(30.0)
+    assert store.episodes[req]["optional_keys"] == [F.REQUESTED_ACTION]
+    streams = WindowStreams(
+        store, StreamConfig(horizon=4, intervention_window=4, min_human_steps=1)
+    )
+    batch = streams.sample("auto", 8, np.random.default_rng(0))
+    assert batch[F.ACTIONS].shape == (8, 4, 20)
+
+
+def test_cli_max_command_gap_and_skip_reasons(tmp_path, capsys):
+    typestore = rostypes.make_typestore()
+    bag = write_arm_bag(
+        tmp_path / "data" / "holey", typestore, requests=False, right_stamp_ns=1, hole=(1, 2, 3)
+    )
+    args = ["--data-root", str(tmp_path / "data"), "--cameras", "top", "--no-progress"]
+    assert main([*args, "--store", str(tmp_path / "s1")]) == 0
+    out = capsys.readouterr().out
+    # Tick 2 is 0.2 s from the nearest right command: a hole, named with its time.
+    assert f"skipped {bag}: {bag}" in out
+    assert "/right_arm/command @ t=1.200s" in out and "no right command within 0.1s" in out
+    assert main([*args, "--store", str(tmp_path / "s2"), "--max-command-gap", "0.25"]) == 0
+    assert "converted 1 " in capsys.readouterr().out
+    assert main([*args, "--store", str(tmp_path / "s3"), "--max-command-gap", "0"]) == 2
+    assert "max_command_gap_s: must be > 0" in capsys.readouterr().err
+
+
+def test_a_store_of_older_arrays_is_refused(tmp_path):
+    typestore = rostypes.make_typestore()
+    write_arm_bag(tmp_path / "data" / "a", typestore, requests=False)
+    convert([tmp_path / "data"], tmp_path / "store", CFG)
+    manifest_path = tmp_path / "store" / "store.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["extract"]["arrays"]  # what a store built before `safety` existed says
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(RuntimeError, match="built with .* --rebuild"):
+        convert([tmp_path / "data"], tmp_path / "store", CFG)
