@@ -699,8 +699,10 @@ def _request_rows(
     cfg: ExtractConfig,
 ) -> np.ndarray:
     """(n, k) per frame the newest request at or before the arm's executed command; NaN rows
-    before the first request. Checked for NaN/inf and |x|, not for the gripper range: a request
-    may ask for more than the arm executes, which is what it is recorded for."""
+    before the first request. Finite rows are checked for |x|, not for the gripper range: a
+    request may ask for more than the arm executes, which is what it is recorded for. A NaN/inf
+    request is kept as a NaN row: the driver refused it and held the arm, and the executed
+    command (the action) is what the episode is judged by."""
     times = np.asarray(s.times, dtype=np.int64)
     idx = _newest_at_or_before(times, sent)
     want = _TARGET_DIMS[action_mode]
@@ -718,8 +720,10 @@ def _request_rows(
                 int(times[idx[k]]),
                 f"dimension mismatch: {targets.shape[0]} targets, mode {action_mode} needs {want}",
             )
-        out[k] = np.append(targets, gripper)
-    _check_values(where, topic, times[idx[valid]], out[valid], cfg)
+        row = np.append(targets, gripper)
+        out[k] = row if np.isfinite(row).all() else np.nan
+    finite = valid[np.isfinite(out[valid]).all(axis=1)]
+    _check_values(where, topic, times[idx[finite]], out[finite], cfg)
     return out
 
 

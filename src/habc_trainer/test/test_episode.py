@@ -375,14 +375,30 @@ def test_safety_bits_and_requests_land_per_frame(tmp_path, typestore):
     assert req[3, 19] == pytest.approx(0.2)
 
 
-def test_requests_are_validated_and_need_both_arms(tmp_path, typestore):
+def test_refused_requests_are_kept_as_nan_and_requests_need_both_arms(tmp_path, typestore):
     def nan_row(t, arm, row):
         if arm == "left" and t == 6:
             row[2] = np.nan
         return row
 
+    # A NaN request is one the driver refused (it held the arm): the episode still converts,
+    # the executed action is intact, and the request row says what was asked (nothing usable).
     bag = write_arms(tmp_path / "nan", typestore, request=nan_row)
-    with pytest.raises(EpisodeError, match=r"/left_arm/command_request @ t=1\.599s .*NaN"):
+    ep = extract_episode(bag, cfg_no_cams())
+    req = ep.arrays[REQUESTED_ACTION]
+    assert np.isnan(req[6, :10]).all() and np.isfinite(req[6, 10:]).all()
+    assert np.isfinite(np.delete(req, 6, axis=0)).all()
+    assert np.isfinite(ep.arrays[ACTION]).all()
+
+    def huge_row(t, arm, row):
+        if arm == "left" and t == 6:
+            row[2] = 1e6
+        return row
+
+    bag = write_arms(tmp_path / "huge", typestore, request=huge_row)
+    with pytest.raises(
+        EpisodeError, match=r"/left_arm/command_request @ t=1\.599s .*out-of-range"
+    ):
         extract_episode(bag, cfg_no_cams())
     bag = write_arms(tmp_path / "left_only", typestore, requests=("left",))
     ep = extract_episode(bag, cfg_no_cams())
