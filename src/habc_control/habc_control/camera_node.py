@@ -27,6 +27,7 @@ from habc_control.ros_common import (
     declare,
     refuse_runtime_changes,
 )
+from habc_trainer.contract import camera_frame, compressed_image_topic, image_topic
 
 
 class CameraNode(Node):
@@ -56,10 +57,8 @@ class CameraNode(Node):
         for name, serial in zip(names, serials, strict=True):
             cam = RealSenseCamera(CameraConfig(name, serial, w, h, fps), rs, open_stream)
             sup = CameraSupervisor(cam, reconnect)
-            raw = self.create_publisher(Image, f"/camera/{name}/color/image_raw", IMAGE_QOS)
-            jpg = self.create_publisher(
-                CompressedImage, f"/camera/{name}/color/image_raw/compressed", IMAGE_QOS
-            )
+            raw = self.create_publisher(Image, image_topic(name), IMAGE_QOS)
+            jpg = self.create_publisher(CompressedImage, compressed_image_topic(name), IMAGE_QOS)
             t = threading.Thread(target=self._loop, args=(name, sup, raw, jpg), daemon=True)
             self._threads.append(t)
             t.start()
@@ -82,7 +81,7 @@ class CameraNode(Node):
             rgb, _ = got
             stamp = self.get_clock().now().to_msg()
             img = Image()
-            img.header.stamp, img.header.frame_id = stamp, f"{name}_color_optical_frame"
+            img.header.stamp, img.header.frame_id = stamp, camera_frame(name)
             img.height, img.width = rgb.shape[:2]
             img.encoding, img.step = "rgb8", rgb.shape[1] * 3
             img.data = rgb.tobytes()
