@@ -73,10 +73,20 @@ def test_takeover_mid_episode_is_labelled_in_the_bag(tmp_path):
         meta.outcome == "failure" and meta.intervened
     )  # relabeled after the fact and meta.robot == "arx_x5_bimanual_sim"
     msgs = _read_bag(bag)
-    left = [(t, m.authority) for t, m in msgs["/left_arm/command"]]
-    right = Counter(m.authority for _, m in msgs["/right_arm/command"])
+    # The executed commands: the driver's safety core may hold a tick under load (its watchdog,
+    # a request later than watchdog_s): such a tick is HOLD with a safety bit, never HUMAN, and
+    # rare. The authority pattern is read on the other ticks.
+    from habc_trainer.contract import SAFETY_HOLD, SAFETY_WATCHDOG
+
+    held = [
+        m for _, m in msgs["/left_arm/command"] + msgs["/right_arm/command"] if m.authority == 2
+    ]
+    assert all(m.safety & (SAFETY_WATCHDOG | SAFETY_HOLD) for m in held)
+    assert len(held) <= 0.05 * len(msgs["/left_arm/command"]), len(held)
+    left = [(t, m.authority) for t, m in msgs["/left_arm/command"] if m.authority != 2]
+    right = Counter(m.authority for _, m in msgs["/right_arm/command"] if m.authority != 2)
     labels = Counter(a for _, a in left)
-    assert right == Counter({0: len(msgs["/right_arm/command"])})
+    assert set(right) == {0}
     # one contiguous HUMAN segment on the left arm: POLICY ... HUMAN ... POLICY
     runs = [a for i, (_, a) in enumerate(left) if i == 0 or left[i - 1][1] != a]
     assert runs == [0, 1, 0], runs

@@ -40,32 +40,44 @@ class ExpertChunkPolicy:
         self.model_index = model_index
         self.rng = np.random.default_rng(seed)
         self._hands: dict[str, ArmScript] = {}
-        self._next_tick = -1
+        self._chunk_tick = -1  # env tick of the last chunk's first row
+        self._snapshots: list[dict[str, dict[str, Any]]] = []  # hands' state per row
 
     def reset(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
         self._hands = {}
-        self._next_tick = -1
+        self._chunk_tick = -1
+        self._snapshots = []
 
     def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
-        if self.env.tick != self._next_tick:
-            # The last chunk was not run to its end (takeover, new episode): re-anchor the hands
-            # on the arms' current poses.
+        # The next request may come before this chunk's execute_steps ran out (prefetch) and its
+        # first rows may be skipped (inference latency): keep the hands' state at every row, and
+        # continue the plan from the row of the tick the next request is made at. Anything else
+        # (a takeover dropped the chunk, a new episode) re-anchors the hands on the current poses.
+        offset = self.env.tick - self._chunk_tick
+        if 0 <= offset < len(self._snapshots):
+            for arm, state in self._snapshots[offset].items():
+                for f, v in state.items():
+                    setattr(self._hands[arm], f, v)
+        else:
             self._hands = {arm: make_hand(arm, self.env, self.cfg, self.rng) for arm in ARMS}
-        cols, keep = [], {}
-        for arm in ARMS:
-            hand = self._hands[arm]
-            rows = []
-            for k in range(self.horizon):
-                if k == self.execute_steps:
-                    keep[arm] = {f: copy.copy(getattr(hand, f)) for f in _STATE_FIELDS}
-                rows.append(hand_action(self.env, hand))
-            for f, v in keep[arm].items():
-                setattr(hand, f, v)
-            cols.append(np.asarray(rows))
-        self._next_tick = self.env.tick + self.execute_steps
-        actions = np.concatenate(cols, axis=1).astype(np.float32)
-        return {"actions": actions, "model_index": self.model_index}
+        self._chunk_tick = self.env.tick
+        self._snapshots = []
+        cols: dict[str, list] = {arm: [] for arm in ARMS}
+        for _k in range(min(self.horizon, self.execute_steps + 1)):
+            self._snapshots.append(
+                {
+                    arm: {f: copy.copy(getattr(self._hands[arm], f)) for f in _STATE_FIELDS}
+                    for arm in ARMS
+                }
+            )
+            for arm in ARMS:
+                cols[arm].append(hand_action(self.env, self._hands[arm]))
+        for _k in range(len(cols[ARMS[0]]), self.horizon):
+            for arm in ARMS:
+                cols[arm].append(hand_action(self.env, self._hands[arm]))
+        actions = np.concatenate([np.asarray(cols[arm]) for arm in ARMS], axis=1)
+        return {"actions": actions.astype(np.float32), "model_index": self.model_index}
 
 
 class ReplayPolicy:

@@ -48,11 +48,12 @@ def load_critic(path: Path | str) -> LoadedCritic:
 
     ckpt = load_checkpoint(path)
     critic = DualHeadCritic(ckpt.model_config, ckpt.train_config.t_max)
-    sd = {k[len("critic."):]: v for k, v in ckpt.model.items() if k.startswith("critic.")}
+    sd = {k[len("critic.") :]: v for k, v in ckpt.model.items() if k.startswith("critic.")}
     critic.load_state_dict(sd)
     critic.eval()
-    return LoadedCritic(critic, ckpt.model_config, ckpt.stats, ckpt.train_config,
-                        float(ckpt.train_config.t_max))
+    return LoadedCritic(
+        critic, ckpt.model_config, ckpt.stats, ckpt.train_config, float(ckpt.train_config.t_max)
+    )
 
 
 def obs_batch(observations: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -67,8 +68,9 @@ def obs_batch(observations: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- g_t per source ---
-def gate_histograms(critic: LoadedCritic, store: Path, round_index: int,
-                    rng: np.random.Generator) -> dict[str, Any]:
+def gate_histograms(
+    critic: LoadedCritic, store: Path, round_index: int, rng: np.random.Generator
+) -> dict[str, Any]:
     """g_t (Eq. 7, or 1 + tanh(A_v) for habc_v) from the checkpoint's critic on windows of the
     replay buffer it trained on, split by source."""
     import torch
@@ -87,8 +89,11 @@ def gate_histograms(critic: LoadedCritic, store: Path, round_index: int,
     cfg = critic.train_cfg
     streams = open_streams(store, round_index, cfg)
     out: dict[str, Any] = {"bins": G_BINS.tolist()}
-    names = {ROLLOUT_SUCC: "rollout_success", ROLLOUT_FAIL: "rollout_failure",
-             INTERVENTION: "intervention"}
+    names = {
+        ROLLOUT_SUCC: "rollout_success",
+        ROLLOUT_FAIL: "rollout_failure",
+        INTERVENTION: "intervention",
+    }
     groups: dict[str, list[np.ndarray]] = {n: [] for n in names.values()}
     for stream in ("auto", "int"):
         if streams.size(stream) == 0:
@@ -108,8 +113,12 @@ def gate_histograms(critic: LoadedCritic, store: Path, round_index: int,
         if not parts:
             continue
         g = np.concatenate(parts)
-        out[name] = {"n": int(g.size), "mean": float(g.mean()), "std": float(g.std()),
-                     "counts": np.histogram(g, G_BINS)[0].tolist()}
+        out[name] = {
+            "n": int(g.size),
+            "mean": float(g.mean()),
+            "std": float(g.std()),
+            "counts": np.histogram(g, G_BINS)[0].tolist(),
+        }
     return out
 
 
@@ -130,10 +139,13 @@ class RecordingSink:
         self.observations.append(dict(obs))
         self._tick_human, self._arms_seen = False, 0
 
-    def command(self, arm: str, out: Any, mode: int, t_ns: int) -> None:
+    def command_request(self, arm: str, out: Any, mode: int, t_ns: int) -> None:
+        pass
+
+    def command(self, arm: str, executed: Any, t_ns: int) -> None:
         from habc_control.authority import Authority
 
-        self._tick_human |= int(out.authority) == int(Authority.HUMAN)
+        self._tick_human |= int(executed.command.authority) == int(Authority.HUMAN)
         self._arms_seen += 1
         if self._arms_seen == 2:  # both arms commanded: the tick is complete
             self.human.append(self._tick_human)
@@ -172,11 +184,17 @@ def traces(ctx: SeedContext, critic: LoadedCritic, policy: Path) -> list[dict[st
         for seed in seeds:
             r = collector.run_episode(seed)
             p_v, v_e = critic.heads(obs_batch(sink.observations), "obs.")
-            out.append({"seed": seed, "outcome": r.outcome, "length": int(r.ticks),
-                        "intervened": bool(r.intervened),
-                        "p_v": p_v.round(4).tolist(),
-                        "v_e_norm": (1.0 + v_e / critic.t_max).round(4).tolist(),
-                        "human": [bool(h) for h in sink.human[: len(p_v)]]})
+            out.append(
+                {
+                    "seed": seed,
+                    "outcome": r.outcome,
+                    "length": int(r.ticks),
+                    "intervened": bool(r.intervened),
+                    "p_v": p_v.round(4).tolist(),
+                    "v_e_norm": (1.0 + v_e / critic.t_max).round(4).tolist(),
+                    "human": [bool(h) for h in sink.human[: len(p_v)]],
+                }
+            )
             if sum(t["intervened"] for t in out) >= want:
                 break
     finally:
@@ -196,8 +214,13 @@ def initial_obs(env: Any, seed: int, marker_xy: Sequence[float] | None = None) -
     from arx_x5_driver.sim.model import ARMS
 
     lay = env.layout
-    env.rig.reset({arm: env.q_home for arm in ARMS}, np.asarray(marker_xy, dtype=float),
-                  lay.marker_yaw, lay.pouch_pos, lay.pouch_yaw)
+    env.rig.reset(
+        {arm: env.q_home for arm in ARMS},
+        np.asarray(marker_xy, dtype=float),
+        lay.marker_yaw,
+        lay.pouch_pos,
+        lay.pouch_yaw,
+    )
     for _ in range(3):
         env.rig.step()
     return env.observe()
@@ -221,8 +244,9 @@ def viability_map(ctx: SeedContext, critic: LoadedCritic, grid: int) -> dict[str
     return {"x": xs.tolist(), "y": ys.tolist(), "p_v": p_v.reshape(grid, grid).tolist()}
 
 
-def calibration(ctx: SeedContext, critic: LoadedCritic, policy_eval: dict[str, Any] | None
-                ) -> dict[str, Any]:
+def calibration(
+    ctx: SeedContext, critic: LoadedCritic, policy_eval: dict[str, Any] | None
+) -> dict[str, Any]:
     """p_v(s_0) on the held-out layouts vs. the evaluation outcomes of the policy that
     generated the critic's training rollouts (same seeds, so per-layout comparison)."""
     from arx_x5_driver.sim.env import PouchEnv
@@ -274,12 +298,14 @@ def probe_seed(ctx: SeedContext) -> dict[str, Any]:
         if ck.is_dir():
             prev = ("sft", 0) if r == 1 else ("habc", r - 1)
             out["calibration"][f"habc/r{r:03d}"] = calibration(
-                ctx, load_critic(ck), read_json(ctx.eval_json(*prev)))
+                ctx, load_critic(ck), read_json(ctx.eval_json(*prev))
+            )
     final = ctx.ckpt("habc", t.step1_rounds)
     if final.is_dir():
         critic = load_critic(final)
         out["viability_map"] = viability_map(ctx, critic, ctx.viability_grid) | {
-            "checkpoint": f"habc/r{t.step1_rounds:03d}"}
+            "checkpoint": f"habc/r{t.step1_rounds:03d}"
+        }
         out["traces"] = traces(ctx, critic, final)
         out["traces_checkpoint"] = f"habc/r{t.step1_rounds:03d}"
     return out
