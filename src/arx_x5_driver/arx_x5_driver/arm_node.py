@@ -22,6 +22,7 @@ from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -146,8 +147,10 @@ class ArmNode(Node):
 
     def _setup_io(self, cfg: SafetyConfig, publish_expert: bool) -> None:
         self.core = DriverCore(self.backend, cfg, self.mode)
-        self._ignore_before_ns = 0  # requests stamped before the last sim reset are stale
-        self._awaiting_start = False  # after a sim reset: hold until the episode's START
+        # After a sim reset the mux and the policy still hold targets of the old layout until they
+        # see the episode's START: requests are ignored until START, then those stamped before it.
+        self._awaiting_start = False
+        self._ignore_before_ns = 0
         self._js_pub = {
             a: self.create_publisher(JointState, joint_states_topic(a), 10) for a in self.arms
         }
@@ -218,10 +221,7 @@ class ArmNode(Node):
             return f"reset failed: {exc!r}"
         with self._lock:
             self.core.reset()
-            self._ignore_before_ns = self.get_clock().now().nanoseconds
-            # The mux and the policy still hold targets of the old layout until they see the
-            # episode's START: hold the arms at their new home until then.
-            self._awaiting_start = True
+            self._awaiting_start = True  # the arms hold at their new home until START
         self._seed = seed
         self._expert = self._make_expert(seed)
         self.get_logger().info(f"sim rig reset to the layout of seed {seed}")
@@ -282,11 +282,10 @@ class ArmNode(Node):
     def _on_event(self, msg: EpisodeEvent) -> None:
         if msg.event != EVENT_START:
             return
-        stamp_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
         with self._lock:
             if self._awaiting_start:
                 self._awaiting_start = False
-                self._ignore_before_ns = max(self._ignore_before_ns, stamp_ns)
+                self._ignore_before_ns = Time.from_msg(msg.header.stamp).nanoseconds
 
     def _on_command(self, arm: str, msg: ArmCommand) -> None:
         try:
@@ -296,7 +295,7 @@ class ArmNode(Node):
         except ValueError as exc:
             self.get_logger().error(f"{arm}: rejected command: {exc}")
             return
-        stamp_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
         with self._lock:
             if self._awaiting_start or stamp_ns < self._ignore_before_ns:
                 return  # computed for the layout before a sim reset

@@ -40,13 +40,14 @@ class DriverCore:
         self.config = config
         self.mode = mode
         self.arms = tuple(backend.arms)
+        self._held: set[str] = set()
         self.reset()
 
     def reset(self) -> None:
-        """Forget every arm's last target and request (after the rig was reset under it)."""
+        """Forget every arm's last target and request (after the rig was reset under it). A
+        HOLD from /control_authority stays: the operator's, not the scene's."""
         self.safety = {a: ArmSafety(self.config, name=a, mode=self.mode) for a in self.arms}
         self._model_index = dict.fromkeys(self.arms, -1)
-        self._held: set[str] = set()
 
     def set_held(self, arm: str, held: bool) -> None:
         """HOLD authority for `arm`: it holds whatever the requests say."""

@@ -37,8 +37,16 @@ import yaml
 from arx_x5_driver.safety import Command, SafetyConfig
 from habc_control.authority import Authority, AuthorityArbiter, AuthorityConfig
 from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
-from habc_control.command_mux import ActionLayout, ArmTarget, CommandMux, MuxConfig
+from habc_control.command_mux import (
+    POLICY_TIMEOUT_S,
+    ActionLayout,
+    ArmTarget,
+    CommandMux,
+    MuxConfig,
+    policy_timeout_ticks,
+)
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
+from habc_control.graph import load_graph_config, node_specs
 from habc_control.teleop import ScheduledOperator, parse_schedule
 from habc_trainer.contract import MODE_EE, MODE_JOINT
 from habc_trainer.features import CAMERA_NAMES, ENV_STATE, image_key
@@ -93,22 +101,18 @@ class CollectConfig:
     def from_graph(cls, graph: Mapping[str, Any], **fields: Any) -> CollectConfig:
         """The runtime settings the ROS graph uses (a loaded config/rollout.yaml): the arm
         driver's safety limits, the mux's blend and policy timeout, the policy's chunking."""
-        common = dict(graph.get("common") or {})
-        nodes = graph["nodes"]
-
-        def params(node: str) -> dict[str, Any]:
-            return {**common, **(nodes.get(node, {}).get("parameters") or {})}
-
-        driver, mux, policy = params("arm_driver"), params("command_mux"), params("policy")
+        params = {spec.name: spec.parameters for spec in node_specs(graph)}
+        driver, mux, policy = params["arm_driver"], params["command_mux"], params["policy"]
         safety = SafetyConfig.from_parameters(
             {k: v for k, v in driver.items() if k in SafetyConfig.parameters()}
         )
-        hz = float(common.get("control_hz", 30.0))
-        timeout_s = float(mux.get("policy_timeout_s", 0.5))
+        timeout_s = float(mux.get("policy_timeout_s", POLICY_TIMEOUT_S))
         settings: dict[str, Any] = {
             "safety": safety,
             "blend_steps": int(mux.get("blend_steps", cls.blend_steps)),
-            "policy_timeout_ticks": max(1, int(np.ceil(timeout_s * hz - 1e-9))),
+            "policy_timeout_ticks": policy_timeout_ticks(
+                timeout_s, float(mux.get("control_hz", 30.0))
+            ),
             "horizon": int(policy.get("horizon", cls.horizon)),
             "execute_steps": int(policy.get("execute_steps", cls.execute_steps)),
             "prefetch_steps": int(policy.get("prefetch_steps", cls.prefetch_steps)),
@@ -316,7 +320,7 @@ class Collector:
             MuxConfig(arms, env.action_space, cfg.blend_steps, cfg.policy_timeout_ticks)
         )
         mode_code = MODE_EE if env.action_space == "ee" else MODE_JOINT
-        core = DriverCore(SimRigBackend.over_env(env, mode_code), cfg.safety, mode_code)
+        core = DriverCore(SimRigBackend(mode=mode_code, env=env), cfg.safety, mode_code)
         start_ns = time.time_ns()
         model_index = -1 if demo else int(getattr(policy, "model_index", 0))
         res = self.manager.start(env.prompt, cfg.mode, cfg.round, start_ns, model_index)
@@ -327,7 +331,6 @@ class Collector:
         self.manager.note_authority(arbiter.snapshot())
         hand_targets = {arm: _target(hands.act_arm(arm)) for arm in arms} if hands else {}
         in_flight: tuple[Any, dict[str, Any], int] | None = None  # (token, result, due tick)
-        safety_ticks = 0
         done = False
         t_ns = start_ns
         while not done:
@@ -379,8 +382,7 @@ class Collector:
                 except ValueError:
                     continue  # refused like the arm node refuses it (NaN): the watchdog holds
                 core.request(arm, cmd, out.model_index, now)
-            for arm, (_measured, executed) in core.tick(now).items():
-                safety_ticks += executed.flags != 0
+            for arm, (_m, executed) in core.tick(now).items():
                 self.sink.command(arm, executed, t_ns)
             obs, _r, terminated, truncated, _info = env.step(None)
             if hands is not None:
@@ -396,7 +398,6 @@ class Collector:
             "lid_snaps": env.monitor.lid_snaps,
             "ik_failures": env.ik_failures,
             "invalid_actions": env.invalid_actions,
-            "safety_arm_ticks": int(safety_ticks),
             "operator": (
                 operator.log.to_dict() if foot is None else {"schedule": list(cfg.schedule)}
             ),
@@ -421,11 +422,9 @@ def _target(v: np.ndarray) -> ArmTarget:
 
 
 def _reason(env: Any) -> str:
-    s = env.state
-    if env.monitor.succeeded(env.cfg.task.settle_ticks):
-        return "success"
-    if s.off_table:
-        return "marker off the table"
+    done, _success, reason = env.status()
+    if done and not reason.startswith("step limit"):
+        return reason
     return f"step limit ({env.cfg.task.t_max} ticks), milestones {list(env.monitor.reached)}"
 
 
@@ -562,8 +561,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg_path = args.config or _default_config_path()
     sim_cfg = load_sim_config(cfg_path)
     env = PouchEnv(sim_cfg, obs_mode=args.obs)
-    from habc_control.graph import load_graph_config
-
     cfg = CollectConfig.from_graph(
         load_graph_config(args.graph_config), mode=mode, episodes=n, seed=args.seed,
         round=args.round, schedule=tuple(args.schedule),

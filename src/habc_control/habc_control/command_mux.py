@@ -24,6 +24,7 @@ Rules per arm:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -32,6 +33,16 @@ import numpy as np
 from habc_control.authority import Authority, blend_pose
 
 ACTION_SPACES = {"ee": 9, "joint": 6}  # target values per arm, the gripper comes on top
+# A policy silent this long under POLICY is stalled: well above the sim presets' inference
+# (23-39 ms) with prefetch, short enough that a dead policy never looks like one that acts.
+POLICY_TIMEOUT_S = 0.5
+
+
+def policy_timeout_ticks(timeout_s: float, control_hz: float) -> int:
+    """`policy_timeout_s` (the mux node's parameter) as control ticks, at least 1."""
+    if not timeout_s > 0:
+        raise ValueError(f"policy_timeout_s: must be > 0, got {timeout_s!r}")
+    return max(1, math.ceil(timeout_s * control_hz - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,7 @@ class MuxConfig:
     action_space: str = "ee"
     blend_steps: int = 15  # ticks of interpolation after switching to HUMAN (0.5 s at 30 Hz)
     # Ticks without a fresh policy target before the mux calls the policy stalled and holds
-    # (15 = 0.5 s at 30 Hz: well above the sim presets' inference, 23-39 ms, with prefetch).
+    # (POLICY_TIMEOUT_S at 30 Hz).
     policy_timeout_ticks: int = 15
 
     def __post_init__(self) -> None:
@@ -131,7 +142,7 @@ class _ArmState:
 class CommandMux:
     def __init__(self, config: MuxConfig | None = None) -> None:
         self.config = config or MuxConfig()
-        self._arms = {arm: _ArmState() for arm in self.config.arms}
+        self.reset()
 
     def reset(self) -> None:
         """Forget every arm's last output (a new episode starts from the measured pose)."""

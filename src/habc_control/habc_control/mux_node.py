@@ -11,7 +11,6 @@ Logic: habc_control.command_mux. On shutdown a HOLD request is published for eve
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import deque
 
@@ -22,7 +21,12 @@ from sensor_msgs.msg import JointState
 
 from arx_x5_driver.node_main import run_node
 from habc_control.authority import Authority, AuthorityWatch
-from habc_control.command_mux import CommandMux, MuxConfig
+from habc_control.command_mux import (
+    POLICY_TIMEOUT_S,
+    CommandMux,
+    MuxConfig,
+    policy_timeout_ticks,
+)
 from habc_control.ros_common import (
     AUTHORITY_QOS,
     COMMAND_QOS,
@@ -60,17 +64,13 @@ class MuxNode(Node):
             self, "authority_timeout_s", 2.0, "no /control_authority this long -> every arm HOLD"
         )
         hz = float(declare(self, "control_hz", 30.0, "control rate [Hz] (arm driver ticks)"))
-        policy_timeout = float(
-            declare(
-                self,
-                "policy_timeout_s",
-                0.5,
-                "no policy command this long under POLICY -> the arm is held, labelled HOLD",
-            )
+        policy_timeout = declare(
+            self,
+            "policy_timeout_s",
+            POLICY_TIMEOUT_S,
+            "no policy command this long under POLICY -> the arm is held, labelled HOLD",
         )
-        if not policy_timeout > 0:
-            raise ValueError(f"policy_timeout_s: must be > 0, got {policy_timeout!r}")
-        ticks = max(1, math.ceil(policy_timeout * hz - 1e-9))
+        ticks = policy_timeout_ticks(float(policy_timeout), hz)
         self.mux = CommandMux(MuxConfig(self.arms, self.space, blend, ticks))
         self.mode = MODE_BY_SPACE[self.space]
         # HOLD until the teleop node speaks, and again if its heartbeat stops.

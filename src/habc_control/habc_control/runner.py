@@ -211,6 +211,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     opts = ap.parse_args(argv)
     if opts.outcome not in (*OUTCOMES, SIM_OUTCOME):
         ap.error(f"--outcome: {opts.outcome!r} is not one of {[*OUTCOMES, SIM_OUTCOME]}")
+    if opts.outcome == SIM_OUTCOME and opts.seed is None:
+        # Without a reset the task keeps the verdict of the episode before: every later
+        # episode would end at once.
+        ap.error(f"--outcome {SIM_OUTCOME}: needs --seed (each episode starts from a reset)")
     if opts.source not in SOURCES:
         ap.error(f"--source: {opts.source!r} is not one of {list(SOURCES)}")
     if opts.episodes < 1:

@@ -28,25 +28,23 @@ class SimRigBackend:
         config: str | SimConfig | None = None,
         obs_mode: str = "pixels",
         seed: int = 0,
+        env: PouchEnv | None = None,
     ) -> None:
+        """`env`: drive an env someone else steps (the DDS-free collector) instead of building
+        one: the same read / send as the arm driver's, no second MuJoCo world."""
         if tuple(arms) != ARMS:
             raise ValueError(f"arms: the simulated rig has arms {ARMS}, got {tuple(arms)}")
         if mode not in (_MODE_JOINT, _MODE_EE):
             raise ValueError(f"mode: expected 0 (joint) or 1 (ee), got {mode!r}")
-        cfg = config if isinstance(config, SimConfig) else load_sim_config(config)
         self.arms = ARMS
         self.mode = mode
+        self.stopped = False
+        if env is not None:
+            self.env = env
+            return
+        cfg = config if isinstance(config, SimConfig) else load_sim_config(config)
         self.env = PouchEnv(cfg, obs_mode=obs_mode)
         self.env.reset(seed)
-        self.stopped = False
-
-    @classmethod
-    def over_env(cls, env: PouchEnv, mode: int = _MODE_EE) -> SimRigBackend:
-        """A backend over an env someone else steps (the DDS-free collector): same read / send
-        as the arm driver's, no second MuJoCo world."""
-        self = cls.__new__(cls)
-        self.arms, self.mode, self.env, self.stopped = ARMS, mode, env, False
-        return self
 
     def reset(self, seed: int) -> None:
         self.env.reset(seed)
