@@ -151,8 +151,15 @@ class EpisodeSink(Protocol):
     def command_request(self, arm: str, out: Any, mode: int, t_ns: int) -> None: ...
     def command(self, arm: str, executed: Any, t_ns: int) -> None: ...
     def authority(self, snapshot: dict[str, Authority], t_ns: int, source: str) -> None: ...
-    def chunk(self, actions: np.ndarray, t_ns: int, chunk_id: int, model_index: int,
-              execute_steps: int, dim_names: Sequence[str]) -> None: ...
+    def chunk(
+        self,
+        actions: np.ndarray,
+        t_ns: int,
+        chunk_id: int,
+        model_index: int,
+        execute_steps: int,
+        dim_names: Sequence[str],
+    ) -> None: ...
     def end(self, meta: Any, extra: dict[str, Any]) -> str | None: ...
 
 
@@ -172,8 +179,15 @@ class NullSink:
     def authority(self, snapshot: dict[str, Authority], t_ns: int, source: str) -> None:
         pass
 
-    def chunk(self, actions: np.ndarray, t_ns: int, chunk_id: int, model_index: int,
-              execute_steps: int, dim_names: Sequence[str]) -> None:
+    def chunk(
+        self,
+        actions: np.ndarray,
+        t_ns: int,
+        chunk_id: int,
+        model_index: int,
+        execute_steps: int,
+        dim_names: Sequence[str],
+    ) -> None:
         pass
 
     def end(self, meta: Any, extra: dict[str, Any]) -> str | None:
@@ -183,8 +197,14 @@ class NullSink:
 class BagSink:
     """One rosbag2 (MCAP) directory + sidecar per episode, via habc_trainer's writer."""
 
-    def __init__(self, data_root: Path | str, *, write_images: bool = True,
-                 compressed_images: bool = False, storage: str = "mcap") -> None:
+    def __init__(
+        self,
+        data_root: Path | str,
+        *,
+        write_images: bool = True,
+        compressed_images: bool = False,
+        storage: str = "mcap",
+    ) -> None:
         self.data_root = Path(data_root)
         self.write_images = write_images
         self.compressed_images = compressed_images
@@ -203,8 +223,13 @@ class BagSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._w = EpisodeBagWriter(path, storage=self.storage, typestore=self._typestore).open()
         self._w.write_event(
-            EVENT_START, meta.start_ns, episode_id=meta.episode_id, task=meta.task,
-            source=meta.source, round_index=meta.round, model_index=meta.model_index,
+            EVENT_START,
+            meta.start_ns,
+            episode_id=meta.episode_id,
+            task=meta.task,
+            source=meta.source,
+            round_index=meta.round,
+            model_index=meta.model_index,
         )
 
     def observation(self, env: Any, obs: dict[str, Any], t_ns: int) -> None:
@@ -227,26 +252,47 @@ class BagSink:
 
     def command_request(self, arm: str, out: Any, mode: int, t_ns: int) -> None:
         self._w.write_command_request(
-            arm, out.target.targets, out.target.gripper, t_ns,
-            authority=int(out.authority), model_index=int(out.model_index), mode=mode,
+            arm,
+            out.target.targets,
+            out.target.gripper,
+            t_ns,
+            authority=int(out.authority),
+            model_index=int(out.model_index),
+            mode=mode,
         )
 
     def command(self, arm: str, executed: Any, t_ns: int) -> None:
         cmd = executed.command
         self._w.write_arm_command(
-            arm, cmd.targets, cmd.gripper, t_ns, authority=int(cmd.authority),
-            model_index=int(executed.model_index), mode=int(cmd.mode),
+            arm,
+            cmd.targets,
+            cmd.gripper,
+            t_ns,
+            authority=int(cmd.authority),
+            model_index=int(executed.model_index),
+            mode=int(cmd.mode),
             safety=int(executed.flags),
         )
 
     def authority(self, snapshot: dict[str, Authority], t_ns: int, source: str) -> None:
         self._w.write_authority({a: int(v) for a, v in snapshot.items()}, t_ns, source=source)
 
-    def chunk(self, actions: np.ndarray, t_ns: int, chunk_id: int, model_index: int,
-              execute_steps: int, dim_names: Sequence[str]) -> None:
+    def chunk(
+        self,
+        actions: np.ndarray,
+        t_ns: int,
+        chunk_id: int,
+        model_index: int,
+        execute_steps: int,
+        dim_names: Sequence[str],
+    ) -> None:
         self._w.write_action_chunk(
-            actions, t_ns, chunk_id=chunk_id, model_index=model_index,
-            execute_steps=execute_steps, dim_names=dim_names,
+            actions,
+            t_ns,
+            chunk_id=chunk_id,
+            model_index=model_index,
+            execute_steps=execute_steps,
+            dim_names=dim_names,
         )
 
     def end(self, meta: Any, extra: dict[str, Any]) -> str | None:
@@ -271,8 +317,13 @@ PolicyFactory = Callable[[Any, int], Policy]  # (env, episode seed) -> policy
 class Collector:
     """Runs episodes on one PouchEnv; one instance per process."""
 
-    def __init__(self, env: Any, cfg: CollectConfig, sink: EpisodeSink,
-                 policy_factory: PolicyFactory | None = None) -> None:
+    def __init__(
+        self,
+        env: Any,
+        cfg: CollectConfig,
+        sink: EpisodeSink,
+        policy_factory: PolicyFactory | None = None,
+    ) -> None:
         if cfg.mode != "demo" and policy_factory is None:
             raise ValueError(f"policy_factory: mode {cfg.mode!r} needs a policy")
         self.env = env
@@ -280,9 +331,13 @@ class Collector:
         self.sink = sink
         self.policy_factory = policy_factory
         self.layout = ActionLayout(("left", "right"), env.action_space)
-        self.manager = EpisodeManager(EpisodeManagerConfig(
-            robot=ROBOT, control_hz=env.control_hz, t_max_steps=env.cfg.task.t_max,
-        ))
+        self.manager = EpisodeManager(
+            EpisodeManagerConfig(
+                robot=ROBOT,
+                control_hz=env.control_hz,
+                t_max_steps=env.cfg.task.t_max,
+            )
+        )
 
     def run_episode(self, seed: int) -> EpisodeSummary:
         from arx_x5_driver.driver_core import DriverCore
@@ -310,9 +365,12 @@ class Collector:
         foot = ScheduledOperator(parse_schedule(cfg.schedule), arms) if scheduled else None
         if foot is not None:
             foot.episode_start = 0.0
-        arbiter = AuthorityArbiter(AuthorityConfig(
-            arms=arms, initial=Authority.HUMAN if demo else Authority.POLICY,
-        ))
+        arbiter = AuthorityArbiter(
+            AuthorityConfig(
+                arms=arms,
+                initial=Authority.HUMAN if demo else Authority.POLICY,
+            )
+        )
         executor = ChunkExecutor(
             ChunkExecutorConfig(cfg.horizon, cfg.execute_steps, cfg.prefetch_steps)
         )
@@ -361,24 +419,33 @@ class Collector:
                     mi = int(out.get("model_index", model_index))
                     if executor.load(out["actions"], token, model_index=mi):
                         self.manager.note_model_index(mi)
-                        self.sink.chunk(out["actions"], t_ns, executor.chunk_id, mi,
-                                        cfg.execute_steps, dim_names)
+                        self.sink.chunk(
+                            out["actions"],
+                            t_ns,
+                            executor.chunk_id,
+                            mi,
+                            cfg.execute_steps,
+                            dim_names,
+                        )
             step = executor.step() if policy is not None else None
             policy_t = self.layout.split(step.action) if step is not None else {}
             human_t = {
                 arm: hand_targets[arm] if hands else _target(operator.act(arm))
-                for arm in arms if auth[arm] == Authority.HUMAN
+                for arm in arms
+                if auth[arm] == Authority.HUMAN
             }
             measured = {arm: _target(self._measured(arm)) for arm in arms}
-            outs = mux.tick(auth, policy_t, human_t, measured,
-                            step.model_index if step is not None else -1)
+            outs = mux.tick(
+                auth, policy_t, human_t, measured, step.model_index if step is not None else -1
+            )
             for arm in arms:
                 out = outs[arm]
                 self.sink.command_request(arm, out, mode_code, t_ns)
                 core.set_held(arm, auth[arm] == Authority.HOLD)
                 try:
-                    cmd = Command(mode_code, out.target.targets, out.target.gripper,
-                                  int(out.authority))
+                    cmd = Command(
+                        mode_code, out.target.targets, out.target.gripper, int(out.authority)
+                    )
                 except ValueError:
                     continue  # refused like the arm node refuses it (NaN): the watchdog holds
                 core.request(arm, cmd, out.model_index, now)
@@ -403,8 +470,17 @@ class Collector:
             ),
         }
         path = self.sink.end(end.meta, extra)
-        return EpisodeSummary(seed, end.meta.episode_id, outcome, end.meta.intervened, env.tick,
-                              path, extra["operator"], dict(env.monitor.reached), cfg.mode)
+        return EpisodeSummary(
+            seed,
+            end.meta.episode_id,
+            outcome,
+            end.meta.intervened,
+            env.tick,
+            path,
+            extra["operator"],
+            dict(env.monitor.reached),
+            cfg.mode,
+        )
 
     def _measured(self, arm: str) -> np.ndarray:
         from arx_x5_driver.sim.rotations import rot6d_from_matrix
@@ -429,8 +505,9 @@ def _reason(env: Any) -> str:
 
 
 # --- policies from the command line ---
-def make_policy_factory(spec: str, sim_cfg: Any, horizon: int, execute_steps: int,
-                        model_index: int) -> PolicyFactory:
+def make_policy_factory(
+    spec: str, sim_cfg: Any, horizon: int, execute_steps: int, model_index: int
+) -> PolicyFactory:
     """`expert` (good skill), `weak-expert` (poor skill: the imperfect policy), `replay`
     (open-loop replay of a demo recorded on another seed), or what the policy node loads: a
     trainer checkpoint directory or `module:callable` (callable() -> object with infer(obs))."""
@@ -497,20 +574,36 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="collect", description=__doc__.split("\n\n")[0])
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--demos", type=int, metavar="N", help="N scripted-operator demonstrations")
-    g.add_argument("--rollouts", type=int, metavar="N",
-                   help="N policy rollouts with the intervention model")
+    g.add_argument(
+        "--rollouts", type=int, metavar="N", help="N policy rollouts with the intervention model"
+    )
     g.add_argument("--eval", type=int, metavar="N", help="N evaluation trials (no takeover)")
-    p.add_argument("--policy", default="weak-expert",
-                   help="expert | weak-expert | replay | checkpoint dir | module:callable")
-    p.add_argument("--obs", choices=("state", "pixels"), default=None,
-                   help="observation mode (default: config env.obs_mode)")
+    p.add_argument(
+        "--policy",
+        default="weak-expert",
+        help="expert | weak-expert | replay | checkpoint dir | module:callable",
+    )
+    p.add_argument(
+        "--obs",
+        choices=("state", "pixels"),
+        default=None,
+        help="observation mode (default: config env.obs_mode)",
+    )
     p.add_argument("--config", default=None, help="sim YAML (default: config/sim.yaml if found)")
-    p.add_argument("--graph-config", default=None,
-                   help="rollout graph YAML whose safety, mux and chunk settings to run "
-                   "(default: the installed config/rollout.yaml, what habc-rollout runs)")
-    p.add_argument("--schedule", nargs="*", default=[], metavar="ARM:START:END",
-                   help="rollouts: scripted takeovers (teleop's sim_schedule) instead of the "
-                   "intervention model, e.g. left:3.0:5.0")
+    p.add_argument(
+        "--graph-config",
+        default=None,
+        help="rollout graph YAML whose safety, mux and chunk settings to run "
+        "(default: the installed config/rollout.yaml, what habc-rollout runs)",
+    )
+    p.add_argument(
+        "--schedule",
+        nargs="*",
+        default=[],
+        metavar="ARM:START:END",
+        help="rollouts: scripted takeovers (teleop's sim_schedule) instead of the "
+        "intervention model, e.g. left:3.0:5.0",
+    )
     p.add_argument("--out", default="data", help="data root (episode store layout)")
     p.add_argument("--seed", type=int, default=0, help="first episode seed (then +1 each)")
     p.add_argument("--round", type=int, default=0)
@@ -562,13 +655,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim_cfg = load_sim_config(cfg_path)
     env = PouchEnv(sim_cfg, obs_mode=args.obs)
     cfg = CollectConfig.from_graph(
-        load_graph_config(args.graph_config), mode=mode, episodes=n, seed=args.seed,
-        round=args.round, schedule=tuple(args.schedule),
+        load_graph_config(args.graph_config),
+        mode=mode,
+        episodes=n,
+        seed=args.seed,
+        round=args.round,
+        schedule=tuple(args.schedule),
     )
-    sink: EpisodeSink = NullSink() if args.dry_run else BagSink(
-        args.out, write_images=env.obs_mode == "pixels", compressed_images=args.compressed)
-    factory = None if mode == "demo" else make_policy_factory(
-        args.policy, sim_cfg, cfg.horizon, cfg.execute_steps, args.model_index)
+    sink: EpisodeSink = (
+        NullSink()
+        if args.dry_run
+        else BagSink(
+            args.out, write_images=env.obs_mode == "pixels", compressed_images=args.compressed
+        )
+    )
+    factory = (
+        None
+        if mode == "demo"
+        else make_policy_factory(
+            args.policy, sim_cfg, cfg.horizon, cfg.execute_steps, args.model_index
+        )
+    )
     collector = Collector(env, cfg, sink, factory)
     seeds = range(args.seed, args.seed + n)
     bar = None
