@@ -87,7 +87,7 @@ def _segments(flags: np.ndarray) -> list[tuple[int, int]]:
 
 def test_graph_and_collect_record_the_same_episode(tmp_path):
     from habc_trainer.episode import ExtractConfig, extract_episode
-    from habc_trainer.features import ACTION, HUMAN, TIMESTAMP_NS
+    from habc_trainer.features import ACTION, HUMAN
 
     sim_yaml = _sim_yaml(tmp_path)
     graph_config, episode_id, graph_outcome = _graph_episode(tmp_path, sim_yaml)
@@ -105,14 +105,16 @@ def test_graph_and_collect_record_the_same_episode(tmp_path):
     # reset (START is a service call) and ends a few ticks after the sim said done (END too).
     assert c.length == T_MAX
     assert abs(g.length - c.length) <= 10, (g.length, c.length)
-    # authority: one left-arm HUMAN segment in each, never the right arm; it starts ~1 s and
-    # lasts ~1 s on each bag's own clock (the graph times it on the teleop node's clock).
+    # authority: one left-arm HUMAN segment in each, never the right arm; it starts ~1 s (30
+    # ticks) after START and lasts ~1 s. Counted in frames (control ticks): the graph's log
+    # times bunch up when the in-process recorder falls behind (30 ticks logged within 0.73 s
+    # seen), its ticks do not.
+    hz = 30
     for ep in (g, c):
         assert not ep.arrays[HUMAN][:, 1].any()
         (seg,) = _segments(ep.arrays[HUMAN][:, 0])
-        t = (ep.arrays[TIMESTAMP_NS] - ep.arrays[TIMESTAMP_NS][0]) / 1e9
-        assert abs(t[seg[0]] - TAKEOVER[0]) <= 0.25, (seg, t[seg[0]])
-        assert abs((t[seg[1] - 1] - t[seg[0]]) - (TAKEOVER[1] - TAKEOVER[0])) <= 0.25
+        assert abs(seg[0] - TAKEOVER[0] * hz) <= 8, seg
+        assert abs((seg[1] - seg[0]) - (TAKEOVER[1] - TAKEOVER[0]) * hz) <= 8, seg
     # actions: the same trajectory up to a small time shift. Both start from the seed's home
     # pose; the policy drifts 2 mm per tick, so a lag of k ticks moves x by ~2k mm.
     n = min(g.length, c.length) - 12
@@ -122,18 +124,21 @@ def test_graph_and_collect_record_the_same_episode(tmp_path):
         for lag in range(-6, 7)
     }
     lag = min(errors, key=errors.get)
+    diff = np.abs(ga[max(lag, 0) : max(lag, 0) + n] - ca[max(-lag, 0) :][:n])
+    where_t, where_d = np.unravel_index(int(np.argmax(diff)), diff.shape)
     print(
         f"graph {g.length} frames, collect {c.length}; best lag {lag} ticks, max |diff| "
-        f"{errors[lag]:.4f}; per-lag {errors}"
+        f"{errors[lag]:.4f} at frame {where_t}, dim {where_d}; per-lag {errors}"
     )
     assert abs(lag) <= 6
     # Before the takeover (policy only) the arms agree to a few mm at the best lag; the human's
     # segment and the policy's fresh chunks after it shift by the graph's latencies.
     pre = int(TAKEOVER[0] * 30) - 8
     pre_err = np.max(np.abs(ga[max(lag, 0) :][:pre] - ca[max(-lag, 0) :][:pre]))
-    # Measured: quiet machine 3.1 cm overall (best shift 0); inside the full suite on 2 busy
-    # cores 1.2 cm before the takeover and 8.0 cm overall (the human's gripper closing a few
-    # ticks apart). The bounds leave room for that load, not for a different episode.
+    # Measured (10 runs, quiet machine): 2.2-3.7 cm overall in 7, a full gripper stroke (8.8 cm:
+    # the scripted hands close the left gripper at another tick of the takeover) in 3; inside the
+    # full suite on 2 busy cores 1.2 cm before the takeover. The bounds leave room for that, not
+    # for a different episode.
     assert pre_err <= 0.025, pre_err
     assert errors[lag] <= 0.1
     # the executed action is what the safety core let through, in both runtimes
