@@ -307,7 +307,9 @@ def _add_marker(spec: mujoco.MjSpec, cfg: SceneConfig) -> None:
         mass=cfg.marker_mass,
         rgba=[0.85, 0.1, 0.15, 1],
         friction=[1.0, 0.02, 0.002],
-        condim=4,
+        # condim 6: MuJoCo ignores rolling friction below it, and a free cylinder then rolls on
+        # the table by itself (sim-notes 9; scripts/measure_object_drift.py).
+        condim=6,
         contype=_OBJ_BIT,
         conaffinity=_OBJ_BIT | 6,
     )
