@@ -1,4 +1,5 @@
-"""The six compared methods (+ the naive-credit ablation) as data, not as copied loops."""
+"""The six compared methods (+ the naive-credit ablation and the diagnostic's filtered BC) as
+data, not as copied loops."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-GateKind = Literal["none", "habc", "viability", "recap"]
+GateKind = Literal["none", "habc", "viability", "recap", "success"]
 CreditKind = Literal["intervention_aware", "naive"]
-GATES: tuple[str, ...] = ("none", "habc", "viability", "recap")
+GATES: tuple[str, ...] = ("none", "habc", "viability", "recap", "success")
 CREDITS: tuple[str, ...] = ("intervention_aware", "naive")  # = credit.CREDIT_MODES
 
 
@@ -60,6 +61,11 @@ METHODS: dict[str, MethodConfig] = {
     "habc": MethodConfig("habc", _HABC_MIX, "habc"),
     "habc_ir": MethodConfig("habc_ir", _HABC_MIX, "habc", intervention_reweighting=True),
     "habc_naive": MethodConfig("habc_naive", _HABC_MIX, "habc", credit_assignment="naive"),
+    # Diagnostic arm (habc-benchmark --diagnose): imitate the policy's own successes, demos and
+    # rollouts 50/50, no critic. Gate "success" = weights.success_filter; the benchmark draws
+    # its D_auto from diagnostics.success_only, so every rollout sample in the batch is kept.
+    "filtered_bc": MethodConfig("filtered_bc", (0.5, 0.0, 0.5), "success", normalize=False,
+                                train_critic=False),
 }
 
 

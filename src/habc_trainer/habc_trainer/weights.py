@@ -56,6 +56,19 @@ def recap_filter(advantage: torch.Tensor, epsilon: float) -> torch.Tensor:
     return (advantage >= epsilon).float()
 
 
+def success_filter(outcome_label: torch.Tensor, intervention_window: torch.Tensor) -> torch.Tensor:
+    """Filtered BC's gate: 1 on policy samples credited with success, 0 on the rest.
+
+    outcome_label: (B,) float, 1 / 0 / NaN (credit.assign_credit); intervention_window: (B,)
+    bool. Kept: every frame of an autonomous success and the handed-back suffix of a recovered
+    rollout (the frames intervention-aware credit labels 1: HABC's B_O^succ, here with g = 1).
+    Dropped: failed and unlabeled policy samples, and intervention windows (the arm imitates the
+    policy's own successes, not the operator). Returns (B,) float.
+    """
+    keep = (outcome_label == 1.0) & ~intervention_window.bool()
+    return keep.float()
+
+
 def pick_recap_epsilon(advantage: torch.Tensor, pass_rate: float) -> float:
     """The threshold passing ``pass_rate`` of held-out rollout transitions (B,) -> float."""
     if not 0.0 < pass_rate <= 1.0:

@@ -33,7 +33,7 @@ def test_unknown_method_and_preset_list_the_valid_ones():
 
 def test_method_table_matches_the_spec():
     assert set(METHODS) == {"sft", "imit_dagger", "imit_recap", "habc_v", "habc", "habc_ir",
-                            "habc_naive"}
+                            "habc_naive", "filtered_bc"}  # filtered_bc: the diagnostic's arm
     assert method_preset("sft").batch_mix == (1.0, 0.0, 0.0)
     assert method_preset("imit_dagger").batch_mix == (0.5, 0.5, 0.0)
     assert method_preset("imit_recap").credit_assignment == "naive"

@@ -71,3 +71,11 @@ def test_recap_filter_and_epsilon_pick_pass_rate():
     assert adv.tolist() == pytest.approx([-1 + 0.9 * -9.5 + 10, -100 + 3])
     with pytest.raises(ValueError, match="pass_rate"):
         W.pick_recap_epsilon(adv, 0.0)
+
+
+def test_success_filter_keeps_only_policy_samples_credited_with_success():
+    nan = float("nan")
+    label = t(1.0, 1.0, 0.0, nan, 1.0)
+    is_int = torch.tensor([False, True, False, False, False])
+    # success kept; a success-labeled intervention window, a failure, an unlabeled frame dropped
+    assert W.success_filter(label, is_int).tolist() == [1.0, 0.0, 0.0, 0.0, 1.0]

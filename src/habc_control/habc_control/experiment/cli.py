@@ -5,6 +5,7 @@
     habc-benchmark --preset cpu --seeds 0        # only protocol seed 0
     habc-benchmark --preset gpu --workers 8      # the bigger run, pixel comparison included
     habc-benchmark --preset cpu --report-only    # regenerate docs/results.md from what finished
+    habc-benchmark --preset cpu --diagnose       # only the diagnostic's round-1 arms (diagnose.py)
 
 Everything lands under `--out` (default out/benchmark/<preset>); rerunning resumes and skips
 finished cells. docs/results.md, docs/results/*.png and docs/results/results.json are written
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from habc_control.experiment.config import find_root, load_preset
-from habc_control.experiment.plan import build_tasks, seed_context
+from habc_control.experiment.plan import build_tasks, seed_context, with_dependencies
 from habc_control.experiment.report import build_report
 from habc_control.experiment.runner import Runner
 from habc_control.experiment.seeds import SeedOverlapError, check_plans_disjoint
@@ -41,6 +42,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="where results.md and results/ go (default: <root>/docs)")
     p.add_argument("--report-only", action="store_true", help="only regenerate the report")
     p.add_argument("--no-report", action="store_true", help="skip the report")
+    p.add_argument("--diagnose", action="store_true",
+                   help="run only the diagnostic (controlled round-1 arms + analysis of SFT on "
+                   "round 1's data) and what it depends on")
     return p.parse_args(argv)
 
 
@@ -73,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for t in tracks:
             check_plans_disjoint([seed_context(cfg, t, s, out, root).plan
                                   for s in cfg.seeds_of(t)])
+        if args.diagnose and not any(cfg.diagnosed("state", s) for s in cfg.seeds):
+            raise ValueError(f"--diagnose: preset {cfg.name!r} diagnoses no protocol seed of "
+                             f"{list(cfg.seeds)} (set diagnose: true and diagnose_seeds)")
     except (ValueError, SeedOverlapError) as exc:
         print(f"habc-benchmark: error: {exc}", file=sys.stderr)
         return 2
@@ -90,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = {}
     if not args.report_only:
         tasks = build_tasks(cfg, out, root, tracks)
+        if args.diagnose:
+            tasks = with_dependencies(tasks, [t for t in tasks if t.kind == "diagnose"])
         log(f"{command}: {len(tasks)} tasks, {cfg.workers} workers, out {out}, "
             f"code {code_version(root)}")
         status = Runner(tasks, cfg.workers, out / "progress.json", log).run()

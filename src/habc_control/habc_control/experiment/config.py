@@ -98,9 +98,10 @@ class TrackConfig:
     def last_round(self) -> int:
         return self.step1_rounds + (self.step2_rounds if self.step2_methods else 0)
 
-    def seed_plan(self, protocol_seed: int, probe_episodes: int = 0) -> SeedPlan:
+    def seed_plan(self, protocol_seed: int, probe_episodes: int = 0,
+                  fresh_demos: int = 0) -> SeedPlan:
         return SeedPlan(protocol_seed, self.demos, self.rollouts_per_round, self.last_round,
-                        self.eval_trials, probe_episodes)
+                        self.eval_trials, probe_episodes, fresh_demos)
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,26 @@ class ExperimentConfig:
     viability_grid: int = 9  # grid points per axis of the viability map
     train_config: str = "config/train_sim.yaml"
     sim_config: str = "config/sim.yaml"
+    # The diagnostic (diagnose.py): controlled round-1 arms of the state track and an analysis
+    # of SFT on round 1's data, for the protocol seeds in diagnose_seeds (None: every seed).
+    diagnose: bool = False
+    diagnose_seeds: tuple[int, ...] | None = None
+    diagnose_windows: int = 256  # windows drawn per stream for SFT's loss per stream
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", _check_seeds("seeds", self.seeds))
+        if self.diagnose_seeds is not None:
+            ds = tuple(int(s) for s in self.diagnose_seeds)
+            bad = sorted(set(ds) - set(self.seeds))
+            if bad or len(set(ds)) != len(ds):
+                raise ValueError(f"diagnose_seeds: must be distinct protocol seeds of seeds "
+                                 f"{list(self.seeds)}, got {list(ds)}")
+            object.__setattr__(self, "diagnose_seeds", ds)
+        if self.diagnose_windows < 1:
+            raise ValueError(f"diagnose_windows: must be >= 1, got {self.diagnose_windows!r}")
+        if self.diagnose and "habc" not in self.state.methods:
+            raise ValueError(f"diagnose: needs habc among the methods (its round-1 rollouts are "
+                             f"the diagnostic's data), got {list(self.state.methods)}")
         if self.pixel_seeds is not None:
             object.__setattr__(self, "pixel_seeds",
                                _check_seeds("pixel_seeds", self.pixel_seeds))
@@ -144,16 +162,26 @@ class ExperimentConfig:
             return self.pixel_seeds
         return self.seeds
 
+    def diagnosed(self, track: str, seed: int) -> bool:
+        """Whether protocol seed `seed` of `track` runs the diagnostic (state track only)."""
+        return (self.diagnose and track == "state" and seed in self.seeds
+                and (self.diagnose_seeds is None or seed in self.diagnose_seeds))
+
     def with_seeds(self, seeds: tuple[int, ...]) -> ExperimentConfig:
         """Every track on exactly `seeds` (the CLI's --seeds)."""
         pixel_seeds = None if self.pixel_seeds is None else tuple(seeds)
-        return dataclasses.replace(self, seeds=tuple(seeds), pixel_seeds=pixel_seeds)
+        diagnose_seeds = None if self.diagnose_seeds is None else tuple(
+            s for s in self.diagnose_seeds if s in seeds)
+        return dataclasses.replace(self, seeds=tuple(seeds), pixel_seeds=pixel_seeds,
+                                   diagnose_seeds=diagnose_seeds)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["seeds"] = list(self.seeds)
         if self.pixel_seeds is not None:
             d["pixel_seeds"] = list(self.pixel_seeds)
+        if self.diagnose_seeds is not None:
+            d["diagnose_seeds"] = list(self.diagnose_seeds)
         return d
 
 

@@ -3,6 +3,7 @@
 Per seed: demos -> SFT (round 0) -> for each step-1 method, rounds 1..R: rollouts by the
 method's own previous checkpoint -> a training round -> evaluation. Step 2 continues from habc's
 round R for each step-2 method (habc itself, and habc_ir). Probes of the critic run last.
+A diagnosed seed adds the diagnostic's arms and its analysis (diagnose.py).
 A task is finished when its record is on disk, so a rerun skips it (resume).
 """
 
@@ -12,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from habc_control.experiment import diagnose
 from habc_control.experiment.config import ExperimentConfig
 from habc_control.experiment.stages import (
+    DIAGNOSE_ROLLOUTS_OF,
+    FRESH_DEMOS,
     SFT,
     SFT_CONTINUED,
     SeedContext,
@@ -21,7 +25,7 @@ from habc_control.experiment.stages import (
     is_step2_start,
 )
 
-KINDS: tuple[str, ...] = ("demos", "train", "rollouts", "eval", "probes")
+KINDS: tuple[str, ...] = ("demos", "train", "rollouts", "eval", "probes", "diagnose")
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,8 @@ class Task:
 
     def finished(self) -> bool:
         c = self.ctx
-        if self.kind == "demos":
-            return c.record("demos").is_file()
+        if self.kind == "demos":  # method SFT: the protocol's demos; FRESH_DEMOS: the fresh
+            return c.record("demos", self.method).is_file()
         if self.kind == "rollouts":
             return c.record("rollouts", self.method, self.round_index).is_file()
         if self.kind == "train":
@@ -45,10 +49,14 @@ class Task:
                     and c.ckpt(self.method, self.round_index).is_dir())
         if self.kind == "eval":
             return c.eval_json(self.method, self.round_index).is_file()
+        if self.kind == "diagnose":
+            return c.diagnose_json.is_file()
         return c.probes_json.is_file()
 
     def describe(self) -> str:
-        if self.kind in ("demos", "probes"):
+        if self.kind == "demos" and self.method != SFT:
+            return f"{self.ctx.track_name} seed {self.ctx.protocol_seed}: demos {self.method}"
+        if self.kind in ("demos", "probes", "diagnose"):
             return f"{self.ctx.track_name} seed {self.ctx.protocol_seed}: {self.kind}"
         return (f"{self.ctx.track_name} seed {self.ctx.protocol_seed}: {self.kind} "
                 f"{self.method} round {self.round_index}")
@@ -60,7 +68,7 @@ def execute(task: Task) -> dict[str, Any]:
 
     c = task.ctx
     if task.kind == "demos":
-        return stages.run_demos(c)
+        return stages.run_demos(c) if task.method == SFT else stages.run_fresh_demos(c)
     if task.kind == "rollouts":
         policy = init_checkpoint(c, task.method, task.round_index)
         assert policy is not None  # rounds >= 1 always start from a checkpoint
@@ -71,6 +79,8 @@ def execute(task: Task) -> dict[str, Any]:
         return stages.run_eval(c, task.method, task.round_index)
     if task.kind == "probes":
         return stages.run_probes(c)
+    if task.kind == "diagnose":
+        return diagnose.run_diagnose(c)
     raise ValueError(f"task kind: {task.kind!r} is not one of {list(KINDS)}")
 
 
@@ -83,6 +93,7 @@ def seed_context(cfg: ExperimentConfig, track_name: str, seed: int, out: Path,
         sim_config=str((root / cfg.sim_config).resolve()),
         train_config=str((root / cfg.train_config).resolve()),
         probe_episodes=cfg.probe_episodes, viability_grid=cfg.viability_grid,
+        diagnose=cfg.diagnosed(track_name, seed), diagnose_windows=cfg.diagnose_windows,
     )
 
 
@@ -145,4 +156,39 @@ def build_tasks(cfg: ExperimentConfig, out: Path, root: Path,
                 evals.append(key("eval", method, r))
             tasks.append(Task(key("probes"), "probes", ctx, deps=tuple(evals),
                               priority=(ti, si, 99, 0)))
+            if ctx.diagnose:
+                tasks += _diagnose_tasks(ctx, key, (ti, si))
     return tasks
+
+
+def _diagnose_tasks(ctx: SeedContext, key: Any, prio: tuple[int, int]) -> list[Task]:
+    """The diagnostic's arms that are not cells of the grid, and its analysis, which waits for
+    every arm's evaluation (so `--diagnose` pulls them all in)."""
+    out = [Task(key("demos", FRESH_DEMOS), "demos", ctx, FRESH_DEMOS, priority=(*prio, 0, 0))]
+    deps = {FRESH_DEMOS: (key("demos", FRESH_DEMOS), key("train")),
+            diagnose.FILTERED_BC: (key("rollouts", DIAGNOSE_ROLLOUTS_OF, 1),),
+            SFT_CONTINUED: (key("train"),)}
+    for cell in diagnose.cells(ctx):
+        if diagnose.trains_itself(ctx, cell):
+            out.append(Task(key("train", cell, 1), "train", ctx, cell, 1, deps[cell],
+                            priority=(*prio, 1, 1)))
+            out.append(Task(key("eval", cell, 1), "eval", ctx, cell, 1,
+                            (key("train", cell, 1),), priority=(*prio, 1, 2)))
+    evals = tuple(key("eval", cell, 1) for cell in diagnose.cells(ctx))
+    out.append(Task(key("diagnose"), "diagnose", ctx,
+                    deps=(key("demos", FRESH_DEMOS), key("rollouts", DIAGNOSE_ROLLOUTS_OF, 1),
+                          key("eval"), *evals), priority=(*prio, 1, 3)))
+    return out
+
+
+def with_dependencies(tasks: list[Task], roots: list[Task]) -> list[Task]:
+    """`roots` and everything they depend on, in the order of `tasks` (dependencies first)."""
+    by_key = {t.key: t for t in tasks}
+    need: set[str] = set()
+    stack = [t.key for t in roots]
+    while stack:
+        k = stack.pop()
+        if k not in need:
+            need.add(k)
+            stack.extend(by_key[k].deps)
+    return [t for t in tasks if t.key in need]

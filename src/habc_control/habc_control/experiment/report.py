@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from habc_control.experiment import diagnose_report
 from habc_control.experiment.config import ExperimentConfig
 from habc_control.experiment.plan import chains, seed_context
 from habc_control.experiment.stages import SFT, SFT_CONTINUED, read_json, write_json
@@ -955,12 +956,14 @@ def write_markdown(results: dict[str, Any], cfg: ExperimentConfig, figs: dict[st
               "training the image encoders does not fit the time budget next to the state "
               "grid. The `gpu` preset runs SFT vs HABC in pixel mode "
               "(`habc-benchmark --preset gpu`).", ""]
+    L += diagnose_report.section(results.get("diagnose"), cfg)
     L += ["## Timings (this machine)", ""] + _timing_lines(results) + [""]
     L += ["## Rerunning", "",
           "    make benchmark                  # = habc-benchmark --preset cpu --tracks state",
           "    make benchmark-pixel            # = habc-benchmark --preset cpu --tracks pixel",
           "    habc-benchmark --preset cpu --tracks state --seeds 0   # one protocol seed",
           "    habc-benchmark --preset cpu --report-only        # this file from what finished",
+          "    habc-benchmark --preset cpu --diagnose           # only the round-1 diagnostic",
           "    habc-benchmark --preset smoke                    # minutes; the test suite's run",
           "    habc-benchmark --preset gpu                      # paper-sized budgets",
           "    evaluate out/benchmark/cpu/state/seed_0/ckpt/habc/round_003 --trials 50",
@@ -982,6 +985,7 @@ def build_report(cfg: ExperimentConfig, out: Path, root: Path, docs: Path,
     data = {t: collect_track(cfg, t, out, root) for t in cfg.tracks()}
     progress = read_json(out / "progress.json")
     results = results_dict(cfg, data, progress, root)
+    results["diagnose"] = diagnose_report.collect(cfg, out, root, data["state"].records)
     fig_dir = docs / "results"
     write_json(fig_dir / "results.json", results)
     figs = make_plots(results, fig_dir)

@@ -5,7 +5,7 @@ seed used for training must never be an evaluation seed. Each purpose owns one r
 
 | purpose | range | per protocol seed `s` |
 | --- | --- | --- |
-| demos | [0, 1e6) | s * 1e5 + i |
+| demos | [0, 1e6) | s * 1e5 + i; the diagnostic's fresh demos follow: s * 1e5 + demos + j |
 | rollouts | [1e6, 5e6) | 1e6 + s * 1e5 + round * 1e3 + i (same for every method in a round) |
 | probes | [8e6, 9e6) | 8e6 + i (traces of the critic, never trained on) |
 | evaluation | [9e6, 1e7) | 9e6 + i (one held-out set for every checkpoint and protocol seed) |
@@ -59,6 +59,7 @@ class SeedPlan:
     rounds: int  # highest round index that collects rollouts
     eval_trials: int
     probe_episodes: int = 0
+    fresh_demos: int = 0  # extra expert demos of the diagnostic's fresh_demos arm
 
     def __post_init__(self) -> None:
         if not 0 <= self.protocol_seed < MAX_PROTOCOL_SEEDS:
@@ -66,6 +67,9 @@ class SeedPlan:
                              f"got {self.protocol_seed!r}")
         if not 0 < self.demos <= SEED_STRIDE:
             raise ValueError(f"demos: must be in (0, {SEED_STRIDE}], got {self.demos!r}")
+        if not 0 <= self.fresh_demos <= SEED_STRIDE - self.demos:
+            raise ValueError(f"fresh_demos: must be in [0, {SEED_STRIDE - self.demos}] next to "
+                             f"{self.demos} demos, got {self.fresh_demos!r}")
         if not 0 <= self.rollouts_per_round <= ROUND_STRIDE:
             raise ValueError(f"rollouts_per_round: must be in [0, {ROUND_STRIDE}], "
                              f"got {self.rollouts_per_round!r}")
@@ -80,6 +84,11 @@ class SeedPlan:
     def demo_seeds(self) -> range:
         start = DEMO_BASE + self.protocol_seed * SEED_STRIDE
         return range(start, start + self.demos)
+
+    def fresh_demo_seeds(self) -> range:
+        """The diagnostic's fresh expert demos: the demo block's seeds right after the demos."""
+        start = self.demo_seeds().stop
+        return range(start, start + self.fresh_demos)
 
     def rollout_seeds(self, round_index: int) -> range:
         if not 1 <= round_index <= self.rounds:
@@ -96,14 +105,17 @@ class SeedPlan:
         return range(EVAL_BASE, EVAL_BASE + self.eval_trials)
 
     def training_seeds(self) -> set[int]:
-        out = set(self.demo_seeds())
+        out = set(self.demo_seeds()) | set(self.fresh_demo_seeds())
         for r in range(1, self.rounds + 1):
             out.update(self.rollout_seeds(r))
         return out
 
     def check_disjoint(self) -> None:
         """Raise SeedOverlapError unless every seed lies in its own purpose's range."""
-        groups = {"demo": set(self.demo_seeds()), "probe": set(self.probe_seeds()),
+        demos, fresh = set(self.demo_seeds()), set(self.fresh_demo_seeds())
+        if demos & fresh:
+            raise SeedOverlapError(f"fresh demos reuse demo seeds {sorted(demos & fresh)[:5]}")
+        groups = {"demo": demos | fresh, "probe": set(self.probe_seeds()),
                   "eval": set(self.eval_seeds())}
         rollouts: set[int] = set()
         for r in range(1, self.rounds + 1):

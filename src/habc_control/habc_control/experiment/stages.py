@@ -25,6 +25,13 @@ SFT = "sft"
 # budget and restart (fresh optimizer, LR warm-up). It separates what the round procedure does
 # to the SFT policy from what the online data does.
 SFT_CONTINUED = "sft_continued"
+# The diagnostic's own round-1 arms (diagnose.py): SFT on the demos + as many fresh expert demos
+# as round 1 has rollouts, and filtered BC on the demos + round 1's successful rollouts. Both
+# train on round 1 of DIAGNOSE_ROLLOUTS_OF, whose rollouts are every method's round 1 (the SFT
+# checkpoint on the same episode seeds).
+FRESH_DEMOS = "fresh_demos"
+FILTERED_BC = "filtered_bc"
+DIAGNOSE_ROLLOUTS_OF = "habc"
 # The converter's default gripper bound (-0.01 m) rejects whole episodes in which the simulated
 # fingers read down to -0.03 m squeezed shut on nothing and up to 0.11 m pushed open (soft
 # joint limits; the stroke is 0.088 m). Those are real readings of the rig, not corrupt data,
@@ -44,10 +51,13 @@ class SeedContext:
     train_config: str
     probe_episodes: int = 0
     viability_grid: int = 9
+    diagnose: bool = False  # this seed runs the diagnostic (diagnose.py)
+    diagnose_windows: int = 256
 
     @property
     def plan(self) -> SeedPlan:
-        return self.track.seed_plan(self.protocol_seed, self.probe_episodes)
+        fresh = self.track.rollouts_per_round if self.diagnose else 0
+        return self.track.seed_plan(self.protocol_seed, self.probe_episodes, fresh)
 
     # --- layout ---
     @property
@@ -66,7 +76,7 @@ class SeedContext:
 
     def trainer_method(self, arm: str) -> str:
         """The trainer's method behind an arm (the control trains `sft`, an ablation its own)."""
-        if arm == SFT_CONTINUED:
+        if arm in (SFT_CONTINUED, FRESH_DEMOS):
             return SFT
         if arm in self.track.ablations:
             return self.track.ablations[arm]["method"]
@@ -90,6 +100,10 @@ class SeedContext:
     @property
     def probes_json(self) -> Path:
         return self.root / "probes.json"
+
+    @property
+    def diagnose_json(self) -> Path:
+        return self.root / "diagnose.json"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -167,6 +181,15 @@ def _round_bag_dir(data_dir: Path, round_index: int) -> list[Path]:
     return sorted(data_dir.glob(f"*/{round_dir_name(round_index)}"))
 
 
+def run_fresh_demos(ctx: SeedContext) -> dict[str, Any]:
+    """The diagnostic's fresh expert demos (seeds after the protocol's demos, same block)."""
+    _threads()
+    shutil.rmtree(ctx.data_dir(FRESH_DEMOS), ignore_errors=True)
+    rec = _collect(ctx, "demo", ctx.plan.fresh_demo_seeds(), ctx.data_dir(FRESH_DEMOS), 0, None)
+    write_json(ctx.record("demos", FRESH_DEMOS), rec)
+    return rec
+
+
 def run_rollouts(ctx: SeedContext, method: str, round_index: int, policy: Path) -> dict[str, Any]:
     """Round `round_index`'s rollouts by `policy` (the method's checkpoint of round - 1), with
     the simulated operator intervening on about half of the failures."""
@@ -212,6 +235,10 @@ def data_roots(ctx: SeedContext, method: str, round_index: int) -> list[Path]:
     roots = [ctx.demos_dir]
     if method in (SFT, SFT_CONTINUED):
         return roots
+    if method == FRESH_DEMOS:
+        return roots + [ctx.data_dir(FRESH_DEMOS)]
+    if method == FILTERED_BC and method not in ctx.track.methods:
+        return roots + _round_bag_dir(ctx.data_dir(DIAGNOSE_ROLLOUTS_OF), 1)
     step1 = ctx.track.step1_rounds
     if method not in (*ctx.track.methods, *ctx.track.ablations) and round_index > step1:
         for r in range(1, step1 + 1):
@@ -239,23 +266,35 @@ def is_step2_start(ctx: SeedContext, method: str, round_index: int) -> bool:
     return method not in step1_arms and round_index == ctx.track.step1_rounds + 1
 
 
+def extract_config(ctx: SeedContext, cfg: Any) -> Any:
+    """How bags become store arrays for a TrainConfig: the cameras and resolution it consumes."""
+    from habc_trainer.episode import ExtractConfig
+
+    model = cfg.model_config()
+    return ExtractConfig(cameras=tuple(model.cameras), image_size=model.image_size,
+                         use_env_state=ctx.track.obs_mode == "state",
+                         gripper_range=SIM_GRIPPER_RANGE)
+
+
 def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]:
     from habc_trainer.convert import convert
-    from habc_trainer.episode import ExtractConfig
     from habc_trainer.store_streams import open_streams
     from habc_trainer.train_round import run_round
 
     _threads()
     steps = ctx.track.sft_steps if method == SFT else ctx.track.steps_per_round
     cfg = train_config(ctx, method, steps)
-    model = cfg.model_config()
-    extract = ExtractConfig(cameras=tuple(model.cameras), image_size=model.image_size,
-                            use_env_state=ctx.track.obs_mode == "state",
-                            gripper_range=SIM_GRIPPER_RANGE)
     t0 = time.perf_counter()
-    conv = convert(data_roots(ctx, method, round_index), ctx.store_dir(method), extract)
+    conv = convert(data_roots(ctx, method, round_index), ctx.store_dir(method),
+                   extract_config(ctx, cfg))
     t_conv = time.perf_counter() - t0
     streams = open_streams(ctx.store_dir(method), round_index, cfg)
+    if cfg.method_config().gate == "success":
+        from habc_trainer.diagnostics import success_only
+
+        # filtered BC: its D_auto share goes to kept frames only (update.py does not drop the
+        # rest for this gate), so the batch is demos / successful policy frames as mixed
+        streams = success_only(streams)
     sizes = {s: streams.size(s) for s in ("sft", "int", "auto")}
     log_dir = ctx.ckpt_root_of(method) / "tb"
     t1 = time.perf_counter()
