@@ -64,6 +64,9 @@ def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
     d = dict(d)
     for key in ("cameras", "conv_channels"):
         d[key] = tuple(d[key])
+    # Checkpoints from before the key existed were trained with iid flow noise.
+    d.setdefault("noise_length_scale", 0.0)
+    d.setdefault("action_basis", 0)
     return ModelConfig(**d)
 
 

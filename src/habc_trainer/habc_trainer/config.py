@@ -46,6 +46,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     warmup_steps: int = 500  # N_wu: g_t = 1 for the first N_wu steps of a round
+    # Critic-only steps (V_psi and the dual-head critic, no actor) at the start of each round of
+    # a gated method, so no gate comes from a critic that has not seen the round's data (the
+    # paper starts each round from a pretrained critic). 0 = none.
+    critic_pretrain_steps: int = 0
     huber_delta: float = 1.0
     gamma: float = 0.99
     failure_penalty: float = 100.0  # C
@@ -84,7 +88,8 @@ class TrainConfig:
                      "grad_clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("lr_warmup_steps", "warmup_steps", "stale_cutoff", "ir_start_round",
+        for name in ("lr_warmup_steps", "warmup_steps", "critic_pretrain_steps", "stale_cutoff",
+                     "ir_start_round",
                      "weight_decay", "failure_penalty", "num_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

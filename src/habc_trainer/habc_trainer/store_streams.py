@@ -8,9 +8,10 @@ from typing import Any
 from habc_trainer.store import EpisodeStore
 from habc_trainer.streams import StreamConfig, WindowStreams
 
-# Share of labeled rollout episodes kept out of training for Imit-Recap's epsilon (spec §7:
-# "picked on held-out data"); methods that do not pick epsilon keep every episode.
-RECAP_HELDOUT_FRACTION = 0.1
+# Share of labeled rollout episodes kept out of training: Imit-Recap picks epsilon on them
+# (spec §7: "picked on held-out data") and the gated HABC methods measure their critic's
+# calibration on them. Methods without a gate (SFT, Imit-DAgger) keep every episode.
+HELDOUT_FRACTION = 0.1
 
 
 def stream_config_for(cfg: Any, round_index: int) -> StreamConfig:
@@ -18,6 +19,7 @@ def stream_config_for(cfg: Any, round_index: int) -> StreamConfig:
     method = cfg.method_config()
     model = cfg.model_config()
     picks_epsilon = getattr(method, "gate", "") == "recap" and cfg.recap_epsilon is None
+    holds_out = picks_epsilon or getattr(method, "train_critic", False)
     return StreamConfig(
         horizon=model.horizon,
         credit_mode=method.credit_assignment,
@@ -25,7 +27,7 @@ def stream_config_for(cfg: Any, round_index: int) -> StreamConfig:
         failure_cost=cfg.failure_penalty,
         cameras=tuple(model.cameras),
         image_size=model.image_size if model.cameras else None,
-        heldout_fraction=RECAP_HELDOUT_FRACTION if picks_epsilon else 0.0,
+        heldout_fraction=HELDOUT_FRACTION if holds_out else 0.0,
         max_round=round_index,
     )
 

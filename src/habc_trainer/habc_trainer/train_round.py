@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -30,6 +31,7 @@ import yaml
 from tqdm import tqdm
 
 from habc_trainer.checkpoint import (
+    MANIFEST_FILE,
     TrainerState,
     load_checkpoint,
     restore_learner,
@@ -38,7 +40,15 @@ from habc_trainer.checkpoint import (
 from habc_trainer.config import TrainConfig
 from habc_trainer.models.example import concat_batches
 from habc_trainer.normalize import NormStats
-from habc_trainer.update import Learner, StepContext, build_learner, recap_advantages, update
+from habc_trainer.update import (
+    Learner,
+    StepContext,
+    build_learner,
+    critic_calibration,
+    critic_pretrain_update,
+    recap_advantages,
+    update,
+)
 from habc_trainer.weights import pick_recap_epsilon
 
 STREAMS: tuple[str, str, str] = ("sft", "int", "auto")  # D_SFT, D_int, D_auto (batch_mix order)
@@ -219,6 +229,37 @@ def _pick_epsilon(learner: Learner, batch: dict[str, Any], cfg: TrainConfig,
     return eps
 
 
+def _partial_manifest(final: Path) -> dict[str, Any] | None:
+    """The manifest of the round's partial checkpoint, None when the round starts fresh."""
+    path = partial_dir(final) / MANIFEST_FILE
+    if not partial_dir(final).is_dir():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _pretrain_critic(learner: Learner, streams: SampleStreams, counts: Sequence[int],
+                     cfg: TrainConfig, np_rng: np.random.Generator,
+                     heldout: dict[str, Any] | None, progress: bool) -> dict[str, Any]:
+    """Critic-only steps on the round's data before any actor step (gated methods only).
+
+    The gate of Eq. 7 weights the actor from the first step after N_wu; a critic initialised
+    from scratch (round 1) or trained on older rollouts would weight this round's samples by
+    noise. Returns the critic's held-out calibration before and after (empty without data).
+    """
+    method = cfg.method_config()
+    out: dict[str, Any] = {}
+    if heldout is not None:
+        out["start"] = critic_calibration(learner, heldout, cfg)
+    if method.gate == "none" or cfg.critic_pretrain_steps == 0:
+        return out
+    for step in tqdm(range(cfg.critic_pretrain_steps), disable=not progress,
+                     desc=f"{cfg.method} critic pre-training", dynamic_ncols=True):
+        critic_pretrain_update(learner, draw_batch(streams, counts, np_rng), cfg, step)
+    if heldout is not None:
+        out["after_pretrain"] = critic_calibration(learner, heldout, cfg)
+    return out
+
+
 def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, round_index: int,
               *, init_from: str | Path | None = None, max_steps: int | None = None,
               progress: bool = True, log_dir: str | Path | None = None) -> Path | None:
@@ -235,6 +276,7 @@ def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, r
         # A finished round is never trained twice by accident (pipelines rerun stages).
         print(f"train_round: {final} already exists; delete it to retrain", file=sys.stderr)
         return final
+    resumed_manifest = _partial_manifest(final)
     learner, state, np_rng, torch_gen = _start(
         cfg, streams, final, round_index, Path(init_from) if init_from else None, rank)
     method = cfg.method_config()
@@ -242,6 +284,17 @@ def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, r
     counts = batch_counts(method.batch_mix, sizes, cfg.batch_size)
     manifest = {"round": round_index, "method": cfg.method, "stream_sizes": dict(
         zip(STREAMS, sizes, strict=True)), "batch_counts": counts, "data": streams.manifest()}
+    calibration_batch = None
+    if method.train_critic and streams.size(HELDOUT) > 0:
+        # A fixed held-out batch drawn from its own generator: the training draws stay as
+        # they were, and every measurement of this round sees the same windows.
+        calibration_batch = streams.sample(HELDOUT, cfg.recap_heldout_batch,
+                                           np.random.default_rng([cfg.seed, round_index, 7]))
+    if resumed_manifest is not None:
+        manifest["critic_calibration"] = resumed_manifest.get("critic_calibration", {})
+    else:
+        manifest["critic_calibration"] = _pretrain_critic(
+            learner, streams, counts, cfg, np_rng, calibration_batch, progress and rank.main)
     writer = None
     if log_dir is not None and rank.main:
         from torch.utils.tensorboard import SummaryWriter  # heavy import, only when logging
@@ -281,6 +334,9 @@ def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, r
         writer.close()
     if stop_at < cfg.steps_per_round:
         return None
+    if calibration_batch is not None:
+        manifest["critic_calibration"]["end"] = critic_calibration(learner, calibration_batch,
+                                                                   cfg)
     _save(final, learner, cfg, _capture(state, learner, cfg.steps_per_round, np_rng, torch_gen,
                                         rank), manifest, rank)
     if rank.main:

@@ -96,8 +96,11 @@ def stale_rollouts(batch: Mapping[str, Any], kinds: torch.Tensor, model_index: i
 
 
 def pre_weights(kinds: torch.Tensor, g: torch.Tensor, method: MethodConfig, ir_on: bool,
-                recap_pass: torch.Tensor | None) -> torch.Tensor:
-    """The table of spec §4 / §7: w_tilde (B,) from kinds (B,) and gate values g (B,)."""
+                recap_pass: torch.Tensor | None,
+                success_keep: torch.Tensor | None = None) -> torch.Tensor:
+    """The table of spec §4 / §7: w_tilde (B,) from kinds (B,) and gate values g (B,).
+
+    success_keep (B,): the filtered-BC gate (weights.success_filter), for gate "success"."""
     w = torch.ones_like(g)
     roll = kinds >= ROLLOUT_SUCC
     if method.gate in ("habc", "viability"):
@@ -109,6 +112,9 @@ def pre_weights(kinds: torch.Tensor, g: torch.Tensor, method: MethodConfig, ir_o
     elif method.gate == "recap":
         assert recap_pass is not None
         w = torch.where(roll, recap_pass, w)
+    elif method.gate == "success":
+        assert success_keep is not None
+        w = torch.where(kinds != DEMO, success_keep, w)
     return w
 
 
@@ -195,7 +201,11 @@ def actor_weights(batch: Mapping[str, Any], kinds: torch.Tensor, g: torch.Tensor
     ir_on = method.intervention_reweighting and round_index >= cfg.ir_start_round
     mask = action_loss_mask(batch)
     valid = mask.any(dim=(1, 2)) & ~stale_rollouts(batch, kinds, model_index, cfg.stale_cutoff)
-    w_tilde = pre_weights(kinds, g, method, ir_on, recap_pass)
+    success_keep = None
+    if method.gate == "success":
+        success_keep = W.success_filter(as_tensor(batch[F.OUTCOME_LABEL]).float(),
+                                        as_tensor(batch[F.INTERVENTION_WINDOW]))
+    w_tilde = pre_weights(kinds, g, method, ir_on, recap_pass, success_keep)
     non_sft = kinds != DEMO
     if method.normalize:
         w_non_sft = W.unit_mean(w_tilde, valid & non_sft, cfg.weight_eps)
@@ -204,26 +214,28 @@ def actor_weights(batch: Mapping[str, Any], kinds: torch.Tensor, g: torch.Tensor
     return torch.where(non_sft, w_non_sft, valid.float()), valid
 
 
-def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: StepContext,
-           generator: torch.Generator) -> dict[str, float]:
-    """One gradient step of V_psi, the critic and the actor on ``batch`` (B_S ∪ B_I ∪ B_O).
+@dataclass(frozen=True)
+class _Prepared:
+    batch: dict[str, Any]
+    obs: dict[str, torch.Tensor]
+    nobs: dict[str, torch.Tensor]
+    kinds: torch.Tensor
+    done: torch.Tensor
 
-    Returns scalar metrics for logging. Advances learner.model_index by one.
-    """
-    method = cfg.method_config()
+
+def _prepare(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig) -> _Prepared:
     dev = cfg.device
     batch = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     mcfg, stats = learner.policy.cfg, learner.policy.stats
-    lr = lr_scale(ctx.step_in_round, cfg.lr_warmup_steps)
-    obs = prepare_obs(batch, F.OBS_PREFIX, mcfg, stats)
-    nobs = prepare_obs(batch, F.NEXT_OBS_PREFIX, mcfg, stats)
-    both = _cat_obs(obs, nobs)
-    kinds = sample_kinds(batch).to(dev)
-    n = kinds.shape[0]
-    roll = kinds >= ROLLOUT_SUCC
-    done = as_tensor(batch[F.EPISODE_DONE]).bool()
-    metrics: dict[str, float] = {}
+    return _Prepared(batch, prepare_obs(batch, F.OBS_PREFIX, mcfg, stats),
+                     prepare_obs(batch, F.NEXT_OBS_PREFIX, mcfg, stats),
+                     sample_kinds(batch).to(dev), as_tensor(batch[F.EPISODE_DONE]).bool())
 
+
+def _value_and_critic_steps(learner: Learner, p: _Prepared, cfg: TrainConfig, lr: float,
+                            method: MethodConfig, metrics: dict[str, float]) -> None:
+    """Steps 1-3: V_psi (Eq. 9) and, when the method trains it, the dual-head critic (Eq. 4)."""
+    batch, obs, nobs, kinds, done = p.batch, p.obs, p.nobs, p.kinds, p.done
     # 1. Parent value head V_psi on B_S ∪ B_O (Eq. 9): TD inside episodes, MC at the boundary.
     vh = learner.value
     logits = vh(obs)
@@ -237,29 +249,90 @@ def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: St
     loss_v = _masked_mean(ce, on_v)
     _step(learner.opt_value, loss_v, vh, cfg.grad_clip, cfg.lr_value * lr)
     metrics["loss/value"] = float(loss_v.detach())
-
+    if not method.train_critic:
+        return
     # 2-3. Dual-head critic: BCE on labeled policy samples, Huber TD on D_succ (Eq. 3-4).
+    label = as_tensor(batch[F.OUTCOME_LABEL]).float()
+    # Every outcome-labeled rollout sample: in naive mode that includes windows that are
+    # also intervention windows (the ablation labels every rollout frame).
+    labeled = (kinds != DEMO) & ~label.isnan()
+    eff = as_tensor(batch[F.EFFICIENCY_TARGET]).bool()
+    term = as_tensor(batch[F.TERMINAL_SUCCESS]).bool()
+    z, ve = learner.critic(obs)
+    with torch.no_grad():
+        _, ve_next = learner.critic(nobs)
+        y_e = torch.where(term, torch.zeros_like(ve_next), -1.0 + ve_next)
+        y_e = y_e.clamp(-cfg.t_max, 0.0)
+    bce = nnf.binary_cross_entropy_with_logits(z, label.nan_to_num(0.0), reduction="none")
+    hub = nnf.huber_loss(ve, y_e, delta=cfg.huber_delta, reduction="none")
+    loss_bce, loss_hub = _masked_mean(bce, labeled.float()), _masked_mean(hub, eff.float())
+    _step(learner.opt_critic, loss_bce + loss_hub, learner.critic, cfg.grad_clip,
+          cfg.lr_critic * lr)
+    metrics["loss/critic_bce"] = float(loss_bce.detach())
+    metrics["loss/critic_huber"] = float(loss_hub.detach())
+
+
+def critic_pretrain_update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig,
+                           step: int) -> dict[str, float]:
+    """One step of V_psi and the critic only (the actor untouched, model_index unchanged).
+
+    Run before a round's actor steps so no gate ever comes from a critic that has not seen the
+    round's data (TrainConfig.critic_pretrain_steps).
+    """
+    metrics: dict[str, float] = {}
+    lr = lr_scale(step, cfg.lr_warmup_steps)
+    _value_and_critic_steps(learner, _prepare(learner, batch, cfg), cfg, lr,
+                            cfg.method_config(), metrics)
+    return metrics
+
+
+@torch.no_grad()
+def critic_calibration(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig,
+                       bins: int = 10) -> dict[str, float]:
+    """p_v = sigmoid(z_v) against the outcome labels of a (held-out) rollout batch.
+
+    Returns BCE, the expected calibration error over `bins` equal-width bins of p_v, the mean
+    p_v, the labels' success rate and the number of labeled samples (0: nothing to measure).
+    """
+    p = _prepare(learner, batch, cfg)
+    label = as_tensor(p.batch[F.OUTCOME_LABEL]).float()
+    keep = (p.kinds != DEMO) & ~label.isnan()
+    n = int(keep.sum())
+    if n == 0:
+        return {"samples": 0}
+    z, _ = learner.critic(p.obs)
+    z, y = z[keep], label[keep]
+    prob = torch.sigmoid(z)
+    which = (prob * bins).long().clamp(max=bins - 1)
+    ece = sum(float((prob[which == b].mean() - y[which == b].mean()).abs()) * int(
+        (which == b).sum()) for b in range(bins) if (which == b).any()) / n
+    return {"samples": n, "bce": float(nnf.binary_cross_entropy_with_logits(z, y)),
+            "ece": ece, "mean_p_v": float(prob.mean()), "success_rate": float(y.mean())}
+
+
+def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: StepContext,
+           generator: torch.Generator) -> dict[str, float]:
+    """One gradient step of V_psi, the critic and the actor on ``batch`` (B_S ∪ B_I ∪ B_O).
+
+    Returns scalar metrics for logging. Advances learner.model_index by one.
+    """
+    method = cfg.method_config()
+    dev = cfg.device
+    p = _prepare(learner, batch, cfg)
+    batch, kinds, done = p.batch, p.kinds, p.done
+    both = _cat_obs(p.obs, p.nobs)
+    n = kinds.shape[0]
+    roll = kinds >= ROLLOUT_SUCC
+    lr = lr_scale(ctx.step_in_round, cfg.lr_warmup_steps)
+    metrics: dict[str, float] = {}
+    _value_and_critic_steps(learner, p, cfg, lr, method, metrics)
+    vh = learner.value
+
     g = torch.ones(n, device=dev)
     if method.train_critic:
         label = as_tensor(batch[F.OUTCOME_LABEL]).float()
-        # Every outcome-labeled rollout sample: in naive mode that includes windows that are
-        # also intervention windows (the ablation labels every rollout frame).
         labeled = (kinds != DEMO) & ~label.isnan()
-        eff = as_tensor(batch[F.EFFICIENCY_TARGET]).bool()
         term = as_tensor(batch[F.TERMINAL_SUCCESS]).bool()
-        z, ve = learner.critic(obs)
-        with torch.no_grad():
-            _, ve_next = learner.critic(nobs)
-            y_e = torch.where(term, torch.zeros_like(ve_next), -1.0 + ve_next)
-            y_e = y_e.clamp(-cfg.t_max, 0.0)
-        bce = nnf.binary_cross_entropy_with_logits(z, label.nan_to_num(0.0), reduction="none")
-        hub = nnf.huber_loss(ve, y_e, delta=cfg.huber_delta, reduction="none")
-        loss_bce, loss_hub = _masked_mean(bce, labeled.float()), _masked_mean(hub, eff.float())
-        _step(learner.opt_critic, loss_bce + loss_hub, learner.critic, cfg.grad_clip,
-              cfg.lr_critic * lr)
-        metrics["loss/critic_bce"] = float(loss_bce.detach())
-        metrics["loss/critic_huber"] = float(loss_hub.detach())
-
         # 4. Gate from the updated, detached heads.
         g_raw, z_t = critic_gate(learner.critic, both, term, method)
         p_v = torch.sigmoid(z_t)

@@ -95,3 +95,36 @@ def test_cli_names_a_bad_config_key(tmp_path, capsys):
                   "--ckpt-root", str(tmp_path / "ck"), "--round", "0"])
     assert rc == 2
     assert "unknown config key 'step_per_round'" in capsys.readouterr().err
+
+
+def test_critic_pretraining_calibrates_before_the_actor_moves(tmp_path):
+    cfg = _cfg("habc", critic_pretrain_steps=6)
+    final = tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False)
+    ckpt = load_checkpoint(final)
+    assert ckpt.model_index == 4  # pre-training takes no actor step
+    cal = ckpt.manifest["critic_calibration"]
+    assert set(cal) == {"start", "after_pretrain", "end"}
+    for entry in cal.values():
+        assert entry["samples"] > 0 and 0.0 <= entry["ece"] <= 1.0 and entry["bce"] > 0
+    # The critic-only steps moved the critic and left the actor where a run without them starts.
+    plain = load_checkpoint(tr.run_round(_cfg("habc"), _streams(cfg), tmp_path / "plain", 0,
+                                         progress=False))
+    assert "after_pretrain" not in plain.manifest["critic_calibration"]
+    assert cal["start"] == plain.manifest["critic_calibration"]["start"]
+
+
+def test_critic_pretraining_is_kept_across_a_resume(tmp_path):
+    cfg = _cfg("habc", critic_pretrain_steps=3)
+    tr.run_round(cfg, _streams(cfg), tmp_path, 0, max_steps=2, progress=False)
+    resumed = load_checkpoint(tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False))
+    straight = load_checkpoint(tr.run_round(cfg, _streams(cfg), tmp_path / "s", 0,
+                                            progress=False))
+    assert resumed.manifest["critic_calibration"] == straight.manifest["critic_calibration"]
+    for k in straight.model:
+        assert torch.equal(straight.model[k], resumed.model[k]), k
+
+
+def test_ungated_methods_skip_critic_pretraining(tmp_path):
+    cfg = _cfg("imit_dagger", critic_pretrain_steps=5)
+    ckpt = load_checkpoint(tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False))
+    assert ckpt.manifest["critic_calibration"] == {}

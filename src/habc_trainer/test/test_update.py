@@ -116,6 +116,13 @@ def test_recap_weights_are_the_hard_filter_and_are_not_normalised():
     assert bool((w[~roll] == 1).all())
 
 
+def test_filtered_bc_keeps_demos_and_successful_policy_samples_only():
+    w, _, kinds = _weights("filtered_bc", G)
+    assert bool((w[(kinds == DEMO) | (kinds == ROLLOUT_SUCC)] == 1).all())
+    assert bool((w[(kinds == ROLLOUT_FAIL) | (kinds == ROLLOUT_UNLABELED)
+                   | (kinds == INTERVENTION)] == 0).all())
+
+
 def test_habc_v_gate_ignores_the_efficiency_head():
     cfg = _cfg("habc")
     mc = _mc(cfg)

@@ -63,6 +63,12 @@ class FlowActor(nn.Module):
         # the noise is never fully removed and sampled chunks stay noisy. A positive scale of
         # sigma lets the network learn the 1/sigma part; the tokens predict the rest.
         self.skip_scale = mlp(d, d, 1, 1, cfg.activation)
+        factor = fm.temporal_noise_factor(cfg.horizon, cfg.noise_length_scale)
+        # Not persistent: a function of the config, so checkpoints keep the same tensors.
+        self.register_buffer("noise_factor", factor, persistent=False)
+        self.register_buffer("out_projector",
+                             fm.low_pass_projector(cfg.horizon, cfg.action_basis),
+                             persistent=False)
 
     def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Prepared obs -> (B, n_obs_tokens, d) conditioning tokens (reused across Euler steps)."""
@@ -79,7 +85,10 @@ class FlowActor(nn.Module):
         h = self.expert(torch.cat([cond, t_tok, act], dim=1))
         out = self.action_out(self.out_norm(h[:, -self.n_act_tokens:]))
         skip = nn.functional.softplus(self.skip_scale(emb))[:, :, None]  # (B, 1, 1)
-        return out.reshape(b, cfg.horizon, cfg.action_dim) + skip * x
+        out = out.reshape(b, cfg.horizon, cfg.action_dim)
+        if self.out_projector is not None:
+            out = self.out_projector @ out
+        return out + skip * x
 
     def flow_loss(
         self, obs: dict[str, torch.Tensor], actions: torch.Tensor, mask: torch.Tensor,
@@ -92,8 +101,7 @@ class FlowActor(nn.Module):
         b = actions.shape[0]
         sigma = fm.sample_time(b, generator, self.cfg.time_alpha, self.cfg.time_beta,
                                actions.device)
-        noise = torch.randn(actions.shape, generator=generator,
-                            device=generator.device).to(actions.device)
+        noise = fm.sample_noise(actions.shape, generator, self.noise_factor, actions.device)
         x, u = fm.noisy_actions(actions, noise, sigma)
         v = self.velocity(self.encode(obs), x, sigma)
         return fm.masked_squared_error(v, u, mask)
@@ -104,8 +112,7 @@ class FlowActor(nn.Module):
         """Prepared obs -> (B, H, D) normalised action chunk by Euler integration."""
         cond = self.encode(obs)
         b = cond.shape[0]
-        gdev = cond.device if generator is None else generator.device
-        noise = torch.randn((b, self.cfg.horizon, self.cfg.action_dim), generator=generator,
-                            device=gdev).to(cond.device)
+        noise = fm.sample_noise((b, self.cfg.horizon, self.cfg.action_dim), generator,
+                                self.noise_factor, cond.device)
         return fm.euler_integrate(lambda x, s: self.velocity(cond, x, s), noise,
                                   num_steps or self.cfg.num_inference_steps)

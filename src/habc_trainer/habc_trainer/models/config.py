@@ -40,6 +40,14 @@ class ModelConfig:
     num_inference_steps: int = 10  # Euler steps at inference (openpi)
     time_alpha: float = 1.5  # flow time ~ Beta(time_alpha, time_beta) (openpi)
     time_beta: float = 1.0
+    # Flow source noise correlated over chunk steps (squared-exponential kernel, in steps);
+    # 0 = iid per step. With iid noise the sim preset's sampled chunks kept 23 mm of per-step
+    # zig-zag (median EE second difference; demos 0): docs/trainer.md, "Smooth chunks".
+    noise_length_scale: float = 5.0
+    # The action head's output projected onto the first `action_basis` DCT vectors of the
+    # chunk (0 = off): removes the zig-zag a per-token linear head leaves inside and between
+    # action patches (docs/trainer.md, "Smooth chunks").
+    action_basis: int = 16
 
     def __post_init__(self) -> None:
         for name in ("proprio_dim", "action_dim", "env_state_dim"):
@@ -65,6 +73,11 @@ class ModelConfig:
         bad = [c for c in self.cameras if c not in CAMERA_NAMES]
         if bad:
             raise ValueError(f"cameras has unknown names {bad}; valid: {list(CAMERA_NAMES)}")
+        if self.action_basis < 0:
+            raise ValueError(f"action_basis must be >= 0, got {self.action_basis}")
+        if self.noise_length_scale < 0:
+            raise ValueError(
+                f"noise_length_scale must be >= 0, got {self.noise_length_scale}")
         if self.time_alpha <= 0 or self.time_beta <= 0:
             raise ValueError(
                 f"time_alpha/time_beta must be > 0, got {self.time_alpha}/{self.time_beta}")
