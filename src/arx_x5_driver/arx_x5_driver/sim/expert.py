@@ -8,11 +8,19 @@ moment of an episode, which is what the intervention model needs.
 
 Skill (ExpertConfig): aim noise, pauses, and deliberately sloppy first grasps; all draws come from
 the generator passed in, so a seed reproduces the demonstration.
+
+The operator's hands (`closed_loop`) also follow the object they are reaching for every tick
+until the fingers close, and never open on an object they hold except to let it go where it
+belongs. A hand made at a takeover (`takeover`) continues from the state it finds, as a person
+who grabs the controls does: no pause in its first second, a held object stays held, and a grasp
+next to the object goes straight to the approach, opening on the way rather than first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +39,13 @@ MARKER_GRASP_DZ = 0.005  # tool point above the marker axis: pad tips stay off t
 KNOB_GRASP_DZ = 0.004
 DROP_Z = 0.072  # tool height (= marker axis height) when the marker is let go over the pouch
 PULL_FRACTION = 0.97  # of the lid travel: stop short of the end stop
+# A person who just took over acts at once; pauses come back after this (1 s at 30 Hz).
+TAKEOVER_FOCUS_TICKS = 30
+NEAR_XY = 0.06  # tool this close (table plane) to its object: regrasp without backing off
+PRE_GRASP_DZ = 0.03  # above the grasp height: pad bottoms clear the marker's top
+# Opening for a regrasp from close by: the marker's 18 mm plus the aim error (4 mm std) and a
+# sloppy grasp's 13 mm offset, with room to spare; a full stroke is 88 mm.
+REGRASP_OPEN = 0.05
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,8 @@ class Waypoint:
     grip: float  # gripper opening
     hold: int = 0  # ticks to stay once reached
     speed: float = 1.0  # x ExpertConfig.speed
+    track: bool = False  # closed-loop hands: follow the object's motion since the plan was made
+    release: bool = False  # the only waypoint that may open a hand holding its object
 
 
 def _wrap(a: float) -> float:
@@ -51,10 +68,21 @@ class ArmScript:
 
     arm = ""
 
-    def __init__(self, env: PouchEnv, cfg: ExpertConfig, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        env: PouchEnv,
+        cfg: ExpertConfig,
+        rng: np.random.Generator,
+        *,
+        closed_loop: bool = False,
+        takeover: bool = False,
+    ) -> None:
         self.env = env
         self.cfg = cfg
         self.rng = rng
+        self.closed_loop = closed_loop
+        self.takeover = takeover
+        self.born = env.tick
         xyz, rot = env.rig.ee_pose(self.arm)
         self.pos = xyz + env.rig.base_pos[self.arm]
         self.yaw = float(np.arctan2(rot[1, 1], rot[0, 1]))
@@ -75,6 +103,14 @@ class ArmScript:
     def make_plan(self, label: str) -> list[Waypoint]:
         raise NotImplementedError
 
+    def holding(self) -> bool:
+        """This hand holds its object (then it opens only at a `release` waypoint)."""
+        return False
+
+    def tracked(self, wp: Waypoint) -> Waypoint:
+        """`wp` moved with its object since the plan was made (identity: nothing to follow)."""
+        return wp
+
     # --- helpers ---
     def natural_yaw(self, yaw: float, at: np.ndarray) -> float:
         """The gripper is symmetric: pick yaw or yaw + pi, whichever keeps joint 6 near zero."""
@@ -89,6 +125,8 @@ class ArmScript:
         return out
 
     def maybe_hesitate(self) -> list[Waypoint]:
+        if self.takeover and self.env.tick - self.born < TAKEOVER_FOCUS_TICKS:
+            return []
         if self.rng.random() < self.cfg.hesitation_prob:
             lo, hi = self.cfg.hesitation_ticks
             ticks = int(self.rng.integers(lo, hi + 1))
@@ -128,9 +166,16 @@ class ArmScript:
         self.log.append((self.env.tick, label))
 
     def _advance(self) -> None:
+        if self.takeover:
+            # A person does not stop at a waypoint that is already where the hand is.
+            while self.idx + 1 < len(self.plan) and self._already_there(self.plan[self.idx]):
+                self.idx += 1
         if self.idx >= len(self.plan):
             return
         wp = self.plan[self.idx]
+        following = self.closed_loop and wp.track
+        if following:
+            wp = self.tracked(wp)
         dt = 1.0 / self.env.control_hz
         step = self.cfg.speed * wp.speed * dt
         delta = wp.pos - self.pos
@@ -139,20 +184,61 @@ class ArmScript:
         dyaw = _wrap(wp.yaw - self.yaw)
         self.yaw = _wrap(self.yaw + float(np.clip(dyaw, -YAW_SPEED * dt, YAW_SPEED * dt)))
         gstep = GRIPPER_SPEED * dt
-        self.grip = float(self.grip + np.clip(wp.grip - self.grip, -gstep, gstep))
-        reached = dist <= step and abs(dyaw) < 1e-3 and abs(wp.grip - self.grip) < 1e-6
+        goal_grip = wp.grip
+        if self.closed_loop and self.holding() and not wp.release:
+            goal_grip = min(goal_grip, self.grip)  # a held object is let go only where it belongs
+        self.grip = float(self.grip + np.clip(goal_grip - self.grip, -gstep, gstep))
+        reached = dist <= step and abs(dyaw) < 1e-3 and abs(goal_grip - self.grip) < 1e-6
         if reached:
             if self.held >= wp.hold:
                 self.idx += 1
                 self.held = 0
+                if following and self.idx < len(self.plan) and not self.plan[self.idx].track:
+                    # The fingers close where the object is now: the rest of the plan moves too.
+                    rest = [self.tracked(w) for w in self.plan[self.idx :]]
+                    self.plan = self.plan[: self.idx] + rest
             else:
                 self.held += 1
+
+    def _already_there(self, wp: Waypoint) -> bool:
+        if wp.hold or wp.track:
+            return False
+        return (
+            float(np.linalg.norm(wp.pos - self.pos)) < 1e-6
+            and abs(_wrap(wp.yaw - self.yaw)) < 1e-3
+            and abs(wp.grip - self.grip) < 1e-6
+        )
 
 
 class MarkerHand(ArmScript):
     """Right arm: pick the marker up, wait for the open lid, drop it in, get out of the way."""
 
     arm = "right"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ref_xy = np.zeros(2)  # marker xy and axis angle when the pick plan was made
+        self._ref_angle = 0.0
+
+    def holding(self) -> bool:
+        return bool(self.env.state.marker_held)
+
+    def _marker_angle(self) -> float:
+        axis = self.env.rig.marker_axis()
+        return float(np.arctan2(axis[1], axis[0]))
+
+    def tracked(self, wp: Waypoint) -> Waypoint:
+        # Rigid motion of the marker in the table plane since the plan; its axis has no
+        # direction, so a turn is taken modulo pi.
+        turn = float((self._marker_angle() - self._ref_angle + np.pi / 2) % np.pi - np.pi / 2)
+        c, s = np.cos(turn), np.sin(turn)
+        rel = wp.pos[:2] - self._ref_xy
+        xy = self.env.rig.marker_pos()[:2] + np.array(
+            [c * rel[0] - s * rel[1], s * rel[0] + c * rel[1]]
+        )
+        return dataclasses.replace(
+            wp, pos=np.array([xy[0], xy[1], wp.pos[2]]), yaw=_wrap(wp.yaw + turn)
+        )
 
     def situation(self) -> str:
         s = self.env.state
@@ -186,6 +272,19 @@ class MarkerHand(ArmScript):
         close_dir = prot[:, 1]  # fingers across the pouch: the marker ends up along its axis
         return centre, float(np.arctan2(close_dir[1], close_dir[0]))
 
+    def _regrasp_approach(self, low: np.ndarray, yaw: float) -> list[Waypoint]:
+        """From next to the marker: up just clear of it and over the grasp, opening on the way
+        only as far as the grasp needs (a wider opening is kept), then down."""
+        grip = max(self.grip, REGRASP_OPEN)
+        pre = low + np.array([0.0, 0.0, PRE_GRASP_DZ])
+        out = []
+        if self.pos[2] < pre[2]:  # beside the marker: rise before moving across it
+            out.append(Waypoint(np.array([self.pos[0], self.pos[1], pre[2]]), self.yaw, grip))
+        return out + [
+            Waypoint(pre, yaw, grip, track=True),
+            Waypoint(low, yaw, grip, hold=2, speed=0.6, track=True),
+        ]
+
     def make_plan(self, label: str) -> list[Waypoint]:
         rig = self.env.rig
         plan = self.maybe_hesitate()
@@ -203,14 +302,24 @@ class MarkerHand(ArmScript):
             grasp_z = max(float(m[2]), self.env.cfg.scene.marker_radius) + MARKER_GRASP_DZ
             above = np.array([aim[0], aim[1], HOVER_Z - 0.03])
             low = np.array([aim[0], aim[1], grasp_z])
+            self._ref_xy, self._ref_angle = m[:2].copy(), self._marker_angle()
+            near = (
+                float(np.linalg.norm(self.pos[:2] - aim[:2])) < NEAR_XY
+                and self.pos[2] < HOVER_Z + 0.01
+            )
+            if self.takeover and near:
+                plan += self._regrasp_approach(low, yaw)
+            else:
+                plan += [
+                    Waypoint(
+                        np.array([self.pos[0], self.pos[1], max(self.pos[2], 0.08)]),
+                        self.yaw,
+                        GRIP_OPEN,
+                    ),
+                    Waypoint(above, yaw, GRIP_OPEN, track=True),
+                    Waypoint(low, yaw, GRIP_OPEN, hold=2, speed=0.6, track=True),
+                ]
             plan += [
-                Waypoint(
-                    np.array([self.pos[0], self.pos[1], max(self.pos[2], 0.08)]),
-                    self.yaw,
-                    GRIP_OPEN,
-                ),
-                Waypoint(above, yaw, GRIP_OPEN),
-                Waypoint(low, yaw, GRIP_OPEN, hold=2, speed=0.6),
                 Waypoint(low, yaw, GRIP_CLOSED, hold=self.cfg.grasp_close_ticks),
                 Waypoint(np.array([aim[0], aim[1], HOVER_Z]), yaw, GRIP_CLOSED, speed=0.7),
             ]
@@ -237,6 +346,7 @@ class MarkerHand(ArmScript):
                         yaw,
                         0.04,
                         hold=self.cfg.release_ticks,
+                        release=True,
                     ),
                     Waypoint(np.array([centre[0], centre[1], HOVER_Z + 0.02]), yaw, 0.04),
                 ]
@@ -276,6 +386,17 @@ class LidHand(ArmScript):
 
     arm = "left"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ref_knob = np.zeros(3)  # knob position when the grab plan was made
+
+    def holding(self) -> bool:
+        return bool(self.env.state.knob_held)
+
+    def tracked(self, wp: Waypoint) -> Waypoint:
+        # The knob only slides with the lid (a released lid springs shut): a translation.
+        return dataclasses.replace(wp, pos=wp.pos + (self.env.rig.knob_pos() - self._ref_knob))
+
     def right_clear(self) -> bool:
         rig = self.env.rig
         xyz, _ = rig.ee_pose("right")
@@ -307,16 +428,30 @@ class LidHand(ArmScript):
         open_pos = knob0 + axis * travel * PULL_FRACTION + [0, 0, KNOB_GRASP_DZ]
         closed_pos = knob0 + [0, 0, KNOB_GRASP_DZ]
         if label in ("grab", "close_push"):
-            k = self.env.rig.knob_pos() + self.noise(self.cfg.pos_noise * 0.5)
+            self._ref_knob = self.env.rig.knob_pos()
+            k = self._ref_knob + self.noise(self.cfg.pos_noise * 0.5)
             low = k + [0, 0, KNOB_GRASP_DZ]
+            near = (
+                float(np.linalg.norm(self.pos[:2] - low[:2])) < NEAR_XY
+                and self.pos[2] < low[2] + 0.08
+            )
+            if not (self.takeover and near):
+                # From afar the hand backs off and opens wide first; from next to the knob a
+                # person who takes over opens on the way down instead.
+                plan.append(
+                    Waypoint(
+                        np.array([self.pos[0], self.pos[1], max(self.pos[2], low[2] + 0.05)]),
+                        self.yaw,
+                        GRIP_OPEN,
+                    )
+                )
+            elif self.pos[2] < low[2] + 0.05:
+                plan.append(
+                    Waypoint(np.array([self.pos[0], self.pos[1], low[2] + 0.05]), self.yaw, 0.06)
+                )
             plan += [
-                Waypoint(
-                    np.array([self.pos[0], self.pos[1], max(self.pos[2], low[2] + 0.05)]),
-                    self.yaw,
-                    GRIP_OPEN,
-                ),
-                Waypoint(low + [0, 0, 0.05], yaw, 0.06),
-                Waypoint(low, yaw, 0.06, hold=2, speed=0.6),
+                Waypoint(low + [0, 0, 0.05], yaw, 0.06, track=True),
+                Waypoint(low, yaw, 0.06, hold=2, speed=0.6, track=True),
                 Waypoint(low, yaw, GRIP_CLOSED, hold=self.cfg.grasp_close_ticks),
             ]
         elif label == "pull":
@@ -326,7 +461,7 @@ class LidHand(ArmScript):
         elif label == "close":
             plan += [
                 Waypoint(closed_pos, yaw, GRIP_CLOSED, hold=2, speed=0.6),
-                Waypoint(closed_pos, yaw, 0.05, hold=self.cfg.release_ticks),
+                Waypoint(closed_pos, yaw, 0.05, hold=self.cfg.release_ticks, release=True),
                 Waypoint(closed_pos + [0, 0, 0.06], yaw, 0.05),
                 self.home(),
             ]
@@ -343,9 +478,19 @@ class LidHand(ArmScript):
 _HANDS: dict[str, type[ArmScript]] = {"left": LidHand, "right": MarkerHand}
 
 
-def make_hand(arm: str, env: PouchEnv, cfg: ExpertConfig, rng: np.random.Generator) -> ArmScript:
-    """The expert for one arm, starting from that arm's current pose."""
-    return _HANDS[arm](env, cfg, rng)
+def make_hand(
+    arm: str,
+    env: PouchEnv,
+    cfg: ExpertConfig,
+    rng: np.random.Generator,
+    *,
+    closed_loop: bool = False,
+    takeover: bool = False,
+) -> ArmScript:
+    """The expert for one arm, starting from that arm's current pose. `closed_loop`: the
+    operator's hands (follow the object, keep a held one); `takeover`: made at a takeover, it
+    continues from the state it finds (module docstring)."""
+    return _HANDS[arm](env, cfg, rng, closed_loop=closed_loop, takeover=takeover)
 
 
 def hand_action(env: PouchEnv, hand: ArmScript) -> np.ndarray:

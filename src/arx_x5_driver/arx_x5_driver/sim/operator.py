@@ -10,7 +10,9 @@ Policy for one episode (all draws from the episode's seeded generator, all choic
   unrecoverable state (marker off the table) ends the episode; there is nothing to take over.
 * on the first failure: with `intervene_prob` take over (after a reaction delay) the arm(s) whose
   sub-task is stuck, else let the episode run out (no later takeover).
-* while in control, the expert drives those arms; an arm still under POLICY that blocks progress
+* while in control, the expert drives those arms, continuing from the state it finds (a hand
+  made at the takeover: no pause, a held marker or knob stays held, a regrasp from close by goes
+  straight to the approach; expert.py); an arm still under POLICY that blocks progress
   later is taken too. After the first recovered milestone the operator hands the arms back with
   `hand_back_prob` (decided at takeover); it takes them again if the policy fails again.
 """
@@ -143,8 +145,11 @@ class InterventionModel:
         if self._takeover_at is not None and tick >= self._takeover_at:
             for arm in self._takeover_arms:
                 self.wants[arm] = True
-                # A fresh hand starts from where the arm is now, not where it was last driven.
-                self._hands.pop(arm, None)
+                # A fresh hand starts from where the arm is now, not where it was last driven,
+                # and carries on from there as a person grabbing the controls does.
+                self._hands[arm] = make_hand(
+                    arm, self.env, self.cfg.expert, self.rng, closed_loop=True, takeover=True
+                )
             self.log.events.append(OperatorEvent(tick, "take", self._takeover_arms))
             self._progress_at_take = self.env.monitor.progress
             self._takeover_at = None
@@ -172,7 +177,10 @@ class InterventionModel:
         """The operator's command for `arm` this tick (its EE or joint action slice)."""
         hand = self._hands.get(arm)
         if hand is None:
-            hand = self._hands[arm] = make_hand(arm, self.env, self.cfg.expert, self.rng)
+            # Demonstrations: the same person's hands, from the home pose.
+            hand = self._hands[arm] = make_hand(
+                arm, self.env, self.cfg.expert, self.rng, closed_loop=True
+            )
         return hand_action(self.env, hand)
 
 
