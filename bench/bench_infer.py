@@ -1,0 +1,104 @@
+"""Benchmark (not a test): one-observation chunk inference latency vs the prefetch budget.
+
+    python bench/bench_infer.py                        # tiny + sim presets, smooth and iid heads
+    python bench/bench_infer.py --presets sim base --calls 20
+
+The policy node asks for the next chunk `prefetch_steps` ticks before the current one runs out
+(config/rollout.yaml: 5 ticks at 30 Hz = 167 ms): inference slower than that stops the arm. Each
+row is one (preset, action head) in its own process (peak RSS is that model's alone), one torch
+thread as in the rollout graph; "iid" is the head without temporally correlated noise and
+low-pass output (noise_length_scale = 0, action_basis = 0), to show what the smooth head costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+PROPRIO_DIM, ACTION_DIM, ENV_STATE_DIM = 20, 20, 13
+HEADS = {"smooth": {}, "iid": {"noise_length_scale": 0.0, "action_basis": 0}}
+
+
+def budget_ms() -> float:
+    """prefetch_steps / control rate, from the rollout graph's own config."""
+    graph = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "rollout.yaml")
+                           .read_text(encoding="utf-8"))
+
+    def find(node, key):
+        if isinstance(node, dict):
+            if key in node:
+                return node[key]
+            for v in node.values():
+                found = find(v, key)
+                if found is not None:
+                    return found
+        return None
+
+    prefetch = float(find(graph, "prefetch_steps"))
+    hz = float(find(graph, "control_hz") or 30.0)
+    return 1000.0 * prefetch / hz
+
+
+def run_one(preset: str, head: str, calls: int) -> dict:
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from habc_trainer.models.config import model_preset
+    from habc_trainer.models.example import example_stats, make_example_batch, make_example_obs
+    from habc_trainer.models.policy import FlowPolicy
+
+    torch.set_num_threads(1)
+    cfg = dataclasses.replace(model_preset(preset), **HEADS[head]).with_dims(
+        proprio_dim=PROPRIO_DIM, action_dim=ACTION_DIM,
+        env_state_dim=0 if model_preset(preset).cameras else ENV_STATE_DIM)
+    rng = np.random.default_rng(0)
+    policy = FlowPolicy(cfg, example_stats(make_example_batch(cfg, 8, rng), cfg)).eval()
+    obs = make_example_obs(cfg, rng)
+    for _ in range(2):  # warm-up
+        policy.infer(obs)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        policy.infer(obs)
+        times.append(1000 * (time.perf_counter() - t0))
+    return {"preset": preset, "head": head, "p50_ms": float(np.percentile(times, 50)),
+            "p99_ms": float(np.percentile(times, 99)),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "params": sum(p.numel() for p in policy.parameters())}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", nargs="+", default=["tiny", "sim"])
+    p.add_argument("--calls", type=int, default=100)
+    p.add_argument("--one", nargs=2, metavar=("PRESET", "HEAD"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(run_one(*args.one, args.calls)))
+        return 0
+    budget = budget_ms()
+    print(f"budget: prefetch_steps ticks = {budget:.0f} ms (config/rollout.yaml)")
+    print(f"{'preset':<6} {'head':<7} {'p50 ms':>8} {'p99 ms':>8} {'p99/budget':>10} "
+          f"{'peak MB':>8}  params")
+    for preset in args.presets:
+        for head in HEADS:
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", preset, head, "--calls", str(args.calls)],
+                check=True, capture_output=True, text=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            print(f"{preset:<6} {head:<7} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
+                  f"{r['p99_ms'] / budget:10.2f} {r['peak_rss_mb']:8.0f}  {r['params']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
