@@ -81,3 +81,22 @@ def test_concurrency_counts_tasks_running_next_to_a_seeds_tasks():
     # s0 runs 0..100; s1 runs 50..150 next to it: half of each seed's time is shared
     c = _concurrency([("state/s0", 0.0, 100.0), ("state/s1", 50.0, 150.0)])
     assert c == {"state/s0": 1.5, "state/s1": 1.5}
+
+
+def test_critic_calibration_table_averages_each_phase_over_seeds():
+    from habc_control.experiment.report import critic_calibration_table
+
+    def phase(bce, ece, n=100):
+        return {"samples": n, "bce": bce, "ece": ece, "mean_p_v": 0.3, "success_rate": 0.25}
+
+    cal = {"habc/r001": {"0": {"start": phase(0.8, 0.3), "after_pretrain": phase(0.5, 0.1),
+                               "end": phase(0.6, 0.2)},
+                         "1": {"start": phase(0.6, 0.1), "after_pretrain": phase(0.7, 0.3),
+                               "end": phase(1.0, 0.4)}},
+           "habc_v/r002": {"0": {"start": {"samples": 0}}}}
+    rows = [line for line in critic_calibration_table(cal) if line.startswith("| HABC")]
+    assert len(rows) == 2
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[1:] == ["1", "2", "100", "0.25", "0.70 / 0.20", "0.60 / 0.20", "0.80 / 0.30"]
+    assert [c.strip() for c in rows[1].strip("|").split("|")][5:] == ["– / –"] * 3
+    assert critic_calibration_table({}) == []

@@ -51,6 +51,8 @@ class TrackData:
     evals: dict[tuple[str, int], dict[int, dict]] = field(default_factory=dict)
     records: dict[int, dict[str, dict]] = field(default_factory=dict)
     probes: dict[int, dict] = field(default_factory=dict)
+    # (method, round) -> seed -> the round checkpoint's critic_calibration (train_round)
+    calibration: dict[tuple[str, int], dict[int, dict]] = field(default_factory=dict)
 
 
 def collect_track(cfg: ExperimentConfig, track: str, out: Path, root: Path) -> TrackData:
@@ -62,6 +64,9 @@ def collect_track(cfg: ExperimentConfig, track: str, out: Path, root: Path) -> T
             ev = read_json(ctx.eval_json(*cell))
             if ev is not None:
                 data.evals.setdefault(cell, {})[s] = ev
+            manifest = read_json(ctx.ckpt(*cell) / "manifest.json")
+            if manifest and manifest.get("critic_calibration"):
+                data.calibration.setdefault(cell, {})[s] = manifest["critic_calibration"]
         recs = {}
         rec_dir = ctx.root / "records"
         if rec_dir.is_dir():
@@ -103,6 +108,8 @@ def results_dict(cfg: ExperimentConfig, data: dict[str, TrackData],
             "trials": trials,
             "records": {str(s): v for s, v in td.records.items()},
             "probes": {str(s): v for s, v in td.probes.items()},
+            "critic_calibration": {f"{m}/r{r:03d}": {str(s): c for s, c in per.items()}
+                                   for (m, r), per in sorted(td.calibration.items())},
         }
     from habc_control.experiment.evaluation import load_sim
 
@@ -699,6 +706,34 @@ def _control_reading(td: dict[str, Any], control: dict[int, dict[str, Any]],
     return out
 
 
+def critic_calibration_table(cal: dict[str, dict[str, dict]]) -> list[str]:
+    """Held-out BCE / ECE of each round's critic, at the round's start, after its critic-only
+    pre-training and at its end (train_round's `critic_calibration`), averaged over seeds."""
+    rows = []
+    for cell, per_seed in cal.items():
+        method, r = cell.split("/r")
+
+        def avg(phase: str, key: str, per_seed: dict = per_seed) -> str:
+            v = [c[phase][key] for c in per_seed.values()
+                 if c.get(phase, {}).get("samples", 0) > 0]
+            return "–" if not v else f"{sum(v) / len(v):.2f}"
+
+        n = [c["start"]["samples"] for c in per_seed.values() if "start" in c]
+        rows.append(f"| {label(method)} | {int(r)} | {len(per_seed)} | "
+                    f"{sum(n) // max(len(n), 1)} | {avg('start', 'success_rate')} | "
+                    + " | ".join(f"{avg(ph, 'bce')} / {avg(ph, 'ece')}"
+                                 for ph in ("start", "after_pretrain", "end")) + " |")
+    if not rows:
+        return []
+    return ["Critic calibration per round on the round's held-out rollout episodes (10 % of "
+            "the labeled ones, never trained on): BCE / expected calibration error of p_v, "
+            "mean over seeds. A constant predictor at the success rate p scores "
+            "BCE = -p ln p - (1-p) ln(1-p) (0.56 at p = 0.25).", "",
+            "| method | round | seeds | held-out windows per seed | success rate | start | "
+            "after critic pre-training | end of round |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |", *rows, ""]
+
+
 def diagnostics(td: dict[str, Any], R: int) -> list[str]:
     lines = []
     recs = td["records"]
@@ -735,6 +770,7 @@ def diagnostics(td: dict[str, Any], R: int) -> list[str]:
             "| --- | --- | --- | --- | --- | --- | --- |",
             *rows, "",
         ]
+    lines += critic_calibration_table(td.get("critic_calibration", {}))
     probe_rows, cal_rows = [], []
     for s, pr in sorted(td["probes"].items(), key=lambda x: int(x[0])):
         for name, g in pr.get("gate", {}).items():
