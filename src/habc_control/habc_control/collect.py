@@ -536,6 +536,12 @@ def make_policy_factory(
             policy.model_index = index
 
         def loaded(env: Any, seed: int) -> Policy:
+            # A flow policy samples its noise from torch's global generator: seeding it per
+            # episode makes an episode a function of (policy, episode seed), whatever the
+            # process ran before it, so a seed reproduces its rollout or trial.
+            torch = sys.modules.get("torch")
+            if torch is not None:
+                torch.manual_seed(seed)
             if hasattr(policy, "reset"):
                 policy.reset(seed)
             return policy

@@ -183,3 +183,22 @@ def test_config_validation():
         CollectConfig(mode="play")
     with pytest.raises(ValueError, match="policy"):
         make_policy_factory("nonsense", SimConfig(), 50, 25, 0)
+
+
+def test_a_loaded_policy_is_seeded_per_episode_whatever_ran_before(monkeypatch):
+    import torch
+
+    import habc_control.policies as policies
+    from habc_control.collect import make_policy_factory
+
+    class TorchNoisePolicy:
+        def infer(self, obs):
+            return {"actions": torch.rand(3).numpy()}
+
+    monkeypatch.setattr(policies, "load_policy", lambda spec, horizon: (TorchNoisePolicy(), 0))
+    factory = make_policy_factory("pkg:noise", None, 50, 25, 0)
+    first = factory(None, 7).infer({})["actions"]
+    torch.rand(100)  # other episodes' draws in the same process
+    factory(None, 3).infer({})
+    again = factory(None, 7).infer({})["actions"]
+    assert (first == again).all()

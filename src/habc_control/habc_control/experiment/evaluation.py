@@ -119,11 +119,8 @@ def rig_policy_factory(policy: str, env: Any, horizon: int, execute_steps: int) 
     inner = make_policy_factory(policy, env.cfg, horizon, execute_steps, 0)
 
     def factory(env: Any, seed: int) -> GripperClampedPolicy:
-        import torch
-
-        # The flow policy samples its noise from torch's global generator: seeding it per
-        # episode makes a trial a function of (checkpoint, episode seed), so reruns repeat it.
-        torch.manual_seed(seed)
+        # make_policy_factory seeds a flow policy per episode: a trial is a function of
+        # (checkpoint, episode seed), so reruns repeat it.
         return GripperClampedPolicy(inner(env, seed), env.arm_dim, len(ARMS), GRIPPER_STROKE)
 
     return factory
