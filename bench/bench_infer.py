@@ -18,31 +18,18 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-import yaml
 
 PROPRIO_DIM, ACTION_DIM, ENV_STATE_DIM = 20, 20, 13
 HEADS = {"smooth": {}, "iid": {"noise_length_scale": 0.0, "action_basis": 0}}
 
 
 def budget_ms() -> float:
-    """prefetch_steps / control rate, from the rollout graph's own config."""
-    graph = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "rollout.yaml")
-                           .read_text(encoding="utf-8"))
+    """prefetch_steps / control rate, as the rollout graph runs them (config/rollout.yaml)."""
+    from habc_control.graph import load_graph_config, node_specs
 
-    def find(node, key):
-        if isinstance(node, dict):
-            if key in node:
-                return node[key]
-            for v in node.values():
-                found = find(v, key)
-                if found is not None:
-                    return found
-        return None
-
-    prefetch = float(find(graph, "prefetch_steps"))
-    hz = float(find(graph, "control_hz") or 30.0)
+    params = {spec.name: spec.parameters for spec in node_specs(load_graph_config())}
+    prefetch = float(params["policy"]["prefetch_steps"])
+    hz = float(params["command_mux"].get("control_hz", 30.0))
     return 1000.0 * prefetch / hz
 
 
@@ -58,8 +45,10 @@ def run_one(preset: str, head: str, calls: int) -> dict:
 
     torch.set_num_threads(1)
     cfg = dataclasses.replace(model_preset(preset), **HEADS[head]).with_dims(
-        proprio_dim=PROPRIO_DIM, action_dim=ACTION_DIM,
-        env_state_dim=0 if model_preset(preset).cameras else ENV_STATE_DIM)
+        proprio_dim=PROPRIO_DIM,
+        action_dim=ACTION_DIM,
+        env_state_dim=0 if model_preset(preset).cameras else ENV_STATE_DIM,
+    )
     rng = np.random.default_rng(0)
     policy = FlowPolicy(cfg, example_stats(make_example_batch(cfg, 8, rng), cfg)).eval()
     obs = make_example_obs(cfg, rng)
@@ -70,10 +59,14 @@ def run_one(preset: str, head: str, calls: int) -> dict:
         t0 = time.perf_counter()
         policy.infer(obs)
         times.append(1000 * (time.perf_counter() - t0))
-    return {"preset": preset, "head": head, "p50_ms": float(np.percentile(times, 50)),
-            "p99_ms": float(np.percentile(times, 99)),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "params": sum(p.numel() for p in policy.parameters())}
+    return {
+        "preset": preset,
+        "head": head,
+        "p50_ms": float(np.percentile(times, 50)),
+        "p99_ms": float(np.percentile(times, 99)),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "params": sum(p.numel() for p in policy.parameters()),
+    }
 
 
 def main() -> int:
@@ -87,16 +80,23 @@ def main() -> int:
         return 0
     budget = budget_ms()
     print(f"budget: prefetch_steps ticks = {budget:.0f} ms (config/rollout.yaml)")
-    print(f"{'preset':<6} {'head':<7} {'p50 ms':>8} {'p99 ms':>8} {'p99/budget':>10} "
-          f"{'peak MB':>8}  params")
+    print(
+        f"{'preset':<6} {'head':<7} {'p50 ms':>8} {'p99 ms':>8} {'p99/budget':>10} "
+        f"{'peak MB':>8}  params"
+    )
     for preset in args.presets:
         for head in HEADS:
             out = subprocess.run(
                 [sys.executable, __file__, "--one", preset, head, "--calls", str(args.calls)],
-                check=True, capture_output=True, text=True).stdout
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
-            print(f"{preset:<6} {head:<7} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
-                  f"{r['p99_ms'] / budget:10.2f} {r['peak_rss_mb']:8.0f}  {r['params']}")
+            print(
+                f"{preset:<6} {head:<7} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
+                f"{r['p99_ms'] / budget:10.2f} {r['peak_rss_mb']:8.0f}  {r['params']}"
+            )
     return 0
 
 

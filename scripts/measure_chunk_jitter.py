@@ -26,8 +26,12 @@ from habc_trainer.store import EpisodeStore
 def held_out_frames(store: EpisodeStore, frames: int, execute: int, seed: int):
     """(episode, t) pairs whose next `execute` frames lie inside the episode."""
     rng = np.random.default_rng(seed)
-    pool = [(i, t) for i, e in enumerate(store.episodes) if e["source"] == "demo"
-            for t in range(0, e["length"] - execute)]
+    pool = [
+        (i, t)
+        for i, e in enumerate(store.episodes)
+        if e["source"] == "demo"
+        for t in range(0, e["length"] - execute)
+    ]
     pick = rng.choice(len(pool), size=min(frames, len(pool)), replace=False)
     return [pool[k] for k in sorted(pick)]
 
@@ -50,24 +54,34 @@ def main() -> None:
     for key in (F.PROPRIO, F.ENV_STATE):
         if store.dim(key):
             batch[F.OBS_PREFIX + key] = torch.as_tensor(
-                np.stack([store.array(key, i)[t] for i, t in pairs]))
-    demo = np.stack([store.array(F.ACTION, i)[t:t + cfg.execute_steps] for i, t in pairs])
+                np.stack([store.array(key, i)[t] for i, t in pairs])
+            )
+    demo = np.stack([store.array(F.ACTION, i)[t : t + cfg.execute_steps] for i, t in pairs])
     gen = torch.Generator().manual_seed(args.seed)
     start = time.perf_counter()
-    one = policy.infer_batch(batch, gen).numpy()[:, :cfg.execute_steps]
+    one = policy.infer_batch(batch, gen).numpy()[:, : cfg.execute_steps]
     per_call_ms = (time.perf_counter() - start) / len(pairs) * 1e3
-    mean = np.mean([policy.infer_batch(batch, gen).numpy()[:, :cfg.execute_steps]
-                    for _ in range(args.average)], axis=0)
+    mean = np.mean(
+        [
+            policy.infer_batch(batch, gen).numpy()[:, : cfg.execute_steps]
+            for _ in range(args.average)
+        ],
+        axis=0,
+    )
     rows = {"demonstrator": demo, "one sample": one, f"mean of {args.average}": mean}
-    print(f"{args.ckpt}: {len(pairs)} held-out frames, executed rows 0-{cfg.execute_steps - 1}, "
-          f"noise_length_scale {getattr(cfg, 'noise_length_scale', 0.0)}")
+    print(
+        f"{args.ckpt}: {len(pairs)} held-out frames, executed rows 0-{cfg.execute_steps - 1}, "
+        f"noise_length_scale {getattr(cfg, 'noise_length_scale', 0.0)}"
+    )
     print("| chunk | median mm | p90 mm |\n| --- | --- | --- |")
     for name, chunks in rows.items():
         d2 = chunk_second_difference_mm(chunks, n_arms)
         print(f"| {name} | {np.median(d2):.2f} | {np.percentile(d2, 90):.2f} |")
     err = np.abs(one - demo)[..., :3].mean() * 1e3
-    print(f"mean |sample - demonstrator| over xyz of the executed rows: {err:.1f} mm; "
-          f"batched inference {per_call_ms:.2f} ms per frame")
+    print(
+        f"mean |sample - demonstrator| over xyz of the executed rows: {err:.1f} mm; "
+        f"batched inference {per_call_ms:.2f} ms per frame"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Untouched-marker drift over many layouts (docs/sim-rig.md, "Physics checks").
 
-    python scripts/measure_object_drift.py --layouts 30 --seconds 2
+python scripts/measure_object_drift.py --layouts 30 --seconds 2
 """
 
 from __future__ import annotations
@@ -23,13 +23,17 @@ def main() -> None:
     args = p.parse_args()
     env = PouchEnv(load_sim_config(args.sim_config), obs_mode="state")
     ticks = int(round(args.seconds * env.control_hz))
-    drifts = [untouched_marker_drift(env, s, ticks)
-              for s in range(args.first_seed, args.first_seed + args.layouts)]
+    drifts = [
+        untouched_marker_drift(env, s, ticks)
+        for s in range(args.first_seed, args.first_seed + args.layouts)
+    ]
     mm = np.array([d.distance_m for d in drifts]) * 1e3
     moving = sum(d.still_moving for d in drifts)
-    print(f"untouched marker over {args.seconds:g} s on {len(drifts)} layouts: median "
-          f"{np.median(mm):.2f} mm, p90 {np.percentile(mm, 90):.2f} mm, max {mm.max():.2f} mm; "
-          f"{moving} still moving (> 1 mm/s) at the end")
+    print(
+        f"untouched marker over {args.seconds:g} s on {len(drifts)} layouts: median "
+        f"{np.median(mm):.2f} mm, p90 {np.percentile(mm, 90):.2f} mm, max {mm.max():.2f} mm; "
+        f"{moving} still moving (> 1 mm/s) at the end"
+    )
 
 
 if __name__ == "__main__":

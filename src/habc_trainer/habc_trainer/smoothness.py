@@ -34,8 +34,12 @@ class Jitter:
     p90_mm: float
 
     def to_dict(self) -> dict[str, float | int | str]:
-        return {"source": self.source, "samples": self.samples, "median_mm": self.median_mm,
-                "p90_mm": self.p90_mm}
+        return {
+            "source": self.source,
+            "samples": self.samples,
+            "median_mm": self.median_mm,
+            "p90_mm": self.p90_mm,
+        }
 
 
 def second_difference_mm(positions: np.ndarray) -> np.ndarray:
@@ -54,8 +58,11 @@ def chunk_second_difference_mm(chunks: np.ndarray, n_arms: int) -> np.ndarray:
     if c.ndim != 3 or c.shape[2] % n_arms:
         raise ValueError(f"chunks: expected (N, H, D) with D divisible by {n_arms}, got {c.shape}")
     arm_dim = c.shape[2] // n_arms
-    out = [second_difference_mm(chunk[:, a * arm_dim: a * arm_dim + POS_DIMS])
-           for chunk in c for a in range(n_arms)]
+    out = [
+        second_difference_mm(chunk[:, a * arm_dim : a * arm_dim + POS_DIMS])
+        for chunk in c
+        for a in range(n_arms)
+    ]
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -66,7 +73,7 @@ def episode_jitter(action: np.ndarray, human: np.ndarray, is_demo: bool) -> dict
     arm_dim = action.shape[1] // n_arms
     out: dict[str, list[np.ndarray]] = {s: [] for s in SOURCES}
     for a in range(n_arms):
-        d2 = second_difference_mm(action[:, a * arm_dim: a * arm_dim + POS_DIMS])
+        d2 = second_difference_mm(action[:, a * arm_dim : a * arm_dim + POS_DIMS])
         if is_demo:
             out["demo"].append(d2)
             continue
@@ -83,8 +90,9 @@ def summarize(samples: dict[str, Iterable[np.ndarray]]) -> list[Jitter]:
         parts = list(samples.get(source, ()))
         x = np.concatenate(parts) if parts else np.zeros(0)
         if len(x):
-            rows.append(Jitter(source, int(len(x)), float(np.median(x)),
-                               float(np.percentile(x, 90))))
+            rows.append(
+                Jitter(source, int(len(x)), float(np.median(x)), float(np.percentile(x, 90)))
+            )
     return rows
 
 
@@ -92,8 +100,9 @@ def store_jitter(store) -> list[Jitter]:
     """Jitter per source over every episode of an EpisodeStore."""
     acc: dict[str, list[np.ndarray]] = {s: [] for s in SOURCES}
     for i, entry in enumerate(store.episodes):
-        per = episode_jitter(store.array(ACTION, i), store.array(HUMAN, i),
-                             entry["source"] == "demo")
+        per = episode_jitter(
+            store.array(ACTION, i), store.array(HUMAN, i), entry["source"] == "demo"
+        )
         for s, x in per.items():
             acc[s].append(x)
     return summarize(acc)
@@ -108,8 +117,9 @@ def format_table(rows: Sequence[Jitter]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from habc_trainer.store import EpisodeStore, StoreError
 
-    p = argparse.ArgumentParser(prog="python -m habc_trainer.smoothness",
-                                description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m habc_trainer.smoothness", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("stores", nargs="+")
     args = p.parse_args(argv)
     for path in args.stores:

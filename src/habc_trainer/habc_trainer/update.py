@@ -221,15 +221,24 @@ class _Prepared:
     nobs: dict[str, torch.Tensor]
     kinds: torch.Tensor
     done: torch.Tensor
+    label: torch.Tensor  # (B,) outcome label: 1 / 0, NaN when unlabeled
+    labeled: torch.Tensor  # (B,) bool: outcome-labeled policy samples (the critic's BCE set)
+    term: torch.Tensor  # (B,) bool: d_t = 1, the terminal step of a success
 
 
 def _prepare(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig) -> _Prepared:
     dev = cfg.device
     batch = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     mcfg, stats = learner.policy.cfg, learner.policy.stats
+    kinds = sample_kinds(batch).to(dev)
+    label = as_tensor(batch[F.OUTCOME_LABEL]).float()
+    # Every outcome-labeled rollout sample: in naive mode that includes windows that are
+    # also intervention windows (the ablation labels every rollout frame).
+    labeled = (kinds != DEMO) & ~label.isnan()
     return _Prepared(batch, prepare_obs(batch, F.OBS_PREFIX, mcfg, stats),
                      prepare_obs(batch, F.NEXT_OBS_PREFIX, mcfg, stats),
-                     sample_kinds(batch).to(dev), as_tensor(batch[F.EPISODE_DONE]).bool())
+                     kinds, as_tensor(batch[F.EPISODE_DONE]).bool(), label, labeled,
+                     as_tensor(batch[F.TERMINAL_SUCCESS]).bool())
 
 
 def _value_and_critic_steps(learner: Learner, p: _Prepared, cfg: TrainConfig, lr: float,
@@ -252,12 +261,8 @@ def _value_and_critic_steps(learner: Learner, p: _Prepared, cfg: TrainConfig, lr
     if not method.train_critic:
         return
     # 2-3. Dual-head critic: BCE on labeled policy samples, Huber TD on D_succ (Eq. 3-4).
-    label = as_tensor(batch[F.OUTCOME_LABEL]).float()
-    # Every outcome-labeled rollout sample: in naive mode that includes windows that are
-    # also intervention windows (the ablation labels every rollout frame).
-    labeled = (kinds != DEMO) & ~label.isnan()
+    label, labeled, term = p.label, p.labeled, p.term
     eff = as_tensor(batch[F.EFFICIENCY_TARGET]).bool()
-    term = as_tensor(batch[F.TERMINAL_SUCCESS]).bool()
     z, ve = learner.critic(obs)
     with torch.no_grad():
         _, ve_next = learner.critic(nobs)
@@ -295,13 +300,11 @@ def critic_calibration(learner: Learner, batch: Mapping[str, Any], cfg: TrainCon
     p_v, the labels' success rate and the number of labeled samples (0: nothing to measure).
     """
     p = _prepare(learner, batch, cfg)
-    label = as_tensor(p.batch[F.OUTCOME_LABEL]).float()
-    keep = (p.kinds != DEMO) & ~label.isnan()
-    n = int(keep.sum())
+    n = int(p.labeled.sum())
     if n == 0:
         return {"samples": 0}
     z, _ = learner.critic(p.obs)
-    z, y = z[keep], label[keep]
+    z, y = z[p.labeled], p.label[p.labeled]
     prob = torch.sigmoid(z)
     which = (prob * bins).long().clamp(max=bins - 1)
     ece = sum(float((prob[which == b].mean() - y[which == b].mean()).abs()) * int(
@@ -330,14 +333,11 @@ def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: St
 
     g = torch.ones(n, device=dev)
     if method.train_critic:
-        label = as_tensor(batch[F.OUTCOME_LABEL]).float()
-        labeled = (kinds != DEMO) & ~label.isnan()
-        term = as_tensor(batch[F.TERMINAL_SUCCESS]).bool()
         # 4. Gate from the updated, detached heads.
-        g_raw, z_t = critic_gate(learner.critic, both, term, method)
+        g_raw, z_t = critic_gate(learner.critic, both, p.term, method)
         p_v = torch.sigmoid(z_t)
-        if labeled.any():
-            metrics["critic/p_v_mean"] = float(p_v[labeled].mean())
+        if p.labeled.any():
+            metrics["critic/p_v_mean"] = float(p_v[p.labeled].mean())
         for name, sel in (("rollout_succ", kinds == ROLLOUT_SUCC),
                           ("intervention", kinds == INTERVENTION)):
             if sel.any():

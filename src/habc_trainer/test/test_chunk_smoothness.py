@@ -17,10 +17,22 @@ torch.set_num_threads(1)
 # A patch of 5 steps x 12 dims is wider than a 32-dim token, as the sim preset's 10 x 20 is
 # wider than its 64: the head cannot carry per-step noise removal itself.
 DIMS = 12
-BASE = ModelConfig(horizon=20, execute_steps=10, action_patch=5, d_model=32, n_layers=1,
-                   n_heads=2, ff_mult=2, vocab_size=16, max_prompt_tokens=2, critic_hidden=16,
-                   critic_layers=1, value_bins=11, num_inference_steps=10,
-                   activation="relu").with_dims(proprio_dim=2, action_dim=DIMS)
+BASE = ModelConfig(
+    horizon=20,
+    execute_steps=10,
+    action_patch=5,
+    d_model=32,
+    n_layers=1,
+    n_heads=2,
+    ff_mult=2,
+    vocab_size=16,
+    max_prompt_tokens=2,
+    critic_hidden=16,
+    critic_layers=1,
+    value_bins=11,
+    num_inference_steps=10,
+    activation="relu",
+).with_dims(proprio_dim=2, action_dim=DIMS)
 
 
 def _ramps(n: int, gen: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
