@@ -3,16 +3,16 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh >/dev/null &&
 PYTEST_ARGS ?= -m "not slow and not hardware"
 
-.PHONY: setup test lint demo bench benchmark benchmark-pixel clean
+.PHONY: setup test lint demo bench faults benchmark benchmark-pixel clean
 
 setup:
 	bash scripts/bootstrap.sh
 
 lint: setup
-	$(ENV) ruff check src tests scripts launch bench
+	$(ENV) ruff check src tests scripts launch bench faults
 
 test: setup
-	$(ENV) ruff check src tests scripts launch bench
+	$(ENV) ruff check src tests scripts launch bench faults
 	$(ENV) python -m pytest $(PYTEST_ARGS) || { rc=$$?; \
 	  if [ -s log/pytest-hang.txt ] && [ "$$(wc -l < log/pytest-hang.txt)" -gt 1 ]; then \
 	    tail -n 40 log/pytest-hang.txt; head -n 1 log/pytest-hang.txt; fi; exit $$rc; }
@@ -22,6 +22,11 @@ demo: setup
 
 bench: setup
 	$(ENV) bash scripts/bench.sh
+
+# Every fault injected many times (bag cuts, kills, byte flips, unplugged pedal, ...):
+# writes docs/reliability.md. `make test` runs a few trials of each (tests/test_faults.py).
+faults: setup
+	$(ENV) python -m faults.run $(FAULTS_ARGS)
 
 # The paper's protocol on the simulated rig (issue 7): writes docs/results.md; resumable.
 benchmark: setup
