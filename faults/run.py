@@ -37,8 +37,10 @@ def run_trial(fault: Fault, param: object) -> tuple[bool, str | None]:
             return False, f"{param!r}: {exc}"
         except Exception as exc:  # noqa: BLE001 - a crash of the system under test is a result
             last = traceback.extract_tb(exc.__traceback__)[-1]
-            return False, (f"{param!r}: crashed: {type(exc).__name__}: {exc} "
-                           f"({Path(last.filename).name}:{last.lineno})")
+            return False, (
+                f"{param!r}: crashed: {type(exc).__name__}: {exc} "
+                f"({Path(last.filename).name}:{last.lineno})"
+            )
 
 
 def run_fault(fault: Fault, fast: bool, progress: bool = True) -> FaultResult:
@@ -54,8 +56,13 @@ def run_fault(fault: Fault, fast: bool, progress: bool = True) -> FaultResult:
         elif not ok:
             result.failures.append(note or repr(param))
         if progress:
-            print(f"\r  {fault.name}: {i + 1}/{len(params)} ({result.injected - result.survived} "
-                  "not survived)", end="", file=sys.stderr, flush=True)
+            print(
+                f"\r  {fault.name}: {i + 1}/{len(params)} ({result.injected - result.survived} "
+                "not survived)",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     if progress:
         print(file=sys.stderr)
     result.seconds = time.perf_counter() - start
@@ -64,10 +71,19 @@ def run_fault(fault: Fault, fast: bool, progress: bool = True) -> FaultResult:
 
 def _commit() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + (" (dirty)" if dirty else "")
@@ -84,9 +100,10 @@ def render(results: Sequence[FaultResult], fast: bool) -> str:
         "# Reliability: faults injected and survived",
         "",
         "Written by `make faults` (`python -m faults.run`"
-        + (" --fast" if fast else "") + f") at code {_commit()}; do not edit by hand.",
+        + (" --fast" if fast else "")
+        + f") at code {_commit()}; do not edit by hand.",
         "Each fault is injected in a fresh directory and counts as survived only when nothing",
-        "was lost, nothing crashed and the robot side stayed safe (the \"survived when\" column",
+        'was lost, nothing crashed and the robot side stayed safe (the "survived when" column',
         "says what the trial checks). `tests/test_faults.py` runs a few trials of each in",
         "`make test`.",
         "",
@@ -97,8 +114,10 @@ def render(results: Sequence[FaultResult], fast: bool) -> str:
     ]
     for r in results:
         f = r.fault
-        lines.append(f"| `{f.name}` | {f.area} | {_cell(f.injected)} | {_cell(f.survived_when)} "
-                     f"| {r.injected} | {r.survived} | {r.seconds:.1f} |")
+        lines.append(
+            f"| `{f.name}` | {f.area} | {_cell(f.injected)} | {_cell(f.survived_when)} "
+            f"| {r.injected} | {r.survived} | {r.seconds:.1f} |"
+        )
     noted = [r for r in results if r.notes or r.failures]
     if noted:
         lines += ["", "## Notes per fault", ""]
@@ -129,8 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="faults", description=__doc__.splitlines()[0])
     p.add_argument("--fast", action="store_true", help="a few trials per fault (the test subset)")
     p.add_argument("--only", nargs="*", default=[], metavar="NAME", help="run these faults only")
-    p.add_argument("--out", type=Path, default=REPO / "docs" / "reliability.md",
-                   help="report path (default: docs/reliability.md)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "docs" / "reliability.md",
+        help="report path (default: docs/reliability.md)",
+    )
     p.add_argument("--list", action="store_true", help="list the faults and exit")
     args = p.parse_args(argv)
     faults = all_faults()
@@ -149,8 +172,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(results, args.fast))
     lost = [r.fault.name for r in results if r.survived < r.injected]
-    print(f"faults: wrote {args.out}; " + (f"NOT survived: {lost}" if lost else
-          f"all {sum(r.injected for r in results)} injections survived"), file=sys.stderr)
+    print(
+        f"faults: wrote {args.out}; "
+        + (
+            f"NOT survived: {lost}"
+            if lost
+            else f"all {sum(r.injected for r in results)} injections survived"
+        ),
+        file=sys.stderr,
+    )
     return 1 if lost else 0
 
 
