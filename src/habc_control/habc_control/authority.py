@@ -31,6 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 INPUT_MODES = ("hold", "toggle")
+# Consumers hold every arm when /control_authority has been silent this long: four missed
+# heartbeats (heartbeat_s 0.5) is a teleop node gone, not a late message.
+AUTHORITY_TIMEOUT_S = 2.0
 
 
 class Authority(enum.IntEnum):
@@ -252,7 +255,7 @@ class AuthorityWatch:
     Before the first message every arm is HOLD too.
     """
 
-    def __init__(self, arms: Iterable[str], timeout_s: float = 2.0) -> None:
+    def __init__(self, arms: Iterable[str], timeout_s: float = AUTHORITY_TIMEOUT_S) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s: must be > 0, got {timeout_s!r}")
         self.arms = tuple(arms)

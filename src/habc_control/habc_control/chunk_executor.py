@@ -82,6 +82,7 @@ class ChunkExecutor:
         self._prev_authority: dict[str, Authority] = {}
         self._active = True  # any arm under POLICY
         self.fresh_chunks_after_takeover = 0
+        self.rejected_chunks = 0  # chunks refused for non-finite rows
 
     # --- state ---
     @property
@@ -118,7 +119,8 @@ class ChunkExecutor:
         model_index: int = -1,
         chunk_id: int | None = None,
     ) -> bool:
-        """Install a chunk computed for `token`. Returns False (and drops it) when stale."""
+        """Install a chunk computed for `token`. Returns False (and drops it) when stale or when
+        a row to be executed is not finite (counted in `rejected_chunks`)."""
         if token != self._pending:
             return False  # superseded or invalidated (takeover since the observation)
         self._pending = None
@@ -127,6 +129,11 @@ class ChunkExecutor:
             raise ValueError(
                 f"actions: expected (H>={self.config.execute_steps}, D), got {actions.shape}"
             )
+        if not np.all(np.isfinite(actions[: self.config.execute_steps])):
+            # NaN / inf from the model never reach the mux: the chunk is dropped, the next
+            # tick asks again, and a policy that keeps failing goes silent, so the mux holds.
+            self.rejected_chunks += 1
+            return False
         # Rows the robot ran while inference was in flight: the new chunk's first rows are
         # already in the past. Ticks spent holding (no row) do not count: the arm did not move.
         late = self._executed - token.executed

@@ -20,7 +20,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from arx_x5_driver.node_main import run_node
-from habc_control.authority import Authority, AuthorityWatch
+from habc_control.authority import AUTHORITY_TIMEOUT_S, Authority, AuthorityWatch
 from habc_control.command_mux import (
     POLICY_TIMEOUT_S,
     CommandMux,
@@ -59,9 +59,14 @@ class MuxNode(Node):
         super().__init__("command_mux", **kwargs)
         self.arms = tuple(declare(self, "arms", ["left", "right"], "arm names"))
         self.space = declare(self, "action_space", "ee", "ee or joint")
-        blend = declare(self, "blend_steps", 15, "ticks of blending after a switch to HUMAN")
+        blend = declare(
+            self, "blend_steps", MuxConfig.blend_steps, "ticks of blending after a switch to HUMAN"
+        )
         timeout = declare(
-            self, "authority_timeout_s", 2.0, "no /control_authority this long -> every arm HOLD"
+            self,
+            "authority_timeout_s",
+            AUTHORITY_TIMEOUT_S,
+            "no /control_authority this long -> every arm HOLD",
         )
         hz = float(declare(self, "control_hz", 30.0, "control rate [Hz] (arm driver ticks)"))
         policy_timeout = declare(

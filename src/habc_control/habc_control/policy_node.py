@@ -23,6 +23,7 @@ from arx_x5_driver.node_main import run_node
 from habc_control.authority import Authority
 from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
 from habc_control.command_mux import ActionLayout
+from habc_control.freshness import IMAGE_TIMEOUT_S, LatestInputs
 from habc_control.policies import ACTIONS_OUT, load_policy
 from habc_control.ros_common import (
     AUTHORITY_QOS,
@@ -65,6 +66,12 @@ class PolicyNode(Node):
             declare(self, "cameras", ["top", "left_wrist", "right_wrist"], "camera names")
         )
         self.image_size = int(declare(self, "image_size", 0, "resize images to NxN (0: keep)"))
+        image_timeout = declare(
+            self,
+            "image_timeout_s",
+            IMAGE_TIMEOUT_S,
+            "an image older than this is left out of the observation (camera stopped)",
+        )
         self.layout = ActionLayout(self.arms, self.space)
         self.policy, self.model_index = load_policy(spec, horizon, self.layout.per_arm)
         self.chunker = ChunkExecutor(ChunkExecutorConfig(horizon, execute, prefetch))
@@ -80,7 +87,7 @@ class PolicyNode(Node):
         self._joints: dict = dict.fromkeys(self.arms)
         self._gripper = dict.fromkeys(self.arms, 0.0)
         self._ee: dict = dict.fromkeys(self.arms)
-        self._images: dict = {}
+        self._images = LatestInputs(float(image_timeout))
         self._env_state: np.ndarray | None = None
         self._chunk_pub = self.create_publisher(ActionChunk, ACTION_CHUNK_TOPIC, 10)
         self._cmd_pub = {
@@ -143,7 +150,9 @@ class PolicyNode(Node):
             img = img[..., ::-1]
         if self.image_size:
             img = cv2.resize(img, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
-        self._images[cam] = np.ascontiguousarray(img)
+        now = self.get_clock().now().nanoseconds * 1e-9
+        with self._lock:
+            self._images.put(cam, np.ascontiguousarray(img), now)
 
     def _proprio(self) -> np.ndarray | None:
         parts = []
@@ -170,8 +179,14 @@ class PolicyNode(Node):
             if self.chunker.should_request():
                 proprio = self._proprio()
                 if proprio is not None:
+                    now = self.get_clock().now().nanoseconds * 1e-9
+                    for cam in self._images.newly_stale(now):
+                        self.get_logger().error(
+                            f"camera {cam}: no image for more than {self._images.timeout_s} s: "
+                            "left out of the observation (a policy that needs it holds)"
+                        )
                     obs = {F.PROPRIO: proprio, F.TASK: self.task}
-                    obs.update({F.image_key(c): im for c, im in self._images.items()})
+                    obs.update({F.image_key(c): im for c, im in self._images.fresh(now).items()})
                     if self._env_state is not None:
                         obs[F.ENV_STATE] = self._env_state
                     token = self.chunker.begin_request()
@@ -194,8 +209,20 @@ class PolicyNode(Node):
                 self.chunker.cancel_request()
             return
         with self._lock:
-            loaded = self.chunker.load(actions, token, self.model_index)
+            rejected = self.chunker.rejected_chunks
+            try:
+                loaded = self.chunker.load(actions, token, self.model_index)
+            except ValueError as exc:  # a chunk of the wrong shape: the worker must live on
+                self.get_logger().error(f"inference: {exc}", throttle_duration_sec=2.0)
+                return
             chunk_id = self.chunker.chunk_id
+            refused = self.chunker.rejected_chunks > rejected
+        if refused:
+            self.get_logger().error(
+                "inference returned non-finite actions: chunk dropped, the arms hold "
+                "if the policy keeps failing",
+                throttle_duration_sec=2.0,
+            )
         if not loaded:
             return  # computed before a takeover: a fresh one is requested from the new state
         msg = ActionChunk()
