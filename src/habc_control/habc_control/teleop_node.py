@@ -68,8 +68,15 @@ class TeleopNode(Node):
         hz = float(declare(self, "control_hz", 30.0, "rate of /teleop/<arm>/command [Hz]"))
         self.space = declare(self, "action_space", "ee", "ee or joint")
         self.human_source = declare(self, "human_source", "measured", f"one of {HUMAN_SOURCES}")
-        debounce = declare(self, "debounce_s", 0.03, "switch level must be stable this long")
-        heartbeat = declare(self, "heartbeat_s", 0.5, "/control_authority re-publish period")
+        debounce = declare(
+            self, "debounce_s", AuthorityConfig.debounce_s, "switch level must be stable this long"
+        )
+        heartbeat = declare(
+            self,
+            "heartbeat_s",
+            AuthorityConfig.heartbeat_s,
+            "/control_authority re-publish period",
+        )
         device = declare(self, "pedal_device", "", "pedal: /dev/input path or by-id name")
         keys = declare(self, "pedal_keys", ["both:KEY_B"], "pedal: arm:KEY_NAME entries")
         schedule = declare(self, "sim_schedule", [""], "sim_operator: arm:start_s:end_s entries")
