@@ -23,6 +23,7 @@ skipped), and the next chunk is requested `prefetch_steps` before the current on
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections import Counter
@@ -48,12 +49,25 @@ from habc_control.command_mux import (
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
 from habc_control.graph import load_graph_config, node_specs
 from habc_control.teleop import ScheduledOperator, parse_schedule
+from habc_trainer.cli import (
+    ArgumentParser,
+    UserError,
+    coerce_field,
+    coerce_fields,
+    non_negative_int,
+    one_line,
+    user_errors,
+)
 from habc_trainer.contract import MODE_EE, MODE_JOINT
 from habc_trainer.features import CAMERA_NAMES, ENV_STATE, image_key
 
 Mode = Literal["demo", "rollout", "eval"]
 MODES: tuple[str, ...] = ("demo", "rollout", "eval")
 ROBOT = "arx_x5_bimanual_sim"
+PROG = "collect"
+# `--policy` names collect runs itself; anything else is a checkpoint directory or module:callable.
+BUILTIN_POLICIES: tuple[str, ...] = ("expert", "weak-expert", "replay")
+DEFAULT_POLICY = "weak-expert"
 SIM_LOG_NAME = "sim_log.yaml"  # operator decisions and task milestones, next to the sidecar
 
 
@@ -83,6 +97,7 @@ class CollectConfig:
     compressed_images: bool = False
 
     def __post_init__(self) -> None:
+        coerce_fields(self)  # `horizon: true` or 5.7 from a graph YAML is refused by name
         if self.mode not in MODES:
             raise ValueError(f"mode: {self.mode!r} is not one of {list(MODES)}")
         if self.episodes < 0:
@@ -106,16 +121,23 @@ class CollectConfig:
         safety = SafetyConfig.from_parameters(
             {k: v for k, v in driver.items() if k in SafetyConfig.parameters()}
         )
-        timeout_s = float(mux.get("policy_timeout_s", POLICY_TIMEOUT_S))
+
+        # Typed like the nodes declare them: int() would make a graph's `horizon: 5.7` a 5.
+        def number(node: str, values: Mapping[str, Any], key: str, kind: str, default: Any):
+            return coerce_field(f"{node}.{key}", kind, values.get(key, default))
+
+        timeout_s = number("command_mux", mux, "policy_timeout_s", "float", POLICY_TIMEOUT_S)
         settings: dict[str, Any] = {
             "safety": safety,
-            "blend_steps": int(mux.get("blend_steps", cls.blend_steps)),
+            "blend_steps": number("command_mux", mux, "blend_steps", "int", cls.blend_steps),
             "policy_timeout_ticks": policy_timeout_ticks(
-                timeout_s, float(mux.get("control_hz", 30.0))
+                timeout_s, number("command_mux", mux, "control_hz", "float", 30.0)
             ),
-            "horizon": int(policy.get("horizon", cls.horizon)),
-            "execute_steps": int(policy.get("execute_steps", cls.execute_steps)),
-            "prefetch_steps": int(policy.get("prefetch_steps", cls.prefetch_steps)),
+            "horizon": number("policy", policy, "horizon", "int", cls.horizon),
+            "execute_steps": number("policy", policy, "execute_steps", "int", cls.execute_steps),
+            "prefetch_steps": number(
+                "policy", policy, "prefetch_steps", "int", cls.prefetch_steps
+            ),
         }
         settings.update(fields)
         return cls(**settings)
@@ -505,6 +527,89 @@ def _reason(env: Any) -> str:
 
 
 # --- policies from the command line ---
+def check_policy_spec(spec: str, name: str = "--policy") -> None:
+    """Refuse a policy spec that cannot load, before anything runs: not a built-in name, not a
+    directory, not an importable module:callable. `name` is the flag or field it came from."""
+    if spec in BUILTIN_POLICIES or Path(spec).is_dir():
+        return
+    if ":" in spec and not Path(spec).exists():
+        module, _, attr = spec.partition(":")
+        try:
+            found = bool(module) and importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found or not attr:
+            raise UserError(f"{name}: {spec!r}: no module {module!r} to take {attr!r} from")
+        return
+    if Path(spec).exists():
+        raise UserError(f"{name}: {spec}: not a directory (expected a checkpoint directory)")
+    raise UserError(
+        f"{name}: {spec!r} is not one of {', '.join(BUILTIN_POLICIES)}, an existing checkpoint "
+        "directory or module:callable"
+    )
+
+
+def checkpoint_model_config(path: Path | str, name: str = "--policy") -> Any:
+    """The ModelConfig a checkpoint directory was trained with, read by the trainer's own loader
+    (habc_trainer.checkpoint.load_checkpoint: its layout, version and integrity checks); a
+    damaged or foreign directory is a UserError naming it instead of a traceback."""
+    from habc_trainer.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(path).model_config
+    except (CheckpointError, ValueError, KeyError, OSError, yaml.YAMLError) as exc:
+        reason = one_line(exc).removeprefix(f"{path}: ")  # the loader names the path too
+        raise UserError(f"{name} {path}: {reason}") from None
+
+
+def check_checkpoint(
+    spec: str,
+    *,
+    execute_steps: int,
+    source: str,
+    name: str = "--policy",
+    action_dim: int | None = None,
+    cameras: Sequence[str] | None = None,
+    env_state: bool | None = None,
+) -> None:
+    """Refuse a checkpoint this runtime cannot run, before the first episode (a checkpoint's
+    chunk that is too short fails only once the first chunk arrives, mid-episode).
+
+    `execute_steps` (named by `source`, e.g. the graph config's policy.execute_steps) must fit
+    in the model's horizon; where given, the model's action dim must be `action_dim`, its
+    cameras among `cameras` (the images this run provides) and, for a state-mode model
+    (env_state_dim > 0), `env_state` true. A spec that is not a checkpoint directory
+    (a built-in policy, module:callable) is not checked here.
+    """
+    if spec in BUILTIN_POLICIES or (":" in spec and not Path(spec).exists()):
+        return
+    if not Path(spec).is_dir():
+        raise UserError(f"{name} {spec}: no such checkpoint directory")
+    model = checkpoint_model_config(spec, name)
+    where = f"{name} {spec}"
+    if model.horizon < execute_steps:
+        raise UserError(
+            f"{where}: checkpoint horizon {model.horizon} < execute_steps {execute_steps} "
+            f"({source}); each chunk must hold the steps executed from it"
+        )
+    if action_dim is not None and model.action_dim and model.action_dim != action_dim:
+        raise UserError(
+            f"{where}: checkpoint action_dim {model.action_dim}, this rig's action layout has "
+            f"{action_dim}"
+        )
+    missing = [c for c in model.cameras if cameras is not None and c not in cameras]
+    if missing:
+        given = ", ".join(cameras) if cameras else "none (state observations)"
+        raise UserError(
+            f"{where}: checkpoint needs camera images {missing}; this run provides {given}"
+        )
+    if env_state is False and model.env_state_dim:
+        raise UserError(
+            f"{where}: checkpoint is a state-mode model (env_state_dim {model.env_state_dim}); "
+            "only the simulated rig provides the env state"
+        )
+
+
 def make_policy_factory(
     spec: str, sim_cfg: Any, horizon: int, execute_steps: int, model_index: int
 ) -> PolicyFactory:
@@ -528,8 +633,11 @@ def make_policy_factory(
 
         return replay
     if ":" in spec or Path(spec).is_dir():
-        # Checkpoints and module:callable load exactly as the policy node loads them.
+        # Checkpoints and module:callable load exactly as the policy node loads them, once the
+        # checkpoint's chunks are known to cover execute_steps (else the first chunk fails).
         from habc_control.policies import load_policy
+
+        check_checkpoint(spec, execute_steps=execute_steps, source="the collector's config")
 
         policy, index = load_policy(spec, horizon)
         if not hasattr(policy, "model_index"):
@@ -577,17 +685,25 @@ def record_demo_actions(env: Any, seed: int, skill: Any) -> np.ndarray:
 
 # --- CLI ---
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="collect", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--demos", type=int, metavar="N", help="N scripted-operator demonstrations")
     g.add_argument(
-        "--rollouts", type=int, metavar="N", help="N policy rollouts with the intervention model"
+        "--demos", type=non_negative_int, metavar="N", help="N scripted-operator demonstrations"
     )
-    g.add_argument("--eval", type=int, metavar="N", help="N evaluation trials (no takeover)")
+    g.add_argument(
+        "--rollouts",
+        type=non_negative_int,
+        metavar="N",
+        help="N policy rollouts with the intervention model",
+    )
+    g.add_argument(
+        "--eval", type=non_negative_int, metavar="N", help="N evaluation trials (no takeover)"
+    )
     p.add_argument(
         "--policy",
-        default="weak-expert",
-        help="expert | weak-expert | replay | checkpoint dir | module:callable",
+        default=None,
+        help=f"rollouts and eval: {' | '.join(BUILTIN_POLICIES)} | checkpoint dir | "
+        f"module:callable (default {DEFAULT_POLICY})",
     )
     p.add_argument(
         "--obs",
@@ -604,20 +720,53 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--schedule",
-        nargs="*",
-        default=[],
+        nargs="+",
+        default=None,
         metavar="ARM:START:END",
         help="rollouts: scripted takeovers (teleop's sim_schedule) instead of the "
         "intervention model, e.g. left:3.0:5.0",
     )
-    p.add_argument("--out", default="data", help="data root (episode store layout)")
-    p.add_argument("--seed", type=int, default=0, help="first episode seed (then +1 each)")
-    p.add_argument("--round", type=int, default=0)
-    p.add_argument("--model-index", type=int, default=0)
+    p.add_argument("--out", default=None, help="data root (episode store layout; default data)")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="first episode seed (then +1 each)"
+    )
+    p.add_argument("--round", type=non_negative_int, default=0)
+    p.add_argument(
+        "--model-index",
+        type=non_negative_int,
+        default=None,
+        help="expert / weak-expert / replay rollouts: the model index stamped on them "
+        "(default 0; a checkpoint carries its own)",
+    )
     p.add_argument("--dry-run", action="store_true", help="simulate, write nothing")
-    p.add_argument("--compressed", action="store_true", help="JPEG images (CompressedImage)")
+    p.add_argument(
+        "--compressed", action="store_true", help="pixels: JPEG images (CompressedImage)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
+
+
+MODES_FLAG = {"demo": "demos", "rollout": "rollouts", "eval": "eval"}
+
+
+def _refuse_combinations(args: argparse.Namespace, mode: str) -> None:
+    """Flags that would be silently ignored together: refused before anything runs."""
+    if mode == "demo":
+        for flag, value in (("--policy", args.policy), ("--model-index", args.model_index)):
+            if value is not None:
+                raise UserError(f"{flag}: not with --demos (the scripted operator demonstrates)")
+    if args.schedule is not None and mode != "rollout":
+        raise UserError(f"--schedule: only with --rollouts (--{MODES_FLAG[mode]} has no takeover)")
+    policy = args.policy or DEFAULT_POLICY
+    if args.model_index is not None and policy not in BUILTIN_POLICIES:
+        raise UserError(
+            f"--model-index: not with --policy {policy} (a checkpoint or module:callable "
+            "carries its own model index)"
+        )
+    if args.dry_run:
+        for flag, value in (("--out", args.out), ("--compressed", args.compressed or None)):
+            if value is not None:
+                raise UserError(f"{flag}: not with --dry-run (nothing is written)")
 
 
 def _default_config_path() -> Path | None:
@@ -650,36 +799,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     from arx_x5_driver.sim.config import load_sim_config
     from arx_x5_driver.sim.env import PouchEnv
 
-    args = _parse(argv)
-    if args.demos is not None:
-        mode, n = "demo", args.demos
-    elif args.rollouts is not None:
-        mode, n = "rollout", args.rollouts
-    else:
-        mode, n = "eval", args.eval
-    cfg_path = args.config or _default_config_path()
-    sim_cfg = load_sim_config(cfg_path)
-    env = PouchEnv(sim_cfg, obs_mode=args.obs)
-    cfg = CollectConfig.from_graph(
-        load_graph_config(args.graph_config),
-        mode=mode,
-        episodes=n,
-        seed=args.seed,
-        round=args.round,
-        schedule=tuple(args.schedule),
-    )
+    with user_errors(PROG):
+        args = _parse(argv)
+        if args.demos is not None:
+            mode, n = "demo", args.demos
+        elif args.rollouts is not None:
+            mode, n = "rollout", args.rollouts
+        else:
+            mode, n = "eval", args.eval
+        _refuse_combinations(args, mode)
+        policy = None if mode == "demo" else args.policy or DEFAULT_POLICY
+        if policy is not None:
+            check_policy_spec(policy)
+        if args.schedule is not None:
+            try:  # the arms checked too: ScheduledOperator would refuse them mid-run
+                ScheduledOperator(parse_schedule(args.schedule), ("left", "right"))
+            except ValueError as exc:
+                raise UserError(f"--schedule: {exc}") from None
+        if args.config is not None and not Path(args.config).is_file():
+            raise UserError(f"--config: no such file {args.config}")
+        cfg_path = args.config or _default_config_path()
+        sim_cfg = load_sim_config(cfg_path)
+        obs_mode = args.obs or sim_cfg.env.obs_mode
+        if args.compressed and obs_mode != "pixels":
+            raise UserError(f"--compressed: only with pixel observations, got --obs {obs_mode}")
+        graph_path = args.graph_config or "config/rollout.yaml"
+        cfg = CollectConfig.from_graph(
+            load_graph_config(args.graph_config),
+            mode=mode,
+            episodes=n,
+            seed=args.seed,
+            round=args.round,
+            schedule=tuple(args.schedule or ()),
+        )
+        if policy is not None:
+            layout = ActionLayout(("left", "right"), sim_cfg.env.action_space)
+            check_checkpoint(
+                policy,
+                execute_steps=cfg.execute_steps,
+                source=f"policy.execute_steps of {graph_path}",
+                action_dim=layout.dim,
+                cameras=CAMERA_NAMES if obs_mode == "pixels" else (),
+            )
+        out = args.out or "data"
+    env = PouchEnv(sim_cfg, obs_mode=obs_mode)
     sink: EpisodeSink = (
         NullSink()
         if args.dry_run
-        else BagSink(
-            args.out, write_images=env.obs_mode == "pixels", compressed_images=args.compressed
-        )
+        else BagSink(out, write_images=env.obs_mode == "pixels", compressed_images=args.compressed)
     )
     factory = (
         None
-        if mode == "demo"
+        if policy is None
         else make_policy_factory(
-            args.policy, sim_cfg, cfg.horizon, cfg.execute_steps, args.model_index
+            policy,
+            sim_cfg,
+            cfg.horizon,
+            cfg.execute_steps,
+            0 if args.model_index is None else args.model_index,
         )
     )
     collector = Collector(env, cfg, sink, factory)
@@ -705,7 +882,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env.close()
     print(summarize(results, time.perf_counter() - t0, env.control_hz))
     if not args.dry_run:
-        print(f"written under {Path(args.out).resolve()}")
+        print(f"written under {Path(out).resolve()}")
     return 0
 
 

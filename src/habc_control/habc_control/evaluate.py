@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from habc_control.experiment.evaluation import EvalConfig, EvalResult, evaluate_policy
-from habc_control.experiment.seeds import EVAL_BASE, SeedOverlapError
+from habc_control.experiment.seeds import EVAL_BASE
+from habc_trainer.cli import ArgumentParser, UserError, non_negative_int, positive_int, user_errors
+
+PROG = "evaluate"
 
 
 def fmt_pct(x: float) -> str:
@@ -47,28 +50,56 @@ def markdown(result: EvalResult) -> str:
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("policy", help="checkpoint directory (or any `collect --policy` spec)")
-    p.add_argument("--trials", type=int, default=50, help="number of trials (default 50)")
-    p.add_argument("--seed", type=int, default=EVAL_BASE,
+    p.add_argument("--trials", type=positive_int, default=50, help="number of trials (default 50)")
+    p.add_argument("--seed", type=non_negative_int, default=EVAL_BASE,
                    help=f"first held-out episode seed (default {EVAL_BASE})")
     p.add_argument("--obs", choices=("state", "pixels"), default="state")
     p.add_argument("--config", default=None, help="sim YAML (default: config/sim.yaml)")
     p.add_argument("--json", type=Path, default=None, help="write the full result here")
     p.add_argument("--md", type=Path, default=None, help="write a Markdown summary here")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch CPU threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress")
     return p.parse_args(argv)
 
 
+def check_inputs(args: argparse.Namespace) -> EvalConfig:
+    """Everything the trials need, checked before the first one: the seeds, the output paths,
+    the sim config and the policy (a checkpoint whose chunks the collector cannot run is
+    refused here, not mid-trial)."""
+    from habc_control.collect import CollectConfig, check_checkpoint, check_policy_spec
+    from habc_control.command_mux import ActionLayout
+    from habc_control.experiment.evaluation import load_sim
+    from habc_trainer.features import CAMERA_NAMES
+
+    cfg = EvalConfig(trials=args.trials, first_seed=args.seed, obs_mode=args.obs,
+                     sim_config=args.config, torch_threads=args.threads)
+    if args.json is not None and args.md is not None and args.json.resolve() == args.md.resolve():
+        raise UserError(f"--json, --md: both {args.json}; the Markdown would overwrite the JSON")
+    for flag, path in (("--json", args.json), ("--md", args.md)):
+        if path is not None and path.is_dir():
+            raise UserError(f"{flag}: {path} is a directory; give a file path")
+    if args.config is not None and not Path(args.config).is_file():
+        raise UserError(f"--config: no such file {args.config}")
+    check_policy_spec(args.policy, "policy")
+    sim = load_sim(args.config)
+    check_checkpoint(
+        args.policy,
+        execute_steps=CollectConfig().execute_steps,  # what evaluate_policy's trials run
+        source="the evaluation's collector",
+        name="policy",
+        action_dim=ActionLayout(("left", "right"), sim.env.action_space).dim,
+        cameras=CAMERA_NAMES if args.obs == "pixels" else (),
+    )
+    return cfg
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse(argv)
-    try:
-        cfg = EvalConfig(trials=args.trials, first_seed=args.seed, obs_mode=args.obs,
-                         sim_config=args.config, torch_threads=args.threads)
-    except (ValueError, SeedOverlapError) as exc:
-        print(f"evaluate: error: {exc}", file=sys.stderr)
-        return 2
+    with user_errors(PROG):
+        args = _parse(argv)
+        cfg = check_inputs(args)
     done = [0, 0]
 
     def progress(trial) -> None:
@@ -79,11 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{'success' if trial.success else 'failure'} in {trial.length} frames "
                   f"({done[1]}/{done[0]} so far)", file=sys.stderr)
 
-    try:
-        result = evaluate_policy(args.policy, cfg, progress)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"evaluate: error: {exc}", file=sys.stderr)
-        return 2
+    # Inputs were checked above: an error from here on is the work's, with its traceback.
+    result = evaluate_policy(args.policy, cfg, progress)
     text = markdown(result)
     print(text)
     if args.json is not None:

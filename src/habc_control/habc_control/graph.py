@@ -90,6 +90,13 @@ def resolve_config(config: str | Path | None, relative_to: Path | None = None) -
     return path
 
 
+def is_unset_list(value: Any) -> bool:
+    """An empty list: it has no ROS parameter type (rclpy infers a byte array, which a node
+    declaring a string array refuses), so a node receives it as an unset parameter (None), as
+    `ros2 run ... -p name:=[]` delivers it; the nodes read None as "none" for their lists."""
+    return isinstance(value, list) and not value
+
+
 def merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     """`overlay` over `base`: mappings merged key by key, anything else replaced."""
     out = copy.deepcopy(dict(base))
@@ -125,15 +132,75 @@ def load_graph_config(config: str | Path | None = None) -> dict[str, Any]:
     return data
 
 
-def _coerce(value: str) -> Any:
+def _coerce(key: str, value: str) -> Any:
     """A command-line value as YAML reads it ("true" -> True, "30" -> 30, "[a, b]" -> list)."""
-    return yaml.safe_load(value) if value != "" else ""
+    if value == "":
+        return ""
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ValueError(f"override {key!r}: value {value!r} is not valid YAML") from None
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
+_PLURALS = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
+
+
+def _item_type(current: Any) -> type | None:
+    return type(current[0]) if isinstance(current, list) and current else None
+
+
+def _check_value(key: str, value: Any, current: Any) -> Any:
+    """`value` in the ROS type of the configured `current` value (None: not configured, any ROS
+    type), else a ValueError naming the override: the node refusing it later would print a
+    traceback after the graph had started."""
+    where = f"override {key!r}"
+    if isinstance(value, list):
+        if current is not None and not isinstance(current, list):
+            raise ValueError(f"{where}: expected {_describe(current)}, got the list {value!r}")
+        if any(v is None or isinstance(v, (list, dict)) for v in value):
+            raise ValueError(f"{where}: a ROS list holds plain values, got {value!r}")
+        want, kinds = _item_type(current), {type(v) for v in value}
+        if kinds == {int, float} or (want is float and kinds == {int}):
+            value, kinds = [float(v) for v in value], {float}  # a double array, as configured
+        if len(kinds) > 1:
+            raise ValueError(f"{where}: list items of mixed types, got {value!r}")
+        if want is not None and kinds and kinds != {want}:
+            hint = "; quote them" if want is str else ""
+            raise ValueError(f"{where}: expected {_describe(current)}, got {value!r}{hint}")
+        return list(value)
+    if value is None or isinstance(value, dict):
+        raise ValueError(f"{where}: expected a value or a list, got {value!r}")
+    if current is None:
+        return value
+    if isinstance(current, list):
+        raise ValueError(f"{where}: expected {_describe(current)}, got {value!r}")
+    # ROS parameters are typed: `control_hz=30` must stay a double like the configured 30.0.
+    if isinstance(current, float) and type(value) is int:
+        return float(value)
+    if type(value) is not type(current):
+        raise ValueError(f"{where}: expected {_describe(current)}, got {value!r}")
+    return value
+
+
+def _describe(current: Any) -> str:
+    if isinstance(current, list):
+        item = _item_type(current)
+        kind = f"a list of {_PLURALS.get(item, 'values')}" if item else "a list"
+        return f"{kind} like {list(current)!r}"
+    if isinstance(current, bool):
+        return "true or false"
+    return f"{_TYPE_NAMES.get(type(current), type(current).__name__)} like {current!r}"
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Apply short overrides (`backend=sim`) and dotted ones (`teleop.input=pedal`).
 
-    Values that are strings are parsed as YAML scalars/lists; an unknown node is an error.
+    A string value is read by the type of the configured one: verbatim for a string parameter
+    (a path, a prompt, `mode=hold`), as YAML otherwise (`30`, `true`, `[left:2:4]`, `[]`), and
+    must then have the configured ROS type (an integer stays an integer; an integer for a double
+    becomes a double). An unknown node, a parameter of another type or malformed YAML is a
+    ValueError naming the override.
     """
     cfg = copy.deepcopy(dict(config))
     nodes = cfg["nodes"]
@@ -148,17 +215,21 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> 
             )
         if node not in nodes:
             raise ValueError(f"override {key!r}: no node {node!r}; nodes: {sorted(nodes)}")
-        if isinstance(value, str) and key not in _VERBATIM:
-            value = _coerce(value)
+        if not param:
+            raise ValueError(f"override {key!r}: no parameter after {node!r}.")
         if param == "enabled":  # switches the node itself on or off
-            nodes[node]["enabled"] = bool(value)
+            if isinstance(value, str):
+                value = _coerce(key, value)
+            if not isinstance(value, bool):
+                raise ValueError(f"override {key!r}: expected true or false, got {value!r}")
+            nodes[node]["enabled"] = value
             continue
         params = nodes[node].setdefault("parameters", {})
         current = params.get(param, (cfg.get("common") or {}).get(param))
-        # ROS parameters are typed: `control_hz=30` must stay a double like the configured 30.0.
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        params[param] = value
+        if isinstance(value, str):
+            verbatim = key in _VERBATIM or isinstance(current, str)
+            value = value if verbatim else _coerce(key, value)
+        params[param] = _check_value(key, value, current)
     return cfg
 
 

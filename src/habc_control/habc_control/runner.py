@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 import threading
 import time
@@ -29,15 +30,30 @@ from typing import Any
 
 import rclpy
 from rclpy.context import Context
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
 from arx_x5_driver.node_main import SHUTDOWN_PHASES, install_shutdown_signals
-from habc_control.graph import NodeSpec, apply_overrides, load_graph_config, node_specs
+from habc_control.graph import (
+    NodeSpec,
+    apply_overrides,
+    is_unset_list,
+    load_graph_config,
+    node_specs,
+)
 from habc_interfaces.msg import SimTaskStatus
 from habc_interfaces.srv import EndEpisode, ResetSim, StartEpisode
+from habc_trainer.cli import (
+    ArgumentParser,
+    UserError,
+    non_negative_int,
+    positive_int,
+    split_overrides,
+    user_errors,
+)
 from habc_trainer.contract import (
     END_EPISODE_SERVICE,
     OUTCOMES,
@@ -47,14 +63,35 @@ from habc_trainer.contract import (
     START_EPISODE_SERVICE,
 )
 
+PROG = "habc-rollout"
 SIM_OUTCOME = "sim"  # --outcome: the simulated task's own verdict
+
+
+def ros_parameter(name: str, value: Any) -> Parameter:
+    """A graph config value as an rclpy Parameter override.
+
+    An empty list goes as an unset parameter: rclpy infers a byte array for it and re-infers
+    the type of an override from its value whatever type the Parameter was given, so a node
+    declaring a string array would refuse it (`teleop.sim_schedule=[]`). Unset is what
+    `-p name:=[]` gives a node started alone, and the nodes read it as an empty list.
+    """
+    if is_unset_list(value):
+        return Parameter(name, Parameter.Type.NOT_SET)
+    try:
+        return Parameter(name, value=value)
+    except TypeError:  # a mapping or a mixed list: no ROS parameter type holds it
+        raise UserError(f"{name}: {value!r} is not a ROS parameter value") from None
 
 
 def make_node(spec: NodeSpec, context: Context | None = None) -> Node:
     """Instantiate the node class of `spec` (its module's NODE) with the spec's parameters."""
     module = importlib.import_module(spec.module)
-    overrides = [Parameter(k, value=v) for k, v in spec.parameters.items()]
+    overrides = [ros_parameter(k, v) for k, v in spec.parameters.items()]
     return module.NODE(parameter_overrides=overrides, context=context)
+
+
+def _declared(node: Node) -> list[str]:
+    return sorted(node.list_parameters([], 0).names)
 
 
 class Graph:
@@ -72,9 +109,32 @@ class Graph:
         self.executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
         try:
             for spec in node_specs(config):
-                node = make_node(spec, context)
+                try:
+                    node = make_node(spec, context)
+                except (ValueError, ParameterException) as exc:
+                    # A parameter the node refuses (a bad backend, a wrong type in a site
+                    # file): one line naming the node, the graph's other nodes stopped.
+                    raise UserError(f"{spec.name}: {exc}") from None
+                except TypeError as exc:
+                    empty = [k for k, v in spec.parameters.items() if is_unset_list(v)]
+                    if not empty:
+                        raise  # not a parameter of ours: a bug, keep its traceback
+                    raise UserError(
+                        f"{spec.name}: {exc} (an empty list reaches a node unset: "
+                        f"{', '.join(empty)}; this node needs a value)"
+                    ) from None
                 self.nodes[spec.name] = node
                 self.executor.add_node(node)
+                # rclpy ignores an override the node never declares: a misspelt parameter
+                # would silently run the default. `common` ones go to nodes that may not use
+                # them; a node's own (its section and the overrides) must all be declared.
+                own = (config["nodes"][spec.name].get("parameters") or {}).keys()
+                unknown = sorted(p for p in own if not node.has_parameter(p))
+                if unknown:
+                    raise UserError(
+                        f"{spec.name}: no parameter {', '.join(unknown)}; "
+                        f"its parameters: {', '.join(_declared(node))}"
+                    )
         except Exception:
             self.stop()
             raise
@@ -191,24 +251,69 @@ def run_episode(
     return res.episode_id, label
 
 
+# Flags that only shape the episodes --episode runs: without it the graph spins until Ctrl-C.
+EPISODE_FLAGS: tuple[str, ...] = ("episodes", "duration", "outcome", "source", "round", "seed")
+EPISODE_DEFAULTS: dict[str, Any] = {
+    "episodes": 1,
+    "duration": 10.0,
+    "outcome": "unknown",
+    "source": "rollout",
+    "round": 0,
+    "seed": None,
+}
+
+
+def _duration(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Flags and overrides checked up front: a user error exits 2 with one line, before any
+    node starts. Refused combinations: an episode flag (--episodes, --duration, --outcome,
+    --source, --round, --seed) without --episode; --outcome sim without --seed; an empty
+    --episode prompt."""
+    ap = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*", help="key=value: backend=, input=, node.param=")
     ap.add_argument(
         "--config", default=None, help="graph profile (sim, robot) or YAML path (default: sim)"
     )
     ap.add_argument("--episode", default=None, help="run episodes with this task prompt")
-    ap.add_argument("--episodes", type=int, default=1, help="how many (default 1)")
-    ap.add_argument("--duration", type=float, default=10.0, help="episode length (cap) [s]")
+    ap.add_argument("--episodes", type=positive_int, default=None, help="how many (default 1)")
+    ap.add_argument(
+        "--duration", type=_duration, default=None, help="episode length (cap) [s] (default 10)"
+    )
     ap.add_argument(
         "--outcome",
-        default="unknown",
-        help=f"one of {list(OUTCOMES)}, or {SIM_OUTCOME!r} (the sim task's own verdict)",
+        default=None,
+        help=f"one of {list(OUTCOMES)}, or {SIM_OUTCOME!r} (the sim task's own verdict); "
+        "default unknown",
     )
-    ap.add_argument("--source", default="rollout", help=f"episode source: one of {list(SOURCES)}")
-    ap.add_argument("--round", type=int, default=0, help="round the episodes belong to")
-    ap.add_argument("--seed", type=int, default=None, help="sim: reset to this layout seed first")
+    ap.add_argument("--source", default=None, help=f"episode source: one of {list(SOURCES)}")
+    ap.add_argument(
+        "--round", type=non_negative_int, default=None, help="round the episodes belong to"
+    )
+    ap.add_argument(
+        "--seed", type=non_negative_int, default=None, help="sim: reset to this layout seed first"
+    )
     opts = ap.parse_args(argv)
+    if opts.episode is None:
+        given = [f"--{k}" for k in EPISODE_FLAGS if getattr(opts, k) is not None]
+        if given:
+            ap.error(
+                f"{', '.join(given)}: only with --episode (without it the graph runs until "
+                "Ctrl-C and starts no episode)"
+            )
+    elif not opts.episode.strip():
+        ap.error("--episode: empty task prompt")
+    for key, default in EPISODE_DEFAULTS.items():
+        if getattr(opts, key) is None:
+            setattr(opts, key, default)
     if opts.outcome not in (*OUTCOMES, SIM_OUTCOME):
         ap.error(f"--outcome: {opts.outcome!r} is not one of {[*OUTCOMES, SIM_OUTCOME]}")
     if opts.outcome == SIM_OUTCOME and opts.seed is None:
@@ -217,36 +322,66 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         ap.error(f"--outcome {SIM_OUTCOME}: needs --seed (each episode starts from a reset)")
     if opts.source not in SOURCES:
         ap.error(f"--source: {opts.source!r} is not one of {list(SOURCES)}")
-    if opts.episodes < 1:
-        ap.error(f"--episodes: must be >= 1, got {opts.episodes}")
-    if opts.round < 0:
-        ap.error(f"--round: must be >= 0, got {opts.round}")
-    if not opts.duration > 0:
-        ap.error(f"--duration: must be > 0, got {opts.duration}")
     return opts
 
 
-def main(args=None) -> None:
-    argv = rclpy.utilities.remove_ros_args(sys.argv if args is None else args)[1:]
-    opts = parse_args(argv)
-    overrides = {}
-    for item in opts.overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"override {item!r}: expected key=value")
-        overrides[key] = value
-    try:
+def check_graph(config: Mapping[str, Any], opts: argparse.Namespace) -> None:
+    """What the config and the flags need of each other, checked before any node starts."""
+    from arx_x5_driver.arm_node import BACKENDS
+    from habc_control.collect import check_checkpoint
+    from habc_control.command_mux import ActionLayout
+    from habc_control.teleop_node import HUMAN_SOURCES, INPUTS
+
+    specs = {spec.name: spec.parameters for spec in node_specs(config)}
+    # The nodes refuse these too, but only once the graph has started (the sim backend loaded).
+    choices = {
+        ("arm_driver", "backend"): BACKENDS,
+        ("teleop", "input"): INPUTS,
+        ("teleop", "human_source"): HUMAN_SOURCES,
+    }
+    for (node, param), valid in choices.items():
+        value = (specs.get(node) or {}).get(param)
+        if node in specs and value is not None and value not in valid:
+            raise UserError(f"{node}.{param}: {value!r} is not one of {', '.join(valid)}")
+    for name in ("episode_manager", "recorder"):
+        if opts.episode and name not in specs:
+            raise UserError(f"--episode: needs the {name} node, which this graph disables")
+    driver = specs.get("arm_driver")
+    if opts.seed is not None and (driver is None or driver.get("backend") != "sim"):
+        backend = None if driver is None else driver.get("backend")
+        # Only the sim backend serves /sim/reset: the reset would time out after the start.
+        raise UserError(f"--seed: needs arm_driver.backend sim (a seeded layout), got {backend!r}")
+    policy = specs.get("policy")
+    spec = str((policy or {}).get("checkpoint") or "")
+    if policy is not None and spec:
+        layout = ActionLayout(
+            tuple(policy.get("arms") or ("left", "right")), policy.get("action_space", "ee")
+        )
+        check_checkpoint(
+            spec,
+            execute_steps=int(policy.get("execute_steps", 25)),
+            source="policy.execute_steps of the graph config",
+            name="policy.checkpoint",
+            action_dim=layout.dim,
+            cameras=tuple(policy.get("cameras") or ()),
+            # Only the sim backend publishes /sim/env_state, a state-mode model's input.
+            env_state=None if driver is None else driver.get("backend") == "sim",
+        )
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    argv = rclpy.utilities.remove_ros_args(sys.argv if args is None else list(args))[1:]
+    with user_errors(PROG):
+        opts = parse_args(argv)
+        overrides = split_overrides(opts.overrides)
         config = apply_overrides(load_graph_config(opts.config), overrides)
-    except (ValueError, FileNotFoundError) as exc:
-        raise SystemExit(f"habc-rollout: {exc}") from None
+        check_graph(config, opts)
     install_shutdown_signals()  # Ctrl-C / SIGTERM: stop() still publishes HOLD and END
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     graph = None
     try:
-        try:
+        with user_errors(PROG):  # a parameter a node refuses: Graph stopped the others
             graph = Graph(config)
-        except ValueError as exc:  # a bad parameter: Graph stopped the nodes it had started
-            raise SystemExit(f"habc-rollout: {exc}") from None
         graph.spin_in_background()
         if opts.episode:
             watch = SimTaskWatch(graph.nodes["episode_manager"])

@@ -18,6 +18,7 @@ import sys
 import termios
 import threading
 import tty
+from typing import Any
 
 import rclpy
 from geometry_msgs.msg import PoseStamped
@@ -58,11 +59,31 @@ INPUTS = ("pedal", "keyboard", "sim_operator")
 HUMAN_SOURCES = ("topic", "leader", "measured")
 
 
+def entries(value: Any) -> tuple[str, ...]:
+    """A string-list parameter's entries. Unset (None) and "" entries mean none: an empty list
+    has no ROS parameter type, so `-p sim_schedule:=[]` (and habc-rollout's
+    `teleop.sim_schedule=[]`) arrive unset, and a declared default of `[""]` stands for none."""
+    if value is None:
+        return ()
+    return tuple(str(v) for v in value if v)
+
+
+def pedal_key_map(keys: tuple[str, ...]) -> dict[str, str]:
+    """`pedal_keys` entries `arm:KEY_NAME` (or `both:KEY_NAME`) -> {arm: key}."""
+    pairs = {}
+    for item in keys:
+        arm, sep, key = item.partition(":")
+        if not sep or not arm or not key:
+            raise ValueError(f"pedal_keys: {item!r} is not 'arm:KEY_NAME' (e.g. both:KEY_B)")
+        pairs[arm] = key
+    return pairs
+
+
 class TeleopNode(Node):
     def __init__(self, open_device=None, **kwargs) -> None:
         """`open_device`: path -> evdev-like device (tests pass a fake; default evdev)."""
         super().__init__("teleop", **kwargs)
-        self.arms = tuple(declare(self, "arms", ["left", "right"], "arm names"))
+        self.arms = entries(declare(self, "arms", ["left", "right"], "arm names"))
         self.input = declare(self, "input", "keyboard", f"one of {INPUTS}")
         mode = declare(self, "mode", "hold", "pedal: hold (pressed = HUMAN) or toggle")
         hz = float(declare(self, "control_hz", 30.0, "rate of /teleop/<arm>/command [Hz]"))
@@ -83,6 +104,10 @@ class TeleopNode(Node):
         leader_ifaces = declare(
             self, "leader_can_interfaces", ["can2", "can3"], "leader: CAN interface per arm"
         )
+        if not self.arms:
+            raise ValueError("arms: empty; name at least one arm (e.g. [left, right])")
+        keys, schedule = entries(keys), entries(schedule)
+        leader_ifaces = entries(leader_ifaces)
         if self.input not in INPUTS:
             raise ValueError(f"input: {self.input!r} is not one of {INPUTS}")
         if self.human_source not in HUMAN_SOURCES:
@@ -124,13 +149,17 @@ class TeleopNode(Node):
         if self.human_source == "leader":
             from habc_control.leader import LeaderArms, LeaderConfig
 
+            if len(leader_ifaces) != len(self.arms):
+                raise ValueError(
+                    f"leader_can_interfaces: {list(leader_ifaces)} needs one per arm of "
+                    f"{list(self.arms)}"
+                )
             ifaces = dict(zip(self.arms, leader_ifaces, strict=True))
             self._leader = LeaderArms(LeaderConfig(ifaces, self.space))
         self._tty_saved = None
         self._pedal = self._keyboard = self._operator = None
         if self.input == "pedal":
-            pairs = dict(str(k).split(":", 1) for k in keys)
-            pcfg = PedalConfig(device=device, keys=pairs, arms=self.arms)
+            pcfg = PedalConfig(device=device, keys=pedal_key_map(keys), arms=self.arms)
             reader = PedalReader(pcfg) if open_device is None else PedalReader(pcfg, open_device)
             self._pedal = PedalSupervisor(reader, self.arbiter)
         elif self.input == "keyboard":
@@ -138,9 +167,8 @@ class TeleopNode(Node):
             self._kb_thread = threading.Thread(target=self._keyboard_loop, daemon=True)
             self._kb_thread.start()
         else:
-            self._operator = ScheduledOperator(
-                parse_schedule([s for s in schedule if s]), self.arms
-            )
+            # An empty schedule: the simulated operator never presses the pedal.
+            self._operator = ScheduledOperator(parse_schedule(schedule), self.arms)
             self.create_subscription(
                 EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS
             )

@@ -77,7 +77,9 @@ def test_eval_config_refuses_training_seeds():
 
 
 def test_cli_rejects_training_seeds(capsys):
-    assert evaluate.main(["expert", "--trials", "2", "--seed", "100"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["expert", "--trials", "2", "--seed", "100"])
+    assert exit_info.value.code == 2
     assert "held-out" in capsys.readouterr().err
 
 

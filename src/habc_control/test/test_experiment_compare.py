@@ -42,7 +42,9 @@ def test_compare_cli_writes_the_table_and_names_a_bad_file(tmp_path: Path, capsy
     assert "inside the earlier Wilson 95 % interval in 1 of 1 cells" in text
 
     (tmp_path / "bad.json").write_text("{}")
-    assert main([str(tmp_path / "bad.json"), str(b)]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "bad.json"), str(b)])
+    assert exit_info.value.code == 2
     assert "bad.json: no 'tracks' key" in capsys.readouterr().err
     with pytest.raises(ValueError, match="track: 'pixel'"):
         compare_cells(_results({}), _results({}), "pixel")

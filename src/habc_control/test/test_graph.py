@@ -261,3 +261,54 @@ def test_readme_robot_section_matches_the_robot_profile():
         entry = cfg["nodes"][node]
         actual = entry.get("enabled", True) if param == "enabled" else entry["parameters"][param]
         assert yaml.safe_load(text) == actual, key
+
+
+# --- overrides take the configured parameter's ROS type ---
+
+
+def test_overrides_are_read_by_the_configured_type():
+    base = load_graph_config(CONFIG)
+    cfg = apply_overrides(
+        base,
+        {
+            "teleop.sim_schedule": "[]",  # empty: the simulated operator never presses
+            "teleop.mode": "true",  # a string parameter: verbatim, not YAML's True
+            "arm_driver.workspace_min": "[0, 0, 0.1]",  # ints in a double array
+            "cameras.enabled": "false",
+        },
+    )
+    specs = {s.name: s.parameters for s in node_specs(cfg)}
+    assert specs["teleop"]["sim_schedule"] == []
+    assert specs["teleop"]["mode"] == "true"
+    assert specs["arm_driver"]["workspace_min"] == [0.0, 0.0, 0.1]
+    assert all(isinstance(v, float) for v in specs["arm_driver"]["workspace_min"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"teleop.debounce_s": "abc"}, "expected a number like 0.03, got 'abc'"),
+        ({"policy.horizon": "5.5"}, "expected an integer like 50, got 5.5"),
+        ({"policy.horizon": "true"}, "expected an integer like 50, got True"),
+        ({"arm_driver.publish_expert": "1"}, "expected true or false, got 1"),
+        ({"teleop.sim_schedule": "left:1:2"}, "expected a list of strings"),
+        ({"cameras.serials": "[123, 456, 789]"}, "quote them"),
+        ({"arm_driver.workspace_min": "0.1"}, "expected a list of numbers"),
+        ({"policy.task": "x", "teleop.x": "{a: 1}"}, "expected a value or a list"),
+        ({"teleop.pedal_keys": "[a, [b]]"}, "a ROS list holds plain values"),
+        ({"teleop.newlist": "[1, a]"}, "list items of mixed types"),
+        ({"teleop.sim_schedule": "[left"}, "is not valid YAML"),
+        ({"cameras.enabled": "maybe"}, "expected true or false, got 'maybe'"),
+        ({"teleop.": "1"}, "no parameter after 'teleop'"),
+    ],
+)
+def test_an_override_of_the_wrong_type_names_itself(override, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        apply_overrides(load_graph_config(CONFIG), override)
+
+
+def test_an_empty_list_in_an_overlay_replaces_the_base_list(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text("base: sim\nnodes:\n  teleop:\n    parameters:\n      sim_schedule: []\n")
+    specs = {s.name: s.parameters for s in node_specs(load_graph_config(site))}
+    assert specs["teleop"]["sim_schedule"] == []

@@ -9,22 +9,9 @@ from typing import Any
 
 import yaml
 
+from habc_trainer.cli import coerce_fields
 from habc_trainer.methods import METHODS, MethodConfig, method_preset
 from habc_trainer.models.config import MODEL_PRESETS, ModelConfig, model_preset
-
-
-def _coerce_number(key: str, annotation: Any, value: Any) -> Any:
-    """YAML 1.1 reads `1e-3` (no dot) as a string; accept it for numeric fields, else name it."""
-    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    if isinstance(value, bool) or kind not in ("float", "int"):
-        return value
-    convert = float if kind == "float" else int
-    if isinstance(value, str) or (kind == "float" and isinstance(value, int)):
-        try:
-            return convert(value)
-        except ValueError:
-            raise ValueError(f"{key}: expected {kind}, got {value!r}") from None
-    return value
 
 
 @dataclass(frozen=True)
@@ -70,6 +57,9 @@ class TrainConfig:
     num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
 
     def __post_init__(self) -> None:
+        # Types first (YAML's `true` is not 1, `5.7` steps is not 5, `1e-3` is a float): the
+        # range checks below then compare numbers, and every error names its key.
+        coerce_fields(self)
         if self.method not in METHODS:
             raise ValueError(f"method: unknown method {self.method!r}; valid: {sorted(METHODS)}")
         if self.model_preset not in MODEL_PRESETS:
@@ -103,6 +93,10 @@ class TrainConfig:
         if self.batch_mix is not None:
             object.__setattr__(self, "batch_mix", tuple(float(x) for x in self.batch_mix))
         self.method_config()  # validates the overrides (batch_mix, credit_assignment)
+        try:  # model_overrides' values too, now rather than when a round builds the model
+            self.model_config()
+        except ValueError as exc:
+            raise ValueError(f"model_overrides: {exc}") from None
 
     def method_config(self) -> MethodConfig:
         overrides: dict[str, Any] = {}
@@ -133,13 +127,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        types = {f.name: f.type for f in fields(cls)}
-        d = dict(d)
-        for key, value in d.items():
-            if key not in types:
-                raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(types)}")
-            d[key] = _coerce_number(key, types[key], value)
-        return cls(**d)
+        valid = {f.name for f in fields(cls)}
+        for key in d:
+            if key not in valid:
+                raise ValueError(f"unknown config key {key!r}; valid keys: {sorted(valid)}")
+        return cls(**d)  # __post_init__ checks and converts the values' types
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> TrainConfig:

@@ -11,13 +11,14 @@ one episode and one source: `demo` (demonstrations), `policy` (rollout frames un
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from habc_trainer.cli import ArgumentParser, UserError, one_line, user_errors
 from habc_trainer.features import ACTION, HUMAN
 
 SOURCES: tuple[str, ...] = ("demo", "policy", "human")
@@ -114,20 +115,39 @@ def format_table(rows: Sequence[Jitter]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+PROG = "python -m habc_trainer.smoothness"
+
+
+def open_stores(paths: Sequence[str]) -> list:
+    """Every store opened (and its action / authority arrays found) before any is measured:
+    a bad path among several is refused up front, not after the first tables were printed."""
     from habc_trainer.store import EpisodeStore, StoreError
 
-    p = argparse.ArgumentParser(
-        prog="python -m habc_trainer.smoothness", description=__doc__.split("\n\n")[0]
-    )
-    p.add_argument("stores", nargs="+")
-    args = p.parse_args(argv)
-    for path in args.stores:
+    if len(set(paths)) != len(paths):
+        raise UserError(f"stores: one given twice in {list(paths)}")
+    stores = []
+    for path in paths:
+        if not Path(path).is_dir():
+            raise UserError(f"{path}: no such store directory")
         try:
             store = EpisodeStore(path)
-        except (OSError, StoreError, ValueError) as exc:
-            print(f"smoothness: error: {path}: {exc}", file=sys.stderr)
-            return 2
+        except (OSError, StoreError, ValueError, KeyError) as exc:
+            reason = one_line(exc).removeprefix(f"{path}: ")  # the store names the path too
+            raise UserError(f"{path}: {reason}") from None
+        missing = [k for k in (ACTION, HUMAN) if k not in store.keys]
+        if missing:
+            raise UserError(f"{path}: the store has no {', '.join(missing)} arrays")
+        stores.append(store)
+    return stores
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("stores", nargs="+")
+    with user_errors(PROG):
+        args = p.parse_args(argv)
+        stores = open_stores(args.stores)
+    for path, store in zip(args.stores, stores, strict=True):
         print(f"{path}: executed EE-position second difference per source")
         print(format_table(store_jitter(store)))
     return 0

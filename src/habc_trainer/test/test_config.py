@@ -78,5 +78,44 @@ def test_numbers_written_as_yaml_strings_are_accepted_and_bad_ones_named(tmp_pat
     cfg = TrainConfig.from_yaml(path)
     assert cfg.lr_actor == pytest.approx(1e-3) and isinstance(cfg.lr_actor, float)
     assert cfg.steps_per_round == 40
-    with pytest.raises(ValueError, match="lr_critic: expected float, got 'fast'"):
+    with pytest.raises(ValueError, match="lr_critic: expected a number, got 'fast'"):
         TrainConfig.from_yaml(path, lr_critic="fast")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("steps_per_round: 5.7", "steps_per_round: expected an integer, got 5.7"),
+        ("steps_per_round: true", "steps_per_round: expected an integer, got True"),
+        ("batch_size: '12x'", "batch_size: expected an integer, got '12x'"),
+        ("lr_actor: true", "lr_actor: expected a number, got True"),
+        ("value_min: false", "value_min: expected a number, got False"),
+        ("batch_mix: [0.5, true, 0.5]", r"batch_mix\[1\]: expected a number, got True"),
+        ("model_overrides: {horizon: 5.7}", "model_overrides: horizon: expected an integer"),
+        ("model_overrides: {d_model: true}", "model_overrides: d_model: expected an integer"),
+    ],
+)
+def test_wrong_types_are_refused_by_key(tmp_path, text, message):
+    # bool is an int subclass: without a type check `true` would train with batch_size 1.
+    path = tmp_path / "train.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_yaml(path)
+
+
+def test_integral_floats_and_numeric_strings_convert_to_the_field_type():
+    cfg = TrainConfig.from_dict({"steps_per_round": 6000.0, "t_max": 600, "log_every": "1e1"})
+    assert (cfg.steps_per_round, cfg.log_every) == (6000, 10)
+    assert isinstance(cfg.steps_per_round, int) and isinstance(cfg.t_max, float)
+
+
+def test_model_config_refuses_bools_and_fractional_sizes():
+    from habc_trainer.models.config import ModelConfig
+
+    with pytest.raises(ValueError, match="horizon: expected an integer, got True"):
+        ModelConfig(horizon=True)
+    with pytest.raises(ValueError, match=r"conv_channels\[0\]: expected an integer, got 8.5"):
+        ModelConfig(conv_channels=(8.5,))
+    with pytest.raises(ValueError, match="time_alpha: expected a number, got False"):
+        ModelConfig(time_alpha=False)
+    assert ModelConfig(cameras=["top"]).cameras == ("top",)

@@ -26,17 +26,21 @@ from habc_control.experiment.config import find_root, load_preset
 from habc_control.experiment.plan import build_tasks, seed_context, with_dependencies
 from habc_control.experiment.report import build_report
 from habc_control.experiment.runner import Runner
-from habc_control.experiment.seeds import SeedOverlapError, check_plans_disjoint
+from habc_control.experiment.seeds import check_plans_disjoint
+from habc_trainer.cli import ArgumentParser, UserError, positive_int, user_errors
+
+PROG = "habc-benchmark"
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="habc-benchmark", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="cpu", help="config/experiment_<preset>.yaml")
     p.add_argument("--seeds", default=None,
                    help="comma-separated protocol seeds (default: the preset's)")
     p.add_argument("--tracks", default=None, help="comma-separated: state,pixel (default: all "
                    "the preset has)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: preset)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="processes (default: preset)")
     p.add_argument("--out", type=Path, default=None, help="run directory")
     p.add_argument("--docs", type=Path, default=None,
                    help="where results.md and results/ go (default: <root>/docs)")
@@ -46,6 +50,36 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="run only the diagnostic (controlled round-1 arms + analysis of SFT on "
                    "round 1's data) and what it depends on")
     return p.parse_args(argv)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """--seeds "0,2" -> (0, 2); each must be a non-negative integer."""
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item.isdigit():
+            raise UserError(f"--seeds: expected comma-separated protocol seeds like 0,1,2, "
+                            f"got {text!r}")
+        out.append(int(item))
+    return tuple(out)
+
+
+def refuse_combinations(args: argparse.Namespace) -> None:
+    """Flags that would be silently ignored together, refused before anything runs:
+    --report-only with --no-report (nothing to do), with --workers, --diagnose, --seeds or
+    --tracks (the report covers every seed and track of the preset; nothing runs); --no-report
+    with --docs (nothing is written there)."""
+    if args.report_only:
+        given = {"--no-report": args.no_report, "--workers": args.workers is not None,
+                 "--diagnose": args.diagnose, "--seeds": args.seeds is not None,
+                 "--tracks": args.tracks is not None}
+        for flag, on in given.items():
+            if on:
+                why = ("nothing would be done" if flag == "--no-report" else
+                       "nothing runs and the report covers every seed and track of the preset")
+                raise UserError(f"{flag}: not with --report-only ({why})")
+    if args.no_report and args.docs is not None:
+        raise UserError("--docs: not with --no-report (no report is written)")
 
 
 def code_version(root: Path) -> str:
@@ -61,28 +95,32 @@ def code_version(root: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse(argv)
-    root = find_root()
-    try:
+    with user_errors(PROG):
+        args = _parse(argv)
+        refuse_combinations(args)
+        root = find_root()
         cfg = report_cfg = load_preset(args.preset, root)
-        if args.seeds:
-            cfg = cfg.with_seeds(tuple(int(s) for s in args.seeds.split(",")))
+        if args.seeds is not None:
+            cfg = cfg.with_seeds(_seeds(args.seeds))
         if args.workers is not None:
             cfg = dataclasses.replace(cfg, workers=args.workers)
-        tracks = tuple(args.tracks.split(",")) if args.tracks else tuple(cfg.tracks())
+        tracks = (tuple(args.tracks.split(",")) if args.tracks is not None
+                  else tuple(cfg.tracks()))
         bad = [t for t in tracks if t not in cfg.tracks()]
         if bad:
-            raise ValueError(f"tracks: {bad} not in this preset's {list(cfg.tracks())}")
+            raise ValueError(f"--tracks: {bad} not in this preset's {list(cfg.tracks())}")
+        if len(set(tracks)) != len(tracks):
+            raise ValueError(f"--tracks: a track twice in {args.tracks!r}")
         out = (args.out or root / "out" / "benchmark" / cfg.name).resolve()
+        for flag, path in (("--out", out), ("--docs", args.docs)):
+            if path is not None and path.exists() and not path.is_dir():
+                raise UserError(f"{flag}: {path} is a file; give a directory")
         for t in tracks:
             check_plans_disjoint([seed_context(cfg, t, s, out, root).plan
                                   for s in cfg.seeds_of(t)])
         if args.diagnose and not any(cfg.diagnosed("state", s) for s in cfg.seeds):
             raise ValueError(f"--diagnose: preset {cfg.name!r} diagnoses no protocol seed of "
                              f"{list(cfg.seeds)} (set diagnose: true and diagnose_seeds)")
-    except (ValueError, SeedOverlapError) as exc:
-        print(f"habc-benchmark: error: {exc}", file=sys.stderr)
-        return 2
     docs = args.docs or root / "docs"
     command = "habc-benchmark " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     out.mkdir(parents=True, exist_ok=True)

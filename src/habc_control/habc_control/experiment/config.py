@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from habc_control.experiment.seeds import MAX_PROTOCOL_SEEDS, SeedPlan
+from habc_trainer.cli import coerce_field, coerce_fields
 
 # Step 1 (spec §8): every baseline and the naive credit-assignment ablation of HABC.
 STEP1_METHODS: tuple[str, ...] = ("imit_dagger", "imit_recap", "habc_v", "habc", "habc_naive")
@@ -29,6 +30,20 @@ def _methods() -> set[str]:
     from habc_trainer.methods import METHODS
 
     return set(METHODS)
+
+
+def _train_overrides(where: str, overrides: Any) -> dict[str, Any]:
+    """`train_overrides` checked key by key against TrainConfig's fields (names and types),
+    so a preset's typo or `batch_size: 5.7` is refused when it loads, not rounds later."""
+    from habc_trainer.config import TrainConfig
+
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{where}: expected a mapping of training-config keys, got {overrides!r}")
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    bad = sorted(set(overrides) - set(types))
+    if bad:
+        raise ValueError(f"{where}: unknown training-config keys {bad}; valid: {sorted(types)}")
+    return {k: coerce_field(f"{where}.{k}", types[k], v) for k, v in overrides.items()}
 
 
 @dataclass(frozen=True)
@@ -54,8 +69,7 @@ class TrackConfig:
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "methods", tuple(self.methods))
-        object.__setattr__(self, "step2_methods", tuple(self.step2_methods))
+        coerce_fields(self)  # `demos: true` / `steps_per_round: 5.7` are refused by name
         if self.obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode: {self.obs_mode!r} is not one of {list(OBS_MODES)}")
         for name in ("demos", "sft_steps", "eval_trials"):
@@ -77,6 +91,8 @@ class TrackConfig:
         if self.step2_rounds and "habc" not in self.methods:
             raise ValueError(f"step2_rounds: step 2 continues from habc, which is not in methods "
                              f"{list(self.methods)}")
+        object.__setattr__(self, "train_overrides",
+                           _train_overrides("train_overrides", self.train_overrides))
         forbidden = {"method", "steps_per_round", "seed"} & set(self.train_overrides)
         if forbidden:
             raise ValueError(f"train_overrides: {sorted(forbidden)} are set by the protocol")
@@ -93,6 +109,7 @@ class TrackConfig:
             if bad:
                 raise ValueError(f"{where}.train_overrides: {sorted(bad)} are set by the "
                                  "protocol")
+            _train_overrides(f"{where}.train_overrides", arm.get("train_overrides") or {})
 
     @property
     def last_round(self) -> int:
@@ -123,6 +140,7 @@ class ExperimentConfig:
     diagnose_windows: int = 256  # windows drawn per stream for SFT's loss per stream
 
     def __post_init__(self) -> None:
+        coerce_fields(self)  # `workers: true`, `seeds: [0, 1.5]` are refused by name
         object.__setattr__(self, "seeds", _check_seeds("seeds", self.seeds))
         if self.diagnose_seeds is not None:
             ds = tuple(int(s) for s in self.diagnose_seeds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from habc_trainer.cli import coerce_fields
 from habc_trainer.features import CAMERA_NAMES
 
 ACTIVATIONS: tuple[str, ...] = ("gelu", "relu")
@@ -50,6 +51,9 @@ class ModelConfig:
     action_basis: int = 16
 
     def __post_init__(self) -> None:
+        # Types first: a checkpoint's or an override's `horizon: true` / `5.7` is refused by
+        # name instead of passing the range checks as 1 or sizing a layer with a float.
+        coerce_fields(self)
         for name in ("proprio_dim", "action_dim", "env_state_dim"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
