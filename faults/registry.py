@@ -6,7 +6,7 @@ import importlib
 
 from faults.core import Fault
 
-MODULES: tuple[str, ...] = ("faults.runtime_faults",)
+MODULES: tuple[str, ...] = ("faults.runtime_faults", "faults.checkpoint_faults")
 
 
 def all_faults() -> tuple[Fault, ...]:

@@ -3,7 +3,9 @@
 Round N: (convert new bags) -> replay buffer of all rounds <= N -> initialise from round N-1's
 checkpoint -> ``steps_per_round`` updates (critic + actor) -> round N's checkpoint. A periodic
 checkpoint (``round_NNN.partial``) lets a killed run resume and end exactly where an
-uninterrupted run would: the sampling and noise RNG states are part of it.
+uninterrupted run would: the sampling and noise RNG states are part of it. The partial records
+the data it was trained on; a resume on data that changed since is refused (``--restart-round``
+discards the partial and trains the round over).
 
 Multi-GPU / multi-node: launch with torchrun (``torchrun --nproc-per-node 8 -m
 habc_trainer.train_round ...``); every rank samples its own batch, gradients are averaged, rank 0
@@ -14,29 +16,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from tqdm import tqdm
 
 from habc_trainer.checkpoint import (
-    MANIFEST_FILE,
+    Checkpoint,
+    CheckpointError,
     TrainerState,
+    discard_checkpoint,
     load_checkpoint,
+    recover_checkpoint,
     restore_learner,
     save_checkpoint,
 )
+from habc_trainer.cli import UserError, non_negative_int, one_line, parse_overrides, user_errors
 from habc_trainer.config import TrainConfig
 from habc_trainer.models.example import concat_batches
 from habc_trainer.normalize import NormStats
@@ -53,6 +56,16 @@ from habc_trainer.weights import pick_recap_epsilon
 
 STREAMS: tuple[str, str, str] = ("sft", "int", "auto")  # D_SFT, D_int, D_auto (batch_mix order)
 HELDOUT = "auto_heldout"  # rollout windows kept out of training, for Imit-Recap's epsilon
+PROG = "train_round"
+RESTART_FLAG = "--restart-round"
+# Keys of SampleStreams.manifest() that may change without changing what a round trains on:
+# where the store lives, and its revision (bumped by bags of later rounds or eval episodes,
+# which this round's replay buffer does not include).
+_DATA_FREE_KEYS = ("store", "store_revision")
+
+
+class ResumeRefused(UserError):
+    """The round's partial checkpoint cannot be resumed as asked; RESTART_FLAG discards it."""
 
 
 class SampleStreams(Protocol):
@@ -149,28 +162,91 @@ def _generators(seed: int, round_index: int,
     return np_rng, torch_gen
 
 
+@dataclass(frozen=True)
+class _Start:
+    """How a round begins: the networks, the counters and RNGs, the partial it resumes."""
+
+    learner: Learner
+    state: TrainerState
+    np_rng: np.random.Generator
+    torch_gen: torch.Generator
+    resumed: Checkpoint | None = None
+
+
+def _data_changes(saved: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """What differs between the data a partial was trained on and the data now; None: same."""
+    a = {k: v for k, v in saved.items() if k not in _DATA_FREE_KEYS}
+    b = {k: v for k, v in now.items() if k not in _DATA_FREE_KEYS}
+    if a == b:
+        return None
+    parts = []
+    if "store_revision" in saved or "store_revision" in now:
+        parts.append(f"store revision {saved.get('store_revision')} -> "
+                     f"{now.get('store_revision')}")
+    uids_a, uids_b = a.get("episode_uids"), b.get("episode_uids")
+    if isinstance(uids_a, list) and isinstance(uids_b, list) and uids_a != uids_b:
+        # The store gives a new uid to every new or re-converted (e.g. relabeled) bag.
+        added, removed = sorted(set(uids_b) - set(uids_a)), sorted(set(uids_a) - set(uids_b))
+        parts.append(f"episodes {a.get('episodes')} -> {b.get('episodes')}: {len(added)} "
+                     f"added{_uids(added)}, {len(removed)} removed{_uids(removed)}")
+    else:
+        parts += [f"{key} {_short(a.get(key))} -> {_short(b.get(key))}"
+                  for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+    return "; ".join(parts)
+
+
+def _uids(uids: Sequence[int]) -> str:
+    if not uids:
+        return ""
+    shown = ", ".join(str(u) for u in uids[:5])
+    return f" (uid {shown}{', ...' if len(uids) > 5 else ''})"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _resume(part: Path, cfg: TrainConfig, data: dict[str, Any], rank: Dist) -> Checkpoint:
+    """The round's partial checkpoint, when resuming it reproduces the uninterrupted run."""
+    restart = f"pass {RESTART_FLAG} to discard it and train the round over"
+    try:
+        ckpt = load_checkpoint(part)
+    except CheckpointError as exc:
+        raise ResumeRefused(f"{one_line(exc)}; {restart}") from None
+    step = ckpt.trainer.get("step_in_round")
+    changed = _config_changes(ckpt.train_config, cfg)
+    if changed:
+        raise ResumeRefused(
+            f"{part} was written with a different config ({', '.join(changed)}); resuming "
+            f"would not reproduce the run: restore those keys or {restart}")
+    saved = ckpt.manifest.get("data")
+    what = "the partial does not record its data" if saved is None \
+        else _data_changes(saved, data)
+    if what:
+        raise ResumeRefused(
+            f"{part} (step {step}) was trained on other data than the store holds now ({what});"
+            f" resuming would mix the two: {restart}")
+    writers = len(ckpt.trainer.get("np_rng_states", []))
+    if writers != rank.world:
+        raise ResumeRefused(
+            f"{part} was written by {writers} rank(s); resume it with the same number of "
+            f"processes (now {rank.world}) or {restart}")
+    return ckpt
+
+
 def _start(cfg: TrainConfig, streams: SampleStreams, final: Path, round_index: int,
-           init_from: Path | None, rank: Dist) -> tuple[Learner, TrainerState,
-                                                        np.random.Generator, torch.Generator]:
+           init_from: Path | None, rank: Dist) -> _Start:
     """Resume from the partial checkpoint, or initialise from ``init_from``, or from scratch."""
     np_rng, torch_gen = _generators(cfg.seed, round_index, rank.rank)
     part = partial_dir(final)
     if part.is_dir():
-        ckpt = load_checkpoint(part)
-        changed = _config_changes(ckpt.train_config, cfg)
-        if changed:
-            raise ValueError(
-                f"{part} was written with a different config ({', '.join(changed)}); resuming "
-                f"would not reproduce the run: restore those keys or delete {part.name}")
+        ckpt = _resume(part, cfg, streams.manifest(), rank)
         learner = restore_learner(ckpt, cfg, with_optimizers=True)
         state = ckpt.trainer_state()
-        if len(state.np_rng_states) != rank.world:
-            raise RuntimeError(
-                f"{part} was written by {len(state.np_rng_states)} rank(s); resume it with the "
-                f"same number of processes (now {rank.world}) or delete it to restart the round")
         np_rng.bit_generator.state = state.np_rng_states[rank.rank]
         torch_gen.set_state(state.torch_rng_states[rank.rank])
-        return learner, state, np_rng, torch_gen
+        return _Start(learner, state, np_rng, torch_gen, resumed=ckpt)
     if init_from is not None:
         # Normalisation statistics stay those of the initial checkpoint: the actor was trained
         # in that frame, and inference must apply the same one.
@@ -183,7 +259,7 @@ def _start(cfg: TrainConfig, streams: SampleStreams, final: Path, round_index: i
         learner = build_learner(cfg, mcfg, streams.norm_stats())
     state = TrainerState(round_index=round_index, model_index=learner.model_index,
                          recap_epsilon=cfg.recap_epsilon or 0.0)
-    return learner, state, np_rng, torch_gen
+    return _Start(learner, state, np_rng, torch_gen)
 
 
 # Keys that may differ on resume without changing the result (where it runs, how fast it logs).
@@ -229,12 +305,22 @@ def _pick_epsilon(learner: Learner, batch: dict[str, Any], cfg: TrainConfig,
     return eps
 
 
-def _partial_manifest(final: Path) -> dict[str, Any] | None:
-    """The manifest of the round's partial checkpoint, None when the round starts fresh."""
-    path = partial_dir(final) / MANIFEST_FILE
-    if not partial_dir(final).is_dir():
-        return None
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def _tidy(final: Path, restart_round: bool) -> None:
+    """Before a round: finish interrupted checkpoint writes, drop what the round no longer needs.
+
+    Rank 0 only (the one writer of the round's checkpoints).
+    """
+    part = partial_dir(final)
+    for path in (final, part):
+        note = recover_checkpoint(path)
+        if note:
+            print(f"{PROG}: {note}", file=sys.stderr)
+    if final.is_dir() and part.exists():
+        # Killed after the final checkpoint was in place, before the partial was removed.
+        discard_checkpoint(part)
+    elif restart_round and part.exists():
+        discard_checkpoint(part)
+        print(f"{PROG}: {RESTART_FLAG}: discarded {part}", file=sys.stderr)
 
 
 def _pretrain_critic(learner: Learner, streams: SampleStreams, counts: Sequence[int],
@@ -262,36 +348,45 @@ def _pretrain_critic(learner: Learner, streams: SampleStreams, counts: Sequence[
 
 def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, round_index: int,
               *, init_from: str | Path | None = None, max_steps: int | None = None,
-              progress: bool = True, log_dir: str | Path | None = None) -> Path | None:
+              progress: bool = True, log_dir: str | Path | None = None,
+              restart_round: bool = False) -> Path | None:
     """Train one round; returns round N's checkpoint directory (at once if it already exists).
 
     ``max_steps`` stops early after that many steps in this call (leaving the partial checkpoint,
-    as a killed run would) and returns None; the next call resumes from it.
+    as a killed run would) and returns None; the next call resumes from it. ``restart_round``
+    discards the partial and trains the round from its start. Raises ResumeRefused when the
+    partial cannot be resumed (the data or config changed since, or it is damaged).
     """
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     rank, cfg = init_distributed(cfg)
     final = round_dir(Path(ckpt_root), cfg.method, round_index)
-    if final.is_dir() and not partial_dir(final).is_dir():
+    if rank.main:
+        _tidy(final, restart_round)
+    rank.barrier()
+    if final.is_dir():
         # A finished round is never trained twice by accident (pipelines rerun stages).
-        print(f"train_round: {final} already exists; delete it to retrain", file=sys.stderr)
+        print(f"{PROG}: {final} already exists; delete it to retrain", file=sys.stderr)
         return final
-    resumed_manifest = _partial_manifest(final)
-    learner, state, np_rng, torch_gen = _start(
-        cfg, streams, final, round_index, Path(init_from) if init_from else None, rank)
+    start = _start(cfg, streams, final, round_index, Path(init_from) if init_from else None,
+                   rank)
+    learner, state, np_rng, torch_gen = start.learner, start.state, start.np_rng, start.torch_gen
     method = cfg.method_config()
     sizes = [streams.size(s) for s in STREAMS]
     counts = batch_counts(method.batch_mix, sizes, cfg.batch_size)
+    # The data the round trains on; a resumed round keeps the record of where it started (the
+    # resume check made sure the episodes are the same).
+    data = streams.manifest() if start.resumed is None else start.resumed.manifest["data"]
     manifest = {"round": round_index, "method": cfg.method, "stream_sizes": dict(
-        zip(STREAMS, sizes, strict=True)), "batch_counts": counts, "data": streams.manifest()}
+        zip(STREAMS, sizes, strict=True)), "batch_counts": counts, "data": data}
     calibration_batch = None
     if method.train_critic and streams.size(HELDOUT) > 0:
         # A fixed held-out batch drawn from its own generator: the training draws stay as
         # they were, and every measurement of this round sees the same windows.
         calibration_batch = streams.sample(HELDOUT, cfg.recap_heldout_batch,
                                            np.random.default_rng([cfg.seed, round_index, 7]))
-    if resumed_manifest is not None:
-        manifest["critic_calibration"] = resumed_manifest.get("critic_calibration", {})
+    if start.resumed is not None:
+        manifest["critic_calibration"] = start.resumed.manifest.get("critic_calibration", {})
     else:
         manifest["critic_calibration"] = _pretrain_critic(
             learner, streams, counts, cfg, np_rng, calibration_batch, progress and rank.main)
@@ -340,7 +435,7 @@ def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, r
     _save(final, learner, cfg, _capture(state, learner, cfg.steps_per_round, np_rng, torch_gen,
                                         rank), manifest, rank)
     if rank.main:
-        shutil.rmtree(partial_dir(final), ignore_errors=True)
+        discard_checkpoint(partial_dir(final))
     rank.barrier()
     return final
 
@@ -356,16 +451,6 @@ def default_init(ckpt_root: Path, method: str, round_index: int) -> Path | None:
         raise FileNotFoundError(f"round {round_index} starts from {prev}, which does not exist; "
                                 f"train round {round_index - 1} first or pass --init")
     return prev
-
-
-def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key] = yaml.safe_load(value)
-    return out
 
 
 def convert_bags(data_root: Path, store: Path, cfg: TrainConfig, progress: bool) -> str:
@@ -400,8 +485,15 @@ def t_max_warning(streams: Any, cfg: TrainConfig) -> str | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="train_round", description=__doc__.splitlines()[0])
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors (a bad or missing flag) as one line, like every user error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, help="training YAML (TrainConfig keys)")
     p.add_argument("--data-root", type=Path, required=True,
                    help="directory searched for episode bags (<task>/round_NNN/<episode>/)")
@@ -410,35 +502,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-convert", action="store_true",
                    help="train on the store as it is, without converting new bags")
     p.add_argument("--ckpt-root", type=Path, required=True, help="checkpoint root")
-    p.add_argument("--round", type=int, required=True, dest="round_index", help="round N")
+    p.add_argument("--round", type=non_negative_int, required=True, dest="round_index",
+                   help="round N (0 = the SFT round)")
     p.add_argument("--method", help="override the config's method")
     p.add_argument("--init", type=Path, help="checkpoint to start from (default: round N-1)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config keys, e.g. --set steps_per_round=200 seed=1")
     p.add_argument("--log-dir", type=Path, help="TensorBoard dir (default: <ckpt-root>/tb)")
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    try:
-        overrides = _parse_overrides(args.set)
+    p.add_argument(RESTART_FLAG, action="store_true",
+                   help="discard round N's partial checkpoint and train the round from its "
+                        "start (needed when the data changed since it was written)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status 0, or SystemExit(2) with one line on stderr for a user's mistake."""
+    from habc_trainer.store import StoreError  # the data path; imported only when used
+
+    with user_errors(PROG):
+        args = _parser().parse_args(argv)
+        overrides = parse_overrides(args.set)
         if args.method:
             overrides["method"] = args.method
         cfg = TrainConfig.from_yaml(args.config, **overrides) if args.config \
             else TrainConfig.from_dict(overrides)
         init = args.init or default_init(args.ckpt_root, cfg.method, args.round_index)
         store = args.store or args.data_root / "store"
-        if not args.no_convert:
-            print(convert_bags(args.data_root, store, cfg, not args.no_progress),
-                  file=sys.stderr)
-        streams = open_store(store, args.round_index, cfg)
+        try:
+            if not args.no_convert:
+                print(convert_bags(args.data_root, store, cfg, not args.no_progress),
+                      file=sys.stderr)
+            streams = open_store(store, args.round_index, cfg)
+        except StoreError as exc:  # a store built otherwise / from another version: fix, rerun
+            raise UserError(one_line(exc)) from None
         warning = t_max_warning(streams, cfg)
         if warning:
             print(warning, file=sys.stderr)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"train_round: error: {exc}", file=sys.stderr)
-        return 2
-    out = run_round(cfg, streams, args.ckpt_root, args.round_index, init_from=init,
-                    progress=not args.no_progress, log_dir=args.log_dir or args.ckpt_root / "tb")
-    print(f"train_round: wrote {out}")
+    try:
+        out = run_round(cfg, streams, args.ckpt_root, args.round_index, init_from=init,
+                        progress=not args.no_progress,
+                        log_dir=args.log_dir or args.ckpt_root / "tb",
+                        restart_round=args.restart_round)
+    except (ResumeRefused, CheckpointError) as exc:
+        # A refused resume or a damaged --init / previous round: the user decides, no traceback.
+        # Errors of the training itself keep theirs.
+        with user_errors(PROG):
+            raise UserError(one_line(exc)) from None
+    print(f"{PROG}: wrote {out}")
     return 0
 
 

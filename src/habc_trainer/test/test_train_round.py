@@ -1,5 +1,7 @@
 """Rounds: resumable training (2 steps + resume to 4 == straight 4), round chaining, CLI."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -88,13 +90,95 @@ def test_dagger_never_draws_rollouts(tmp_path):
     assert load_checkpoint(path).manifest["batch_counts"] == [8, 8, 0]
 
 
+def _one_line_error(capsys, argv):
+    """train_round's stderr for ``argv``, which must be a user error: exit 2, one line."""
+    with pytest.raises(SystemExit) as exit_info:
+        tr.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("train_round: error: "), err
+    return err
+
+
 def test_cli_names_a_bad_config_key(tmp_path, capsys):
     cfg_file = tmp_path / "t.yaml"
     cfg_file.write_text("method: habc\nstep_per_round: 3\n")
-    rc = tr.main(["--config", str(cfg_file), "--data-root", str(tmp_path),
-                  "--ckpt-root", str(tmp_path / "ck"), "--round", "0"])
-    assert rc == 2
-    assert "unknown config key 'step_per_round'" in capsys.readouterr().err
+    err = _one_line_error(capsys, ["--config", str(cfg_file), "--data-root", str(tmp_path),
+                                   "--ckpt-root", str(tmp_path / "ck"), "--round", "0"])
+    assert "unknown config key 'step_per_round'" in err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--round", "-1"], "argument --round: must be >= 0, got -1"),
+    (["--round", "one"], "argument --round: expected an integer, got 'one'"),
+    (["--round", "0", "--set", "oops"], "--set: expected key=value, got 'oops'"),
+    (["--round", "0", "--set", "batch_size=0"], "batch_size"),
+    (["--round", "0", "--set", "method=nope"], "method: unknown method 'nope'"),
+    (["--round", "0", "--config", "missing.yaml"], "missing.yaml"),
+    ([], "the following arguments are required: --round"),
+])
+def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    err = _one_line_error(capsys, ["--data-root", str(tmp_path), "--ckpt-root",
+                                   str(tmp_path / "ck"), *args])
+    assert message in err
+
+
+def test_a_yaml_syntax_error_is_one_line(tmp_path, capsys):
+    cfg_file = tmp_path / "t.yaml"
+    cfg_file.write_text("method: [habc\n")
+    err = _one_line_error(capsys, ["--config", str(cfg_file), "--data-root", str(tmp_path),
+                                   "--ckpt-root", str(tmp_path / "ck"), "--round", "0"])
+    assert "Traceback" not in err
+
+
+def test_resume_on_other_data_is_refused_and_restart_round_trains_it_over(tmp_path):
+    cfg = _cfg("habc")
+    tr.run_round(cfg, _streams(cfg), tmp_path, 0, max_steps=2, progress=False)
+    grown = SyntheticStreams(_streams(cfg).cfg, per_stream=36)  # more windows arrived
+    with pytest.raises(tr.ResumeRefused, match=r"\(step 2\) was trained on other data .*"
+                       r"sizes .* -> .*pass --restart-round"):
+        tr.run_round(cfg, grown, tmp_path, 0, progress=False)
+    final = tr.run_round(cfg, grown, tmp_path, 0, progress=False, restart_round=True)
+    straight = tr.run_round(cfg, grown, tmp_path / "s", 0, progress=False)
+    a, b = load_checkpoint(final), load_checkpoint(straight)
+    assert a.manifest["data"] == grown.manifest() == b.manifest["data"]
+    for k in b.model:
+        assert torch.equal(a.model[k], b.model[k]), k
+    assert [p.name for p in (tmp_path / "habc").iterdir()] == ["round_000"]
+
+
+def test_a_resumed_round_records_the_data_it_started_on(tmp_path):
+    cfg = _cfg("sft")
+    tr.run_round(cfg, _streams(cfg), tmp_path, 0, max_steps=2, progress=False)
+    part = tr.partial_dir(tr.round_dir(tmp_path, "sft", 0))
+    assert load_checkpoint(part).manifest["data"] == _streams(cfg).manifest()
+    final = tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False)
+    assert load_checkpoint(final).manifest["data"] == _streams(cfg).manifest()
+
+
+def test_a_damaged_partial_is_refused_naming_the_file_and_the_flag(tmp_path):
+    cfg = _cfg("sft")
+    tr.run_round(cfg, _streams(cfg), tmp_path, 0, max_steps=2, progress=False)
+    part = tr.partial_dir(tr.round_dir(tmp_path, "sft", 0))
+    (part / "optim.safetensors").write_bytes(b"\0" * 64)
+    with pytest.raises(tr.ResumeRefused, match="optim.safetensors: damaged.*--restart-round"):
+        tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False)
+    assert tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False,
+                        restart_round=True) is not None
+
+
+def test_a_kill_after_the_final_checkpoint_leaves_the_round_done(tmp_path):
+    # Killed between writing round N and removing its partial: the rerun keeps round N as it
+    # is (no second training) and removes the partial.
+    cfg = _cfg("sft")
+    tr.run_round(cfg, _streams(cfg), tmp_path / "killed", 0, max_steps=2, progress=False)
+    final = tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False)
+    shutil.copytree(tr.partial_dir(tr.round_dir(tmp_path / "killed", "sft", 0)),
+                    tr.partial_dir(final))
+    before = (final / "checksums.json").read_bytes()
+    assert tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False) == final
+    assert [p.name for p in final.parent.iterdir()] == ["round_000"]
+    assert (final / "checksums.json").read_bytes() == before
 
 
 def test_critic_pretraining_calibrates_before_the_actor_moves(tmp_path):

@@ -1,5 +1,6 @@
 """train_round on real bags: synthetic episodes -> convert -> store streams -> rounds 0 and 1."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -63,5 +64,70 @@ def test_episodes_longer_than_t_max_are_flagged(data_root, tmp_path, capsys):
 
 
 def test_missing_previous_round_is_a_clear_error(data_root, tmp_path, capsys):
-    assert _cli(data_root, tmp_path / "none", 2, "habc") == 2
+    with pytest.raises(SystemExit) as exit_info:
+        _cli(data_root, tmp_path / "none", 2, "habc")
+    assert exit_info.value.code == 2
     assert "round_001" in capsys.readouterr().err
+
+
+def _killed_round(ckpt, data_root, steps=2):
+    """Round 0 (sft, 4 steps) on the bags converted now, killed after ``steps`` (the partial
+    stays, as after a SIGKILL)."""
+    cfg = tr.TrainConfig.from_yaml(TINY, method="sft", steps_per_round=4, checkpoint_every=2,
+                                   t_max=100)
+    store = data_root / "store"
+    tr.convert_bags(data_root, store, cfg, progress=False)
+    tr.run_round(cfg, tr.open_store(store, 0, cfg), ckpt, 0, max_steps=steps, progress=False)
+
+
+def _cli4(data_root, ckpt, *extra):
+    return tr.main(["--config", str(TINY), "--data-root", str(data_root), "--ckpt-root",
+                    str(ckpt), "--round", "0", "--method", "sft", "--no-progress", "--set",
+                    "steps_per_round=4", "checkpoint_every=2", "t_max=100", *extra])
+
+
+def _bags(data_root, tmp_path):
+    root = tmp_path / "bags"
+    shutil.copytree(data_root, root, ignore=shutil.ignore_patterns("store"))
+    return root
+
+
+def _add_bag(root, episode_id, round_index=0):
+    spec = SyntheticSpec(episode_id, "P" * 35, source="demo", round=round_index, cameras=(),
+                         with_env_state=True)
+    write_synthetic_episode(episode_dir(root, TASK, round_index, episode_id), spec)
+
+
+def test_new_bags_before_a_resume_are_refused_then_restart_round_trains_on_all(
+        data_root, tmp_path, capsys):
+    root = _bags(data_root, tmp_path)
+    _killed_round(tmp_path / "ck", root)
+    _add_bag(root, "late_demo")
+    with pytest.raises(SystemExit) as exit_info:
+        _cli4(root, tmp_path / "ck")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert "episodes 2 -> 3: 1 added" in err and "store revision 1 -> 2" in err
+    assert "pass --restart-round" in err
+    assert _cli4(root, tmp_path / "ck", "--restart-round") == 0
+    ck = load_checkpoint(tmp_path / "ck" / "sft" / "round_000")
+    assert ck.manifest["data"]["store_revision"] == 2 and ck.manifest["data"]["episodes"] == 3
+    fresh = tmp_path / "fresh"
+    assert _cli4(root, fresh, "--no-convert") == 0
+    ref = load_checkpoint(fresh / "sft" / "round_000")
+    for k in ref.model:  # the same weights as a round that never saw the old partial
+        assert torch.equal(ref.model[k], ck.model[k]), k
+    assert sorted(p.name for p in (tmp_path / "ck" / "sft").iterdir()) == ["round_000"]
+
+
+def test_bags_of_a_later_round_do_not_stop_a_resume(data_root, tmp_path):
+    root = _bags(data_root, tmp_path)
+    assert _cli4(root, tmp_path / "ref") == 0  # uninterrupted, before the new bag
+    _killed_round(tmp_path / "ck", root)
+    _add_bag(root, "next_round", round_index=1)  # not in round 0's replay buffer
+    assert _cli4(root, tmp_path / "ck") == 0
+    ck = load_checkpoint(tmp_path / "ck" / "sft" / "round_000")
+    ref = load_checkpoint(tmp_path / "ref" / "sft" / "round_000")
+    assert ck.manifest["data"] == ref.manifest["data"]  # the revision it trained on: 1
+    for k in ref.model:
+        assert torch.equal(ref.model[k], ck.model[k]), k
