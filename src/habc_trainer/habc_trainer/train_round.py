@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -39,7 +39,14 @@ from habc_trainer.checkpoint import (
     restore_learner,
     save_checkpoint,
 )
-from habc_trainer.cli import UserError, non_negative_int, one_line, parse_overrides, user_errors
+from habc_trainer.cli import (
+    ArgumentParser,
+    UserError,
+    non_negative_int,
+    one_line,
+    parse_overrides,
+    user_errors,
+)
 from habc_trainer.config import TrainConfig
 from habc_trainer.models.example import concat_batches
 from habc_trainer.normalize import NormStats
@@ -485,15 +492,8 @@ def t_max_warning(streams: Any, cfg: TrainConfig) -> str | None:
     return None
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse's own errors (a bad or missing flag) as one line, like every user error."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, help="training YAML (TrainConfig keys)")
     p.add_argument("--data-root", type=Path, required=True,
                    help="directory searched for episode bags (<task>/round_NNN/<episode>/)")
