@@ -6,9 +6,11 @@ full message definition, so a bag stays readable where habc_interfaces is not in
 
 Crash safety: messages are grouped into MCAP chunks; the writer closes the pending chunk and
 flushes the file at least every `flush_interval_ns` of bag time, so a SIGKILL loses at most that
-much. `metadata.yaml` is written when the bag closes and `episode.yaml` after it, last: a directory
-without the sidecar is an episode that did not finish cleanly, and the reader recovers every
-complete chunk of it.
+much. Every chunk carries the CRC of its records (rosbags leaves it 0, "unchecked"), so a reader
+can tell a damaged chunk from a good one. `metadata.yaml` is written when the bag closes; the
+storage file and `metadata.yaml` are fsynced before `episode.yaml` is written, last: a sidecar
+promises a bag that is durably complete, and a directory without it is an episode that did not
+finish cleanly, whose complete chunks the reader recovers.
 
 Typical use::
 
@@ -23,6 +25,8 @@ Typical use::
 
 from __future__ import annotations
 
+import os
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -77,6 +81,9 @@ _BAG_VERSION = 8
 # The format string compressed_image_transport writes for JPEG.
 JPEG_FORMAT = "rgb8; jpeg compressed bgr8"
 _SAFETY_MASK = sum(SAFETY_FLAG_NAMES)
+# Where a chunk record keeps its uncompressed CRC: opcode (1) + length (8) + message start / end
+# time (8 + 8) + uncompressed size (8) (MCAP spec, "Chunk").
+_CHUNK_CRC_OFFSET = 1 + 8 + 8 + 8 + 8
 
 
 class BagWriteError(RuntimeError):
@@ -122,6 +129,9 @@ class EpisodeBagWriter:
             self._writer.open()
         except WriterError as exc:
             raise BagWriteError(f"{self.bag_dir}: {exc}") from exc
+        storage = getattr(self._writer, "storage", None)
+        if isinstance(storage, McapWriter):
+            _store_chunk_crcs(storage)
         self._open = True
         return self
 
@@ -141,6 +151,9 @@ class EpisodeBagWriter:
         self._open = False
         self._closed = True
         if meta is not None:
+            # The page cache may still hold the bag when the sidecar is written: without this a
+            # power cut can leave a durable sidecar beside a torn bag.
+            _fsync_files(self.bag_dir)
             write_sidecar(self.bag_dir, meta)
 
     def finish(self, meta: EpisodeMeta, end_ns: int | None = None) -> None:
@@ -479,3 +492,43 @@ class EpisodeBagWriter:
             model_index=int(model_index),
         )
         self.write(EPISODE_EVENTS_TOPIC, msg, timestamp_ns)
+
+
+def _store_chunk_crcs(storage: McapWriter) -> None:
+    """Make rosbags' MCAP writer store each chunk's CRC (it writes 0: "not computed").
+
+    The CRC is computed over the chunk's uncompressed records before rosbags closes the chunk,
+    then written into the chunk record rosbags just wrote; the file position is restored.
+    """
+    close_chunk = storage.close_chunk
+
+    def close_chunk_with_crc() -> None:
+        with storage.chunk.bio.getbuffer() as records:
+            crc = zlib.crc32(records)
+        start = storage.bio.tell()
+        close_chunk()
+        end = storage.bio.tell()
+        storage.bio.seek(start + _CHUNK_CRC_OFFSET)
+        storage.bio.write(crc.to_bytes(4, "little"))
+        storage.bio.seek(end)
+
+    # An instance attribute: rosbags' own calls (chunk full, close) go through it too.
+    storage.close_chunk = close_chunk_with_crc  # type: ignore[method-assign]
+
+
+def _fsync_files(bag_dir: Path) -> None:
+    """fsync every file of a closed bag directory, then the directory (its entries)."""
+    for path in sorted(bag_dir.iterdir()):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+    try:
+        fd = os.open(bag_dir, os.O_RDONLY)
+    except OSError:  # not every filesystem lets a directory be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

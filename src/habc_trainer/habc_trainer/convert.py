@@ -4,10 +4,16 @@
     convert --data-root data/ --store store/ --rebuild  # from scratch
 
 One episode at a time is held in memory. A bad bag is reported with its reason and skipped; it
-never stops the conversion. The summary counts episodes by source and outcome, interventions,
-frames, truncated (recovered) bags and skipped bags with reasons; for the episodes converted in
-this run, how the arms' commands were paired and how far apart they were logged, and how often
-the arm drivers' safety changed a command.
+never stops the conversion (an unexpected error in this code is caught too, reported as an
+internal error with its type). The summary counts episodes by source and outcome, interventions
+and frames; it names every bag recovered from a torn / damaged file (with the frames recovered
+and what was lost), every bag whose outcome came from its END event for want of a sidecar, every
+warning (ids that disagree, an outcome dropped with a lost end) and every skipped bag with its
+reason; for the episodes converted in this run, how the arms' commands were paired and how far
+apart they were logged, and how often the arm drivers' safety changed a command.
+
+User errors on the command line (a data root that is not a directory, a bad flag value, a store
+built with other settings) are one line naming the flag, exit status 2.
 """
 
 from __future__ import annotations
@@ -27,10 +33,15 @@ import numpy as np
 from tqdm import tqdm
 
 from habc_trainer.arm_sync import PAIRING_MODES
+from habc_trainer.cli import ArgumentParser, UserError, one_line, positive_int, user_errors
 from habc_trainer.contract import SAFETY_FLAG_NAMES, find_episode_dirs
 from habc_trainer.episode import Episode, EpisodeError, ExtractConfig, extract_episode
 from habc_trainer.features import ACTION, CAMERA_NAMES, REQUESTED_ACTION, SAFETY
-from habc_trainer.store import EpisodeStore, StoreWriter, bag_fingerprint
+from habc_trainer.store import EpisodeStore, StoreError, StoreWriter, bag_fingerprint
+
+PROG = "convert"
+# How many bags a summary line lists before it says "... and N more" (the JSON has them all).
+_LIST_LIMIT = 10
 
 
 @dataclass
@@ -42,6 +53,9 @@ class ConvertSummary:
     unchanged: int = 0
     converted_frames: int = 0
     truncated: int = 0
+    recovered: dict[str, str] = field(default_factory=dict)  # bag -> frames kept, what was lost
+    outcome_from_event: list[str] = field(default_factory=list)  # bags without sidecar, END used
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # bag -> warnings
     skipped: dict[str, str] = field(default_factory=dict)  # bag -> reason
     seconds: float = 0.0
     store_episodes: int = 0
@@ -68,6 +82,12 @@ class ConvertSummary:
         self.converted += 1
         self.converted_frames += episode.length
         self.truncated += int(info.truncated)
+        if info.truncated:
+            self.recovered[info.bag_dir] = info.recovery
+        if info.outcome_from == "event":
+            self.outcome_from_event.append(info.bag_dir)
+        if info.warnings:
+            self.warnings[info.bag_dir] = list(info.warnings)
         self.paired_by[info.command_pairing] = self.paired_by.get(info.command_pairing, 0) + 1
         self._skew_medians.append(info.command_skew_median_ms)
         self.skew_median_ms = float(np.median(self._skew_medians))
@@ -107,6 +127,18 @@ class ConvertSummary:
         ]
         for key, n in sorted(self.store_by_source_outcome.items()):
             lines.append(f"  {key:<24} {n}")
+        for bag, what in sorted(self.recovered.items()):
+            lines.append(f"recovered torn bag {bag}: {what}")
+        if self.outcome_from_event:
+            bags = sorted(self.outcome_from_event)
+            more = len(bags) - _LIST_LIMIT
+            lines.append(
+                f"outcome from the END event (no sidecar) for {len(bags)} bag(s): "
+                + ", ".join(bags[:_LIST_LIMIT])
+                + (f" ... and {more} more" if more > 0 else "")
+            )
+        for bag, warnings in sorted(self.warnings.items()):
+            lines.extend(f"warning {bag}: {w}" for w in warnings)
         for bag, reason in sorted(self.skipped.items()):
             lines.append(f"skipped {bag}: {reason}")
         return "\n".join(lines)
@@ -175,16 +207,18 @@ def convert(
             try:
                 episode = extract_episode(bag, cfg)
                 writer.add(episode, fingerprint)
-            except EpisodeError as exc:
-                writer.skip(bag, fingerprint, str(exc))
-                summary.skipped[str(bag)] = str(exc)
-                continue
+            except (EpisodeError, StoreError) as exc:  # the contract / store says what is wrong
+                reason = one_line(exc)
             except Exception as exc:  # noqa: BLE001 - one bad bag never aborts the run
-                reason = f"{bag}: {type(exc).__name__}: {exc}"
-                writer.skip(bag, fingerprint, reason)
-                summary.skipped[str(bag)] = reason
+                reason = (
+                    f"{bag}: internal error while converting this bag (a bug in habc_trainer; "
+                    f"please report it): {type(exc).__name__}: {one_line(exc)}"
+                )
+            else:
+                summary.add(episode)
                 continue
-            summary.add(episode)
+            writer.skip(bag, fingerprint, reason)
+            summary.skipped[str(bag)] = reason
     store = EpisodeStore(store_root)
     summary.store_episodes = len(store)
     summary.store_frames = store.num_frames
@@ -198,8 +232,19 @@ def convert(
     return summary
 
 
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (0.0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="convert", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument(
         "--data-root",
         type=Path,
@@ -213,17 +258,20 @@ def _parser() -> argparse.ArgumentParser:
         default=",".join(CAMERA_NAMES),
         help="comma-separated cameras to store; empty for state-only episodes",
     )
-    p.add_argument("--image-size", type=int, default=96, help="training resolution (square)")
+    p.add_argument(
+        "--image-size", type=positive_int, default=96, help="training resolution (square)"
+    )
     p.add_argument("--proprio", choices=("auto", "ee", "joint"), default="auto")
     p.add_argument(
         "--max-staleness",
-        type=float,
+        type=_positive_float,
         default=0.25,
+        metavar="SECONDS",
         help="seconds an observation may lag its control tick",
     )
     p.add_argument(
         "--max-command-gap",
-        type=float,
+        type=_positive_float,
         default=ExtractConfig.max_command_gap_s,
         metavar="SECONDS",
         help="a mid-episode tick with no command of an arm this close is an error (skews are "
@@ -246,10 +294,31 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+# ExtractConfig names its fields in errors; the user typed flags.
+_FLAG_OF_FIELD = {
+    "cameras": "--cameras",
+    "image_size": "--image-size",
+    "max_obs_staleness_s": "--max-staleness",
+    "max_command_gap_s": "--max-command-gap",
+    "default_source": "--default-source",
+}
+
+
+def _checked_inputs(args: argparse.Namespace) -> ExtractConfig:
+    """Validate paths and flag values before any work; a UserError names the flag."""
+    for root in args.data_root:
+        if not root.is_dir():
+            what = "does not exist" if not root.exists() else "is not a directory"
+            raise UserError(f"--data-root {str(root)!r}: {what}")
+    if args.store.exists() and not args.store.is_dir():
+        raise UserError(f"--store {str(args.store)!r}: is a file, not a store directory")
+    if args.summary_json is not None and not args.summary_json.parent.is_dir():
+        raise UserError(
+            f"--summary-json {str(args.summary_json)!r}: directory "
+            f"{str(args.summary_json.parent)!r} does not exist"
+        )
     try:
-        cfg = ExtractConfig(
+        return ExtractConfig(
             cameras=tuple(c for c in args.cameras.split(",") if c),
             image_size=args.image_size,
             proprio=args.proprio,
@@ -258,17 +327,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             default_source=args.default_source,
             default_task=args.default_task,
         )
-        summary = convert(
-            args.data_root,
-            args.store,
-            cfg,
-            rebuild=args.rebuild,
-            retry_skipped=args.retry_skipped,
-            progress=not args.no_progress,
-        )
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"convert: error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:
+        name = str(exc).partition(":")[0]
+        flag = _FLAG_OF_FIELD.get(name)
+        raise UserError(f"{flag}: {exc}" if flag else str(exc)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status 0, or SystemExit(2) with one line on stderr for a user's mistake."""
+    with user_errors(PROG):
+        args = _parser().parse_args(argv)
+        cfg = _checked_inputs(args)
+        try:
+            summary = convert(
+                args.data_root,
+                args.store,
+                cfg,
+                rebuild=args.rebuild,
+                retry_skipped=args.retry_skipped,
+                progress=not args.no_progress,
+            )
+        except StoreError as exc:  # a store built with other settings: the user picks, reruns
+            raise UserError(f"--store {str(args.store)!r}: {one_line(exc)}") from None
     print(summary.format())
     if args.summary_json:
         args.summary_json.write_text(json.dumps(summary.to_dict(), indent=1))

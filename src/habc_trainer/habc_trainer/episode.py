@@ -8,13 +8,19 @@ env state) at or before t on the recorder's clock (bag log time: one clock for e
 unlike header stamps that a camera may take from its own hardware clock). Header stamps are
 still checked for monotonicity.
 
-Validation raises `EpisodeError` whose message names the file, the topic and the time: missing
-topic, non-monotonic stamps, stale observation, NaN / out-of-range value, dimension mismatch,
-unreadable or empty file. The caller (convert) reports it and skips the episode.
+Validation raises `EpisodeError` whose message names the file, the topic and the time and says
+in plain words what is wrong: missing topic, log times or header stamps going backwards (a
+log-time fault is named as one), stale observation, NaN / out-of-range value, dimension mismatch,
+a sidecar that belongs to another episode, unreadable or empty file. The caller (convert)
+reports it and skips the episode.
 
-Outcome precedence: sidecar `episode.yaml` > the last END / RELABEL event in the bag > unknown.
-A bag recovered from a torn MCAP is `truncated`; its outcome is unknown unless its sidecar says
-otherwise.
+Outcome (episode-format.md "Outcome"): only a recording that reaches its end carries one (a
+complete bag, or a torn one whose recovered data holds the END event or reaches the sidecar's
+`end_ns`); then the sidecar `episode.yaml` > the last END / RELABEL event in the bag > unknown.
+A torn bag that lost its end is `truncated` with outcome unknown, whatever its sidecar says: the
+outcome describes frames that are gone, and labelling the recovered prefix with it would make its
+last frame a false terminal. `EpisodeInfo.provenance` says where the outcome came from, how the
+bag was read and what a recovery kept and lost.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import cv2
 import numpy as np
 
 from habc_trainer.arm_sync import pair_commands, skew_stats_ms
-from habc_trainer.bag_reader import BagReadError, open_bag
+from habc_trainer.bag_reader import BagContents, BagReadError, CompleteReadFailed, open_bag
 from habc_trainer.contract import (
     AUTHORITY_HUMAN,
     AUTHORITY_TOPIC,
@@ -40,7 +46,9 @@ from habc_trainer.contract import (
     MODE_EE,
     MODE_JOINT,
     OUTCOMES,
+    SIDECAR_NAME,
     SOURCES,
+    EpisodeMeta,
     SidecarError,
     command_request_topic,
     command_topic,
@@ -71,6 +79,12 @@ _TARGET_DIMS = {MODE_JOINT: 6, MODE_EE: 9}
 
 class EpisodeError(ValueError):
     """An episode that breaks the contract; the message names file, topic and time."""
+
+
+class _SummaryDoubt(EpisodeError):
+    """An error a damaged MCAP summary can fake: rosbags takes topics and message definitions
+    from the summary, which no CRC protects, so a flipped byte there renames a topic or a field.
+    The chunks carry their own copies (CRC-checked): the streaming reader reads those."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +162,9 @@ class EpisodeInfo:
     task: str
     source: str
     outcome: str
-    outcome_from: str  # "sidecar" | "event" | "truncated" (unknown) | "default" (unknown)
+    # "sidecar" | "event" | "truncated" (unknown: the recording lost its end) | "default"
+    # (unknown: nothing said)
+    outcome_from: str
     round: int
     model_index: int
     robot: str
@@ -165,6 +181,13 @@ class EpisodeInfo:
     command_skew_median_ms: float = 0.0
     command_skew_p95_ms: float = 0.0
     command_skew_max_ms: float = 0.0
+    # What a recovery of a torn / damaged bag kept and lost ("" for a bag read whole), e.g.
+    # "recovered 412 frames (4130 messages in 14 complete chunks); torn at byte ...".
+    recovery: str = ""
+    # Plain lines on where the facts came from (outcome source, how the bag was read).
+    provenance: list[str] = field(default_factory=list)
+    # What a user should look at before training on it (ids that disagree, an outcome dropped).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -204,14 +227,17 @@ def _stamp(msg: Any) -> int:
 
 
 class _Where:
-    """Formats 'file: topic @ t=...' for error messages."""
+    """Formats 'file: topic @ t=...: what[ (torn bag: ...)]' for error messages."""
 
-    def __init__(self, path: Path, t0: int) -> None:
-        self.path, self.t0 = path, t0
+    def __init__(self, path: Path, t0: int, suffix: str = "") -> None:
+        self.path, self.t0, self.suffix = path, t0, suffix
 
-    def __call__(self, topic: str, t_ns: int | None, what: str) -> EpisodeError:
+    def __call__(
+        self, topic: str, t_ns: int | None, what: str, *, doubt: bool = False
+    ) -> EpisodeError:
         when = "" if t_ns is None else f" @ t={(t_ns - self.t0) / 1e9:.3f}s ({t_ns} ns)"
-        return EpisodeError(f"{self.path}: {topic}{when}: {what}")
+        cls = _SummaryDoubt if doubt else EpisodeError
+        return cls(f"{self.path}: {topic}{when}: {what}{self.suffix}")
 
 
 _JPEG_REDUCED = (
@@ -276,15 +302,35 @@ def extract_episode(bag_dir: Path | str, cfg: ExtractConfig | None = None) -> Ep
         raise EpisodeError(str(exc)) from exc
     try:
         bag = open_bag(bag_dir)
+        first: EpisodeError | None = None
+        try:
+            with bag:
+                return _extract(bag, bag_dir, sidecar, cfg)
+        except CompleteReadFailed as exc:
+            # rosbags opened the bag but met a chunk it cannot read (a damaged chunk): the
+            # streaming reader keeps every good chunk before it.
+            cause = str(exc)
+        except _SummaryDoubt as exc:
+            if bag.read_by != "rosbags" or bag.storage_path.suffix != ".mcap":
+                raise
+            first, cause = exc, f"through its summary: {exc}"
+        bag = open_bag(bag_dir, stream=True, cause=cause)
+        try:
+            with bag:
+                return _extract(bag, bag_dir, sidecar, cfg)
+        except EpisodeError:
+            if first is None:
+                raise
+            raise first from None  # the data agrees with the summary: the first verdict holds
     except BagReadError as exc:
         raise EpisodeError(str(exc)) from exc
-    with bag:
-        return _extract(bag, bag_dir, sidecar, cfg)
 
 
-def _extract(bag: Any, bag_dir: Path, sidecar: Any, cfg: ExtractConfig) -> Episode:
-
-    where = _Where(bag.storage_path, 0)
+def _extract(
+    bag: BagContents, bag_dir: Path, sidecar: EpisodeMeta | None, cfg: ExtractConfig
+) -> Episode:
+    torn = f" (torn bag: {bag.recovery.describe()})" if bag.recovery is not None else ""
+    where = _Where(bag.storage_path, 0, torn)
     wanted_cams = {}
     for cam in cfg.cameras:
         raw, comp = image_topic(cam), compressed_image_topic(cam)
@@ -293,20 +339,33 @@ def _extract(bag: Any, bag_dir: Path, sidecar: Any, cfg: ExtractConfig) -> Episo
         elif comp in bag.topics:
             wanted_cams[comp] = cam
         else:
-            raise where(raw, None, "missing topic (neither raw nor /compressed recorded)")
+            raise where(
+                raw, None, "missing topic (neither raw nor /compressed recorded)", doubt=True
+            )
     required = [command_topic(a) for a in ARM_NAMES] + [joint_states_topic(a) for a in ARM_NAMES]
     for topic in required:
         if topic not in bag.topics:
-            raise where(topic, None, "missing topic")
+            raise where(topic, None, "missing topic", doubt=True)
 
     request_topics = {command_request_topic(a) for a in ARM_NAMES}
     series: dict[str, _Series] = defaultdict(_Series)
     events: list[tuple[int, Any]] = []
     jpeg_flags: dict[str, int] = {}
     first_time: int | None = None
-    try:
-        for topic, msgtype, log_ns, msg in bag.messages():
-            first_time = log_ns if first_time is None else min(first_time, log_ns)
+    last_time: int | None = None
+    messages = bag.messages()
+    while True:
+        try:
+            topic, msgtype, log_ns, msg = next(messages)
+        except StopIteration:
+            break
+        except CompleteReadFailed:
+            raise
+        except BagReadError as exc:
+            raise EpisodeError(f"{exc}{torn}") from exc
+        first_time = log_ns if first_time is None else min(first_time, log_ns)
+        last_time = log_ns if last_time is None else max(last_time, log_ns)
+        try:
             if topic == EPISODE_EVENTS_TOPIC:
                 events.append((log_ns, msg))
             elif topic in wanted_cams:
@@ -353,50 +412,122 @@ def _extract(bag: Any, bag_dir: Path, sidecar: Any, cfg: ExtractConfig) -> Episo
                 )
             elif topic == ENV_STATE_TOPIC and cfg.use_env_state:
                 series[topic].add(log_ns, _stamp(msg), np.asarray(msg.data, np.float64))
-    except EpisodeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a corrupt message must not abort a conversion
-        raise where(
-            "<bag>", None, f"unreadable message data: {type(exc).__name__}: {exc}"
-        ) from exc
+        except EpisodeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a message unlike the contract's
+            raise where(topic, log_ns, _field_problem(msgtype, exc), doubt=True) from exc
     where.t0 = first_time or 0
 
     for topic, s in series.items():
         _check_monotonic(where, topic, s)
 
-    info = _episode_info(bag_dir, bag.truncated, sidecar, events, cfg, where)
-    return _resample(series, wanted_cams, info, cfg, where)
+    info = _episode_info(bag_dir, bag, sidecar, events, last_time, cfg, where)
+    episode = _resample(series, wanted_cams, info, cfg, where)
+    if bag.recovery is not None:
+        info.recovery = f"recovered {episode.length} frames ({bag.recovery.describe()})"
+        info.provenance.insert(0, info.recovery)
+    return episode
+
+
+def _field_problem(msgtype: str, exc: Exception) -> str:
+    """Plain words for a message that deserialized but is not what the contract reads."""
+    if isinstance(exc, AttributeError):
+        name = getattr(exc, "name", None)
+        return f"a {msgtype} message lacks the field {name or '?'!r} the contract reads"
+    return (
+        f"a {msgtype} message holds a value of the wrong kind or size for the contract "
+        f"({type(exc).__name__})"
+    )
 
 
 def _check_monotonic(where: _Where, topic: str, s: _Series) -> None:
     times = np.asarray(s.times, dtype=np.int64)
-    order = np.argsort(times, kind="stable")
-    if not np.array_equal(order, np.arange(len(times))):
-        # The fallback reader yields file order: per topic it must already be time-sorted.
-        bad = int(np.flatnonzero(np.diff(times) < 0)[0]) + 1
-        raise where(topic, int(times[bad]), "non-monotonic log times")
+    back = np.flatnonzero(np.diff(times) < 0)
+    if back.size:
+        # The streaming reader yields file order: per topic it must already be time-sorted.
+        i = int(back[0]) + 1
+        raise where(
+            topic,
+            int(times[i]),
+            f"log-time fault: log times go backwards (non-monotonic log times: {times[i]} ns "
+            f"after {times[i - 1]} ns)",
+        )
     stamps = np.asarray(s.stamps, dtype=np.int64)
     back = np.flatnonzero(np.diff(stamps) < 0)
     if back.size:
         i = int(back[0]) + 1
+        j = _misplaced_log_time(times, stamps, i)
+        if j is not None:
+            raise where(
+                topic,
+                int(times[j]),
+                "log-time fault: this message's log time is "
+                f"{(times[j] - stamps[j]) / 1e9:+.3f}s from its header stamp while the topic's "
+                f"others are {np.median(times - stamps) / 1e9:+.3f}s, so ordered by log time "
+                "the header stamps go backwards",
+            )
         raise where(
-            topic, int(times[i]), f"non-monotonic header stamps ({stamps[i]} < {stamps[i - 1]})"
+            topic,
+            int(times[i]),
+            f"non-monotonic header stamps ({stamps[i]} < {stamps[i - 1]}; log times are in "
+            "order: the stamping clock went back)",
         )
+
+
+def _misplaced_log_time(times: np.ndarray, stamps: np.ndarray, i: int) -> int | None:
+    """The message (i - 1 or i) whose log time, not header stamp, breaks the stamp order.
+
+    A reader that sorts by log time moves a message with a wrong log time away from its
+    neighbours: it leaves a hole in the log times where it belonged (its header stamp plus the
+    topic's usual log - stamp offset). A wrong header stamp leaves the log times regular.
+    """
+    if len(times) < 4:
+        return None
+    offsets = times - stamps
+    usual = int(np.median(offsets))
+    j = max((i - 1, i), key=lambda k: abs(int(offsets[k]) - usual))
+    others = np.delete(times, j)
+    period = float(np.median(np.diff(others)))
+    if period <= 0:
+        return None
+    pos = int(np.searchsorted(others, stamps[j] + usual))
+    if 0 < pos < len(others) and others[pos] - others[pos - 1] >= 1.5 * period:
+        return j
+    return None
 
 
 def _episode_info(
     bag_dir: Path,
-    truncated: bool,
-    sidecar: Any,
+    bag: BagContents,
+    sidecar: EpisodeMeta | None,
     events: list[tuple[int, Any]],
+    last_ns: int | None,
     cfg: ExtractConfig,
     where: _Where,
 ) -> EpisodeInfo:
+    provenance = list(bag.notes)
+    warnings: list[str] = []
     start = next((m for _t, m in events if m.event == EVENT_START), None)
-    ends = [m for _t, m in events if m.event in (EVENT_END, EVENT_RELABEL) and m.outcome]
+    bag_id = start.episode_id if start is not None and start.episode_id else None
+    closing = [m for _t, m in events if m.event in (EVENT_END, EVENT_RELABEL)]
+    # One bag is one episode: an END of another episode says nothing about this one.
+    foreign = [m for m in closing if bag_id and m.episode_id and m.episode_id != bag_id]
+    if foreign:
+        warnings.append(
+            f"{len(foreign)} END/RELABEL event(s) of episode {foreign[0].episode_id!r} in the "
+            f"bag of {bag_id!r} were ignored"
+        )
+    closing = [m for m in closing if not (bag_id and m.episode_id and m.episode_id != bag_id)]
+    ends = [m for m in closing if m.outcome]
+    # Without a START event, an END / RELABEL event still names the recording.
+    recorded_id = bag_id or next((m.episode_id for m in closing if m.episode_id), None)
+    episode_id = _checked_episode_id(bag_dir, sidecar, recorded_id, warnings)
+    has_end = any(m.event == EVENT_END for m in closing)
+    reaches_end = _reaches_end(bag, sidecar, has_end, last_ns)
+
     if sidecar is not None:
-        return EpisodeInfo(
-            episode_id=sidecar.episode_id,
+        info = EpisodeInfo(
+            episode_id=episode_id,
             task=sidecar.task,
             source=sidecar.source,
             outcome=sidecar.outcome,
@@ -407,10 +538,23 @@ def _episode_info(
             control_hz=float(sidecar.control_hz),
             t_max_steps=sidecar.t_max_steps,
             intervened=sidecar.intervened,
-            truncated=truncated,
+            truncated=bag.truncated,
             dropped_leading_frames=0,
             bag_dir=str(bag_dir),
         )
+        if reaches_end:
+            provenance.append(f"outcome {sidecar.outcome} from the sidecar")
+        else:
+            info.outcome, info.outcome_from = "unknown", "truncated"
+            lost = (sidecar.end_ns - last_ns) / 1e9 if last_ns is not None else float("nan")
+            warnings.append(
+                f"the sidecar says {sidecar.outcome}, not applied: the recovered recording stops "
+                f"{lost:.3f}s before the sidecar's end_ns and holds no END event, so the "
+                "outcome would label frames that are lost; stored as unknown"
+            )
+        info.provenance, info.warnings = provenance, warnings
+        return info
+
     src_msg = start or (ends[-1] if ends else None)
     source = src_msg.source if src_msg is not None and src_msg.source else cfg.default_source
     task = src_msg.task if src_msg is not None and src_msg.task else cfg.default_task
@@ -425,18 +569,20 @@ def _episode_info(
             EPISODE_EVENTS_TOPIC, None, "no sidecar and no task in the events; pass a default task"
         )
     outcome, outcome_from = "unknown", "default"
-    if truncated:
-        # The recording stopped without a clean close: whatever END survived may predate an
-        # operator's correction, so only a sidecar can vouch for the outcome (issue 4).
+    if not reaches_end:
+        # The recording lost its end: an outcome describes frames that are gone.
         outcome_from = "truncated"
+        provenance.append("no sidecar and no END event in the recovered data: outcome unknown")
     elif ends:
         outcome, outcome_from = ends[-1].outcome, "event"
+        kind = "END" if ends[-1].event == EVENT_END else "RELABEL"
+        provenance.append(f"outcome {outcome} from the {kind} event (no sidecar)")
+    else:
+        provenance.append("no sidecar and no END event with an outcome: outcome unknown")
     if outcome not in OUTCOMES:
         raise where(EPISODE_EVENTS_TOPIC, None, f"invalid outcome {outcome!r}")
     return EpisodeInfo(
-        episode_id=(
-            src_msg.episode_id if src_msg is not None and src_msg.episode_id else bag_dir.name
-        ),
+        episode_id=episode_id,
         task=task,
         source=source,
         outcome=outcome,
@@ -447,10 +593,68 @@ def _episode_info(
         control_hz=0.0,  # estimated from the command ticks below
         t_max_steps=0,
         intervened=False,
-        truncated=truncated,
+        truncated=bag.truncated,
         dropped_leading_frames=0,
         bag_dir=str(bag_dir),
+        provenance=provenance,
+        warnings=warnings,
     )
+
+
+def _checked_episode_id(
+    bag_dir: Path, sidecar: EpisodeMeta | None, bag_id: str | None, warnings: list[str]
+) -> str:
+    """The episode's id, after checking that the sidecar belongs to this bag.
+
+    `bag_id` is the id the recording's own events carry (START, else END / RELABEL). The sidecar
+    carries the outcome, so a sidecar of another episode (copied, or a bag moved under another
+    episode's folder) would mislabel this one: it is an error when its id disagrees with the
+    bag's events, or, without events, with the folder name. A folder renamed after recording
+    (sidecar and events agree) is accepted with a warning.
+    """
+    folder = bag_dir.name
+    sidecar_file = bag_dir / SIDECAR_NAME
+    if sidecar is not None:
+        if bag_id is not None and sidecar.episode_id != bag_id:
+            raise EpisodeError(
+                f"{sidecar_file}: episode_id mismatch: the sidecar says "
+                f"{sidecar.episode_id!r}, the bag's events say {bag_id!r} (folder "
+                f"{folder!r}); the sidecar's outcome would label another episode's recording. "
+                "Put this episode's own episode.yaml here, or remove it to use the bag's events"
+            )
+        if bag_id is None and sidecar.episode_id != folder:
+            raise EpisodeError(
+                f"{sidecar_file}: episode_id mismatch: the sidecar says "
+                f"{sidecar.episode_id!r}, its folder is {folder!r}, and the bag has no START / "
+                "END event to tell which is right; a sidecar copied from another episode would "
+                "mislabel this one. Fix episode_id in episode.yaml or rename the folder"
+            )
+        if sidecar.episode_id != folder:
+            warnings.append(
+                f"folder {folder!r} is not the episode_id {sidecar.episode_id!r} its sidecar and "
+                "events agree on (a renamed folder?); stored under the sidecar's id"
+            )
+        return sidecar.episode_id
+    if bag_id is not None and bag_id != folder:
+        warnings.append(
+            f"folder {folder!r} holds the recording of episode {bag_id!r} (its events); stored "
+            "under the events' id"
+        )
+    return bag_id or folder
+
+
+def _reaches_end(
+    bag: BagContents, sidecar: EpisodeMeta | None, has_end: bool, last_ns: int | None
+) -> bool:
+    """Whether the data read holds the episode's end (so an outcome may describe it)."""
+    if not bag.truncated or has_end:
+        return True
+    if bag.recovery is not None and bag.recovery.data_complete:
+        return True  # only the summary / index after the data was lost
+    if sidecar is None or last_ns is None:
+        return False
+    # A bag without events: its data reaches the sidecar's end (within one and a half periods).
+    return last_ns >= sidecar.end_ns - 1.5e9 / float(sidecar.control_hz)
 
 
 def _resample(
@@ -463,7 +667,9 @@ def _resample(
     cmd_topics = [command_topic(a) for a in ARM_NAMES]
     for topic in cmd_topics:
         if not series[topic].times:
-            raise where(topic, None, "no messages (empty or fully truncated recording)")
+            raise where(
+                topic, None, "no messages (empty or fully truncated recording)", doubt=True
+            )
     clock = np.asarray(series[cmd_topics[0]].times, dtype=np.int64)
     dup = np.flatnonzero(np.diff(clock) <= 0)
     if dup.size:
@@ -488,7 +694,9 @@ def _resample(
     if proprio_mode == "ee":
         for arm in ARM_NAMES:
             if not series[ee_pose_topic(arm)].times:
-                raise where(ee_pose_topic(arm), None, "missing topic (needed for EE proprio)")
+                raise where(
+                    ee_pose_topic(arm), None, "missing topic (needed for EE proprio)", doubt=True
+                )
             obs_topics.append(ee_pose_topic(arm))
     env_topic = (
         ENV_STATE_TOPIC if series.get(ENV_STATE_TOPIC) and series[ENV_STATE_TOPIC].times else None
@@ -497,7 +705,7 @@ def _resample(
         obs_topics.append(env_topic)
     for topic in obs_topics:
         if not series[topic].times:
-            raise where(topic, None, "no messages")
+            raise where(topic, None, "no messages", doubt=True)
 
     # Ticks before every observation has arrived once cannot be frames (nothing to observe).
     first_obs = max(series[t].times[0] for t in obs_topics)
