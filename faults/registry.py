@@ -6,7 +6,11 @@ import importlib
 
 from faults.core import Fault
 
-MODULES: tuple[str, ...] = ("faults.runtime_faults", "faults.checkpoint_faults", "faults.bag_faults")  # noqa: E501
+MODULES: tuple[str, ...] = (
+    "faults.runtime_faults",
+    "faults.checkpoint_faults",
+    "faults.bag_faults",
+)
 
 
 def all_faults() -> tuple[Fault, ...]:
