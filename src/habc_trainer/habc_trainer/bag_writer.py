@@ -66,6 +66,7 @@ from habc_trainer.contract import (
     command_topic,
     compressed_image_topic,
     ee_pose_topic,
+    fsync_dir,
     image_topic,
     joint_names,
     joint_states_topic,
@@ -522,13 +523,4 @@ def _fsync_files(bag_dir: Path) -> None:
         if path.is_file():
             with path.open("rb") as fh:
                 os.fsync(fh.fileno())
-    try:
-        fd = os.open(bag_dir, os.O_RDONLY)
-    except OSError:  # not every filesystem lets a directory be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(bag_dir)

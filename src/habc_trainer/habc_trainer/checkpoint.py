@@ -45,6 +45,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from habc_trainer.config import TrainConfig
+from habc_trainer.contract import fsync_dir
 from habc_trainer.models.config import ModelConfig
 from habc_trainer.models.policy import FlowPolicy
 from habc_trainer.normalize import NormStats
@@ -146,15 +147,6 @@ def _make_dirs(directory: Path) -> None:
         os.chmod(d, DIR_MODE)
 
 
-def _fsync_dir(directory: Path) -> None:
-    # A rename or a new file is durable only once its directory's entry is.
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_file(path: Path, blob: bytes) -> None:
     with open(path, "xb") as fh:
         os.fchmod(fh.fileno(), FILE_MODE)  # not the umask's: another user deploys it
@@ -241,10 +233,10 @@ def _swap_in(src: Path, dst: Path) -> None:
         if dst.exists():
             aside = _temp_name(dst, _OLD)
             os.rename(dst, aside)
-            _fsync_dir(dst.parent)
+            fsync_dir(dst.parent)
             _crash_point("old_moved_aside")
         os.rename(src, dst)
-        _fsync_dir(dst.parent)
+        fsync_dir(dst.parent)
     except BaseException:
         if aside is not None and not dst.exists():
             os.rename(aside, dst)
@@ -252,7 +244,7 @@ def _swap_in(src: Path, dst: Path) -> None:
     _crash_point("new_in_place")
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
-        _fsync_dir(dst.parent)
+        fsync_dir(dst.parent)
 
 
 def recover_checkpoint(path: str | Path) -> str | None:
@@ -275,7 +267,7 @@ def recover_checkpoint(path: str | Path) -> str | None:
     left = _temp_dirs(path)
     for t in left:
         shutil.rmtree(t, ignore_errors=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     if left:
         notes.append(f"removed {len(left)} stale temp dir(s) of {path.name}")
     return "; ".join(notes)
@@ -288,12 +280,12 @@ def discard_checkpoint(path: str | Path) -> None:
     if path.exists():
         gone = _temp_name(path, _DEL)
         os.rename(path, gone)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         _crash_point("discarded")
     for t in _temp_dirs(path):
         shutil.rmtree(t, ignore_errors=True)
     if path.parent.is_dir():
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | Path, learner: Learner, cfg: TrainConfig, state: TrainerState,
@@ -333,7 +325,7 @@ def save_checkpoint(path: str | Path, learner: Learner, cfg: TrainConfig, state:
             _crash_point(f"wrote {name}")
         # Last: a directory whose checksums.json matches its files is complete.
         _write_file(tmp / CHECKSUMS_FILE, _checksums(blobs))
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         _crash_point("files_written")
         _swap_in(tmp, path)
     except BaseException:

@@ -341,12 +341,13 @@ def write_sidecar(bag_dir: Path | str, meta: EpisodeMeta) -> Path:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    _fsync_dir(bag_dir)
+    fsync_dir(bag_dir)
     return target
 
 
-def _fsync_dir(path: Path) -> None:
-    # Makes the rename itself durable; not every filesystem allows opening a directory.
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in `path` durable (its directory entry); a no-op where the
+    filesystem does not let a directory be opened or synced."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
