@@ -35,6 +35,7 @@ from habc_control.ros_common import (
     arm_command_msg,
     authority_from_msg,
     declare,
+    entries,
     pose_to_ee9,
     refuse_runtime_changes,
 )
@@ -62,7 +63,7 @@ class PolicyNode(Node):
         prefetch = declare(self, "prefetch_steps", 0, "start the next inference this early")
         spec = declare(self, "checkpoint", "", "checkpoint dir, module:callable, or '' (hold)")
         self.task = declare(self, "task", "", "prompt (a START event's task overrides it)")
-        self.cameras = tuple(
+        self.cameras = entries(
             declare(self, "cameras", ["top", "left_wrist", "right_wrist"], "camera names")
         )
         self.image_size = int(declare(self, "image_size", 0, "resize images to NxN (0: keep)"))

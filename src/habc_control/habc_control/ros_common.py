@@ -40,6 +40,15 @@ def declare(node: Node, name: str, default: Any, description: str) -> Any:
     ).value
 
 
+def entries(value: Any) -> tuple[str, ...]:
+    """A string-list parameter's entries. Unset (None) and "" entries mean none: an empty list
+    has no ROS parameter type, so `-p sim_schedule:=[]` (and habc-rollout's
+    `teleop.sim_schedule=[]`) arrive unset, and a declared default of `[""]` stands for none."""
+    if value is None:
+        return ()
+    return tuple(str(v) for v in value if v)
+
+
 def refuse_runtime_changes(node: Node) -> None:
     """Parameters are read once into typed attributes: refuse later changes instead of ignoring
     them silently. Call at the end of __init__ (the callback also sees declarations)."""

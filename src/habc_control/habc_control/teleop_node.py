@@ -18,7 +18,6 @@ import sys
 import termios
 import threading
 import tty
-from typing import Any
 
 import rclpy
 from geometry_msgs.msg import PoseStamped
@@ -39,6 +38,7 @@ from habc_control.ros_common import (
     arm_command_msg,
     authority_msg,
     declare,
+    entries,
     pose_to_ee9,
     refuse_runtime_changes,
     target_from_command,
@@ -57,15 +57,6 @@ from habc_trainer.contract import (
 
 INPUTS = ("pedal", "keyboard", "sim_operator")
 HUMAN_SOURCES = ("topic", "leader", "measured")
-
-
-def entries(value: Any) -> tuple[str, ...]:
-    """A string-list parameter's entries. Unset (None) and "" entries mean none: an empty list
-    has no ROS parameter type, so `-p sim_schedule:=[]` (and habc-rollout's
-    `teleop.sim_schedule=[]`) arrive unset, and a declared default of `[""]` stands for none."""
-    if value is None:
-        return ()
-    return tuple(str(v) for v in value if v)
 
 
 def pedal_key_map(keys: tuple[str, ...]) -> dict[str, str]:

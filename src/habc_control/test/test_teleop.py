@@ -120,7 +120,8 @@ def test_leader_arms_float_and_report_pose_in_action_space(tmp_path):
 
 
 def test_string_list_parameters_read_unset_and_empty_entries_as_none():
-    from habc_control.teleop_node import entries, pedal_key_map
+    from habc_control.ros_common import entries
+    from habc_control.teleop_node import pedal_key_map
 
     assert entries(None) == ()  # `-p sim_schedule:=[]`, habc-rollout's teleop.sim_schedule=[]
     assert entries([""]) == ()  # the declared default: no takeover window
