@@ -242,16 +242,19 @@ class StoreWriter:
         if self._shard_dir is None:
             self._open_shard()
         length = episode.length
+        # Every length is checked before anything is written: a refused episode must leave the
+        # open shard's files aligned for the episodes after it.
+        for key in self._files:
+            if key in episode.arrays and len(episode.arrays[key]) != length:
+                raise StoreError(
+                    f"{episode.info.bag_dir}: {key} has {len(episode.arrays[key])} frames, "
+                    f"action has {length}"
+                )
         for key, fh in self._files.items():
             if key not in episode.arrays:  # an optional key this episode lacks
                 fh.write(self._fill(key, length).tobytes())
                 continue
-            arr = np.ascontiguousarray(episode.arrays[key])
-            if arr.shape[0] != length:
-                raise StoreError(
-                    f"{episode.info.bag_dir}: {key} has {arr.shape[0]} frames, action has {length}"
-                )
-            fh.write(arr.tobytes())
+            fh.write(np.ascontiguousarray(episode.arrays[key]).tobytes())
         entry = asdict(episode.info)
         entry.update(
             bag_dir=str(Path(episode.info.bag_dir).resolve()),

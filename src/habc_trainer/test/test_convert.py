@@ -465,3 +465,32 @@ def test_a_store_of_older_arrays_is_refused(tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(RuntimeError, match="built with .* --rebuild"):
         convert([tmp_path / "data"], tmp_path / "store", CFG)
+
+
+def test_a_refused_episode_leaves_the_open_shard_aligned(tmp_path):
+    """An episode whose arrays disagree in length is refused before any of them is written, so
+    the episodes after it in the same shard read back exactly."""
+    import dataclasses
+
+    from habc_trainer.episode import ExtractConfig, extract_episode
+    from habc_trainer.features import ACTION
+    from habc_trainer.store import EpisodeStore, StoreError, StoreWriter
+
+    extract = ExtractConfig(cameras=())
+    episodes = []
+    for i in range(2):
+        spec = SyntheticSpec(f"e{i}", "P" * 12, image_hw=(12, 16), cameras=("top",))
+        bag = c.episode_dir(tmp_path / "data", spec.task, 1, spec.episode_id)
+        write_synthetic_episode(bag, spec)
+        episodes.append(extract_episode(bag, extract))
+    good, other = episodes
+    key = next(k for k in good.arrays if k != ACTION)
+    broken = dataclasses.replace(good, arrays={**good.arrays, key: good.arrays[key][:-3]})
+    with StoreWriter(tmp_path / "store", extract.fingerprint()) as writer:
+        with pytest.raises(StoreError, match=f"{key} has {good.length - 3} frames"):
+            writer.add(broken, [])
+        writer.add(other, [])
+    store = EpisodeStore(tmp_path / "store")
+    assert len(store) == 1
+    for k, arr in other.arrays.items():
+        np.testing.assert_array_equal(store.array(k, 0), arr)
