@@ -478,13 +478,14 @@ def test_a_refused_episode_leaves_the_open_shard_aligned(tmp_path):
 
     extract = ExtractConfig(cameras=())
     episodes = []
-    for i in range(2):
-        spec = SyntheticSpec(f"e{i}", "P" * 12, image_hw=(12, 16), cameras=("top",))
+    for i, pattern in enumerate(["P" * 12, "H" * 4 + "P" * 4]):  # different frames per key
+        spec = SyntheticSpec(f"e{i}", pattern, image_hw=(12, 16), cameras=("top",))
         bag = c.episode_dir(tmp_path / "data", spec.task, 1, spec.episode_id)
         write_synthetic_episode(bag, spec)
         episodes.append(extract_episode(bag, extract))
     good, other = episodes
-    key = next(k for k in good.arrays if k != ACTION)
+    key = list(good.arrays)[-1]  # the last one written: every other key's file is ahead
+    assert key != ACTION
     broken = dataclasses.replace(good, arrays={**good.arrays, key: good.arrays[key][:-3]})
     with StoreWriter(tmp_path / "store", extract.fingerprint()) as writer:
         with pytest.raises(StoreError, match=f"{key} has {good.length - 3} frames"):
