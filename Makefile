@@ -8,11 +8,15 @@ PYTEST_ARGS ?= -m "not slow and not hardware"
 setup:
 	bash scripts/bootstrap.sh
 
+LINT_PATHS := src tests scripts launch bench faults conftest.py
+
 lint: setup
-	$(ENV) ruff check src tests scripts launch bench faults
+	$(ENV) ruff check $(LINT_PATHS)
+	$(ENV) ruff format --check $(LINT_PATHS)
 
 test: setup
-	$(ENV) ruff check src tests scripts launch bench faults
+	$(ENV) ruff check $(LINT_PATHS)
+	$(ENV) ruff format --check $(LINT_PATHS)
 	$(ENV) python -m pytest $(PYTEST_ARGS) || { rc=$$?; \
 	  if [ -s log/pytest-hang.txt ] && [ "$$(wc -l < log/pytest-hang.txt)" -gt 1 ]; then \
 	    tail -n 40 log/pytest-hang.txt; head -n 1 log/pytest-hang.txt; fi; exit $$rc; }

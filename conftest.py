@@ -25,8 +25,10 @@ def _hung(item: pytest.Item) -> None:
     capture = item.config.pluginmanager.getplugin("capturemanager")
     if capture is not None:  # the real stderr, not the test's captured one
         capture.suspend_global_capture(in_=True)
-    sys.stderr.write(f"\n\n!!! {nodeid} still running after {HUNG_TEST_S:.0f} s: "
-                     "every thread's stack follows; ending the test run\n")
+    sys.stderr.write(
+        f"\n\n!!! {nodeid} still running after {HUNG_TEST_S:.0f} s: "
+        "every thread's stack follows; ending the test run\n"
+    )
     faulthandler.dump_traceback(all_threads=True)
     sys.stderr.write(f"!!! hung test: {nodeid}\n")
     sys.stderr.flush()

@@ -65,7 +65,10 @@ def _run_transport(transport: str, procs: int, cycles: int, timeout: float, doma
     children = [
         subprocess.Popen(
             [sys.executable, "-c", _CHILD, str(cycles), f"{transport}{k}", str(domain)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for k in range(procs)
     ]
@@ -81,8 +84,14 @@ def _run_transport(transport: str, procs: int, cycles: int, timeout: float, doma
             out, err = proc.communicate()
             state = "hung"
         done = sum(1 for line in out.splitlines() if line.strip())
-        last_err = next((ln for ln in reversed(err.splitlines())
-                         if ln.strip() and "never retrieved" not in ln), "")
+        last_err = next(
+            (
+                ln
+                for ln in reversed(err.splitlines())
+                if ln.strip() and "never retrieved" not in ln
+            ),
+            "",
+        )
         rows.append((state, done, last_err.strip()[:90]))
     return rows, time.monotonic() - t0
 
@@ -101,12 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.procs} processes x {args.cycles} create/exchange/destroy cycles per transport")
     print(f"{'transport':<12} {'failed':>6} {'cycles done':>12} {'wall s':>7}  first failure")
     for transport in args.transports.split(","):
-        rows, wall = _run_transport(transport, args.procs, args.cycles, args.timeout,
-                                    args.domain)
+        rows, wall = _run_transport(transport, args.procs, args.cycles, args.timeout, args.domain)
         failed = [r for r in rows if r[0] != "ok"]
         first = f"{failed[0][0]}: {failed[0][2]}" if failed else ""
-        print(f"{transport:<12} {len(failed):>6} {sum(r[1] for r in rows):>12} {wall:>7.1f}  "
-              f"{first}")
+        print(
+            f"{transport:<12} {len(failed):>6} {sum(r[1] for r in rows):>12} {wall:>7.1f}  {first}"
+        )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak RSS of one child: {peak:.0f} MiB")
 

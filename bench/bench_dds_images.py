@@ -59,8 +59,13 @@ def _pair(transport: str, h: int, w: int, hz: float, seconds: float, domain: int
     args = [str(h), str(w), str(hz), str(seconds), str(domain)]
 
     def start(role: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", _CHILD, role, *args], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", _CHILD, role, *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
 
     sub = start("sub")
     time.sleep(0.5)

@@ -87,16 +87,25 @@ def main(argv: list[str] | None = None) -> int:
             cfg, scene=dataclasses.replace(cfg.scene, image_size=args.image_size)
         )
     hz = cfg.scene.control_hz
-    print(f"control {hz:.0f} Hz, {cfg.scene.substeps} substeps of "
-          f"{cfg.scene.timestep * 1e3:.2f} ms, image {cfg.scene.image_size}px, "
-          f"{args.episodes} episodes per setting, pinned to core {args.core}")
+    print(
+        f"control {hz:.0f} Hz, {cfg.scene.substeps} substeps of "
+        f"{cfg.scene.timestep * 1e3:.2f} ms, image {cfg.scene.image_size}px, "
+        f"{args.episodes} episodes per setting, pinned to core {args.core}"
+    )
 
     state_env = PouchEnv(cfg, obs_mode="state")
     w0, c0 = time.perf_counter(), time.process_time()
     demos = [(s, _record(state_env, s)) for s in range(args.episodes)]
     n = sum(len(a) for _, a in demos)
-    print(_line("state: scripted expert loop", n, time.perf_counter() - w0,
-                time.process_time() - c0, hz))
+    print(
+        _line(
+            "state: scripted expert loop",
+            n,
+            time.perf_counter() - w0,
+            time.process_time() - c0,
+            hz,
+        )
+    )
     # Best of `repeats` (the run least disturbed by other processes), as timeit reports.
     runs = [_time_replay(state_env, demos) for _ in range(args.repeats)]
     print(_line("state: env.step only", *min(runs, key=lambda r: r[2]), hz))
@@ -109,8 +118,15 @@ def main(argv: list[str] | None = None) -> int:
             col = Collector(env, CollectConfig(mode="demo"), BagSink(tmp, write_images=images))
             w0, c0 = time.perf_counter(), time.process_time()
             ticks = sum(col.run_episode(s).ticks for s in range(args.episodes))
-            print(_line(f"{name}: collect demos -> MCAP bags", ticks, time.perf_counter() - w0,
-                        time.process_time() - c0, hz))
+            print(
+                _line(
+                    f"{name}: collect demos -> MCAP bags",
+                    ticks,
+                    time.perf_counter() - w0,
+                    time.process_time() - c0,
+                    hz,
+                )
+            )
     return 0
 
 

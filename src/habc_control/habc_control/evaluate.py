@@ -33,34 +33,39 @@ def fmt_length(mean: float | None, std: float | None) -> str:
 def markdown(result: EvalResult) -> str:
     s = result.summary
     first = result.trials[0].seed if result.trials else EVAL_BASE
-    return "\n".join([
-        f"# Evaluation of `{result.policy}`",
-        "",
-        f"{s.n} trials on held-out seeds {first}..{first + s.n - 1}, {result.obs_mode} "
-        f"observations, actor model index {result.model_index}.",
-        "",
-        "| success | Wilson 95 % | successes | length over successes (frames) |",
-        "| --- | --- | --- | --- |",
-        f"| {fmt_pct(s.rate)} | [{fmt_pct(s.ci_low)}, {fmt_pct(s.ci_high)}] | {s.successes}/{s.n} "
-        f"| {fmt_length(s.len_mean, s.len_std)} |",
-        "",
-        f"Wall time {result.wall_s:.1f} s ({result.ticks_per_s:.0f} ticks/s).",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# Evaluation of `{result.policy}`",
+            "",
+            f"{s.n} trials on held-out seeds {first}..{first + s.n - 1}, {result.obs_mode} "
+            f"observations, actor model index {result.model_index}.",
+            "",
+            "| success | Wilson 95 % | successes | length over successes (frames) |",
+            "| --- | --- | --- | --- |",
+            f"| {fmt_pct(s.rate)} | [{fmt_pct(s.ci_low)}, {fmt_pct(s.ci_high)}] "
+            f"| {s.successes}/{s.n} | {fmt_length(s.len_mean, s.len_std)} |",
+            "",
+            f"Wall time {result.wall_s:.1f} s ({result.ticks_per_s:.0f} ticks/s).",
+            "",
+        ]
+    )
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("policy", help="checkpoint directory (or any `collect --policy` spec)")
     p.add_argument("--trials", type=positive_int, default=50, help="number of trials (default 50)")
-    p.add_argument("--seed", type=non_negative_int, default=EVAL_BASE,
-                   help=f"first held-out episode seed (default {EVAL_BASE})")
+    p.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=EVAL_BASE,
+        help=f"first held-out episode seed (default {EVAL_BASE})",
+    )
     p.add_argument("--obs", choices=("state", "pixels"), default="state")
     p.add_argument("--config", default=None, help="sim YAML (default: config/sim.yaml)")
     p.add_argument("--json", type=Path, default=None, help="write the full result here")
     p.add_argument("--md", type=Path, default=None, help="write a Markdown summary here")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress")
     return p.parse_args(argv)
 
@@ -74,8 +79,13 @@ def check_inputs(args: argparse.Namespace) -> EvalConfig:
     from habc_control.experiment.evaluation import load_sim
     from habc_trainer.features import CAMERA_NAMES
 
-    cfg = EvalConfig(trials=args.trials, first_seed=args.seed, obs_mode=args.obs,
-                     sim_config=args.config, torch_threads=args.threads)
+    cfg = EvalConfig(
+        trials=args.trials,
+        first_seed=args.seed,
+        obs_mode=args.obs,
+        sim_config=args.config,
+        torch_threads=args.threads,
+    )
     if args.json is not None and args.md is not None and args.json.resolve() == args.md.resolve():
         raise UserError(f"--json, --md: both {args.json}; the Markdown would overwrite the JSON")
     for flag, path in (("--json", args.json), ("--md", args.md)):
@@ -106,9 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         done[0] += 1
         done[1] += int(trial.success)
         if not args.quiet:
-            print(f"trial {done[0]}/{cfg.trials} seed {trial.seed}: "
-                  f"{'success' if trial.success else 'failure'} in {trial.length} frames "
-                  f"({done[1]}/{done[0]} so far)", file=sys.stderr)
+            print(
+                f"trial {done[0]}/{cfg.trials} seed {trial.seed}: "
+                f"{'success' if trial.success else 'failure'} in {trial.length} frames "
+                f"({done[1]}/{done[0]} so far)",
+                file=sys.stderr,
+            )
 
     # Inputs were checked above: an error from here on is the work's, with its traceback.
     result = evaluate_policy(args.policy, cfg, progress)

@@ -79,8 +79,11 @@ def test_pixel_demo_bag_has_cameras_joints_commands_authority_at_the_control_rat
 
 
 def test_rollout_authority_switches_mid_episode_and_back(tmp_path: Path):
-    cfg = SimConfig(operator=OperatorConfig(
-        intervene_prob=1.0, stall_ticks=15, reaction_ticks=(1, 1), hand_back_prob=1.0))
+    cfg = SimConfig(
+        operator=OperatorConfig(
+            intervene_prob=1.0, stall_ticks=15, reaction_ticks=(1, 1), hand_back_prob=1.0
+        )
+    )
     env = PouchEnv(cfg)
     # `replay` of another seed's demo: an open-loop policy that stalls on this layout.
     summary = _rollout_collector(env, BagSink(tmp_path), policy="replay").run_episode(3)
@@ -104,8 +107,11 @@ def test_rollout_authority_switches_mid_episode_and_back(tmp_path: Path):
 
 
 def test_policy_gets_a_fresh_chunk_after_hand_back():
-    cfg = SimConfig(operator=OperatorConfig(
-        intervene_prob=1.0, stall_ticks=15, reaction_ticks=(1, 1), hand_back_prob=1.0))
+    cfg = SimConfig(
+        operator=OperatorConfig(
+            intervene_prob=1.0, stall_ticks=15, reaction_ticks=(1, 1), hand_back_prob=1.0
+        )
+    )
     env = PouchEnv(cfg)
     calls: list[int] = []
     factory = make_policy_factory("replay", env.cfg, 50, 25, 0)
@@ -141,8 +147,9 @@ class _RandomPolicy:
 
 def test_an_untrained_policy_still_yields_a_bag_the_trainer_accepts(tmp_path: Path):
     env = PouchEnv(SimConfig(operator=OperatorConfig(intervene_prob=0.0)))
-    collector = Collector(env, CollectConfig(mode="eval"), BagSink(tmp_path),
-                          lambda env_, seed: _RandomPolicy(seed))
+    collector = Collector(
+        env, CollectConfig(mode="eval"), BagSink(tmp_path), lambda env_, seed: _RandomPolicy(seed)
+    )
     summary = collector.run_episode(1)
     (bag,) = find_episode_dirs(tmp_path)
     ep = extract_episode(bag, ExtractConfig(cameras=()))  # raises on out-of-range values
@@ -156,7 +163,11 @@ def test_same_seed_same_episode():
     c = _rollout_collector(env, NullSink())
     a, b = c.run_episode(11), c.run_episode(11)
     assert (a.ticks, a.outcome, a.operator, a.milestones) == (
-        b.ticks, b.outcome, b.operator, b.milestones)
+        b.ticks,
+        b.outcome,
+        b.operator,
+        b.milestones,
+    )
 
 
 def test_eval_never_intervenes():

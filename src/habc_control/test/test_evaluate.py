@@ -11,12 +11,20 @@ from habc_control.experiment.seeds import EVAL_BASE, SeedOverlapError
 from habc_control.experiment.stats import aggregate, summarize, two_proportion_z, wilson_interval
 
 
-@pytest.mark.parametrize(("k", "n", "lo", "hi"), [
-    (0, 10, 0.0, 0.2775),  # reference values (Wilson 1927; e.g. statsmodels proportion_confint)
-    (5, 10, 0.2366, 0.7634),
-    (10, 10, 0.7225, 1.0),
-    (18, 50, 0.2414, 0.4986),
-])
+@pytest.mark.parametrize(
+    ("k", "n", "lo", "hi"),
+    [
+        (
+            0,
+            10,
+            0.0,
+            0.2775,
+        ),  # reference values (Wilson 1927; e.g. statsmodels proportion_confint)
+        (5, 10, 0.2366, 0.7634),
+        (10, 10, 0.7225, 1.0),
+        (18, 50, 0.2414, 0.4986),
+    ],
+)
 def test_wilson_interval_matches_reference_values(k, n, lo, hi):
     a, b = wilson_interval(k, n)
     assert a == pytest.approx(lo, abs=1e-4)
@@ -28,8 +36,9 @@ def test_wilson_interval_contains_estimate_and_shrinks_with_n():
         for k in range(0, n + 1, max(1, n // 7)):
             lo, hi = wilson_interval(k, n)
             assert 0.0 <= lo <= k / n <= hi <= 1.0
-    assert (wilson_interval(50, 100)[1] - wilson_interval(50, 100)[0]) < \
-        (wilson_interval(5, 10)[1] - wilson_interval(5, 10)[0])
+    assert (wilson_interval(50, 100)[1] - wilson_interval(50, 100)[0]) < (
+        wilson_interval(5, 10)[1] - wilson_interval(5, 10)[0]
+    )
 
 
 def test_wilson_interval_rejects_impossible_counts():
@@ -48,8 +57,9 @@ def test_summary_lengths_count_only_successes():
 
 
 def test_aggregate_reports_spread_over_seeds_and_pooled_interval():
-    agg = aggregate([([True] * 3 + [False], [10, 20, 30, 300]),
-                     ([True] + [False] * 3, [40, 300, 300, 300])])
+    agg = aggregate(
+        [([True] * 3 + [False], [10, 20, 30, 300]), ([True] + [False] * 3, [40, 300, 300, 300])]
+    )
     assert agg.seeds == 2
     assert agg.rate_mean == pytest.approx(0.5)
     assert agg.rate_std == pytest.approx(0.25)
@@ -85,8 +95,9 @@ def test_cli_rejects_training_seeds(capsys):
 
 def test_cli_evaluates_scripted_expert_and_writes_json_and_markdown(tmp_path):
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    rc = evaluate.main(["expert", "--trials", "2", "--json", str(out_json), "--md", str(out_md),
-                        "--quiet"])
+    rc = evaluate.main(
+        ["expert", "--trials", "2", "--json", str(out_json), "--md", str(out_md), "--quiet"]
+    )
     assert rc == 0
     data = json.loads(out_json.read_text())
     res = EvalResult.from_dict(data)
@@ -108,8 +119,11 @@ def _tiny_checkpoint(path):
     from habc_trainer.models.example import SyntheticStreams
     from habc_trainer.update import build_learner
 
-    cfg = TrainConfig(method="sft", model_preset="tiny", model_overrides={
-        "horizon": 50, "execute_steps": 25, "action_patch": 10})
+    cfg = TrainConfig(
+        method="sft",
+        model_preset="tiny",
+        model_overrides={"horizon": 50, "execute_steps": 25, "action_patch": 10},
+    )
     mc = cfg.model_config().with_dims(proprio_dim=20, action_dim=20, env_state_dim=13)
     learner = build_learner(cfg, mc, SyntheticStreams(mc, per_stream=4).norm_stats())
     return save_checkpoint(path, learner, cfg, TrainerState())

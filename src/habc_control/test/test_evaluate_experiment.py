@@ -25,8 +25,10 @@ from habc_control.experiment.seeds import (
 
 
 def test_seed_plans_are_disjoint_by_purpose_and_protocol_seed():
-    plans = [SeedPlan(s, demos=200, rollouts_per_round=100, rounds=5, eval_trials=50,
-                      probe_episodes=3) for s in range(3)]
+    plans = [
+        SeedPlan(s, demos=200, rollouts_per_round=100, rounds=5, eval_trials=50, probe_episodes=3)
+        for s in range(3)
+    ]
     check_plans_disjoint(plans)
     for p in plans:
         assert all(purpose_of(s) == "demo" for s in p.demo_seeds())
@@ -86,8 +88,9 @@ def test_config_validation_names_field_and_value():
 
 
 def test_pixel_track_runs_its_own_seeds_unless_the_cli_names_them(tmp_path):
-    cfg = from_dict({"seeds": [0, 1, 2], "pixel_seeds": [0], "pixel": {"methods": ["habc"],
-                                                                       "step2_rounds": 0}})
+    cfg = from_dict(
+        {"seeds": [0, 1, 2], "pixel_seeds": [0], "pixel": {"methods": ["habc"], "step2_rounds": 0}}
+    )
     assert cfg.seeds_of("state") == (0, 1, 2) and cfg.seeds_of("pixel") == (0,)
     keys = [t.key for t in build_tasks(cfg, tmp_path, find_root(Path(__file__).parent))]
     assert {k.split("/")[1] for k in keys if k.startswith("pixel/")} == {"s0"}
@@ -129,17 +132,21 @@ def test_sft_continued_control_trains_on_demos_from_sft_without_rollouts(tmp_pat
     )
 
     root = find_root(Path(__file__).parent)
-    cfg = from_dict({"seeds": [0], "step1_rounds": 2, "step2_rounds": 0,
-                     "sft_continued_control": True})
+    cfg = from_dict(
+        {"seeds": [0], "step1_rounds": 2, "step2_rounds": 0, "sft_continued_control": True}
+    )
     ctx = seed_context(cfg, "state", 0, tmp_path, root)
-    assert [(m, r) for m, r in chains(ctx) if m == SFT_CONTINUED] == [(SFT_CONTINUED, 1),
-                                                                     (SFT_CONTINUED, 2)]
+    assert [(m, r) for m, r in chains(ctx) if m == SFT_CONTINUED] == [
+        (SFT_CONTINUED, 1),
+        (SFT_CONTINUED, 2),
+    ]
     tasks = {t.key: t for t in build_tasks(cfg, tmp_path, root)}
     control = [k for k in tasks if f"/{SFT_CONTINUED}/" in k]
     assert sorted(k.split("/")[2] for k in control) == ["eval", "eval", "train", "train"]
     assert tasks[f"state/s0/train/{SFT_CONTINUED}/r001"].deps == ("state/s0/train/sft/r000",)
     assert tasks[f"state/s0/train/{SFT_CONTINUED}/r002"].deps == (
-        f"state/s0/train/{SFT_CONTINUED}/r001",)
+        f"state/s0/train/{SFT_CONTINUED}/r001",
+    )
     assert data_roots(ctx, SFT_CONTINUED, 2) == [ctx.demos_dir]
     assert init_checkpoint(ctx, SFT_CONTINUED, 1) == ctx.ckpt("sft", 0)
     assert init_checkpoint(ctx, SFT_CONTINUED, 2) == ctx.ckpt(SFT_CONTINUED, 1)
@@ -155,16 +162,19 @@ def test_ablation_arm_runs_like_a_step1_method_with_its_overrides(tmp_path):
 
     root = find_root(Path(__file__).parent)
     arm = {"method": "habc", "train_overrides": {"batch_mix": [0.5, 0.25, 0.25]}}
-    cfg = from_dict({"seeds": [0], "step1_rounds": 2, "step2_rounds": 1,
-                     "ablations": {"habc_demos50": arm}})
+    cfg = from_dict(
+        {"seeds": [0], "step1_rounds": 2, "step2_rounds": 1, "ablations": {"habc_demos50": arm}}
+    )
     ctx = seed_context(cfg, "state", 0, tmp_path, root)
     assert ("habc_demos50", 2) in chains(ctx) and ("habc_demos50", 3) not in chains(ctx)
     tasks = {t.key: t for t in build_tasks(cfg, tmp_path, root)}
     assert tasks["state/s0/rollouts/habc_demos50/r001"].deps == ("state/s0/train/sft/r000",)
     assert tasks["state/s0/rollouts/habc_demos50/r002"].deps == (
-        "state/s0/train/habc_demos50/r001",)
+        "state/s0/train/habc_demos50/r001",
+    )
     assert tasks["state/s0/train/habc_demos50/r002"].deps == (
-        "state/s0/rollouts/habc_demos50/r002",)
+        "state/s0/rollouts/habc_demos50/r002",
+    )
     # step 2 still continues habc itself, not the ablation
     assert tasks["state/s0/rollouts/habc_ir/r003"].deps == ("state/s0/train/habc/r002",)
     assert data_roots(ctx, "habc_demos50", 2) == [ctx.demos_dir]  # + its rollouts once on disk

@@ -13,16 +13,25 @@ from habc_control.experiment.compare import compare_cells, main
 def _results(cells: dict[str, dict[int, tuple[int, int]] | None]) -> dict:
     out = {}
     for key, per in cells.items():
-        out[key] = None if per is None else {"per_seed": {
-            str(s): {"successes": k, "n": n} for s, (k, n) in per.items()}}
+        out[key] = (
+            None
+            if per is None
+            else {"per_seed": {str(s): {"successes": k, "n": n} for s, (k, n) in per.items()}}
+        )
     return {"tracks": {"state": {"cells": out}}, "commit": "abc1234", "generated": "t"}
 
 
 def test_compare_uses_only_cells_and_seeds_both_runs_have():
-    before = _results({"sft/r000": {0: (29, 50), 1: (2, 50)}, "habc/r001": {0: (8, 50)},
-                       "habc/r002": None})
-    after = _results({"sft/r000": {0: (34, 50), 2: (40, 50)}, "habc/r001": {0: (30, 50)},
-                      "habc/r002": {0: (5, 50)}})
+    before = _results(
+        {"sft/r000": {0: (29, 50), 1: (2, 50)}, "habc/r001": {0: (8, 50)}, "habc/r002": None}
+    )
+    after = _results(
+        {
+            "sft/r000": {0: (34, 50), 2: (40, 50)},
+            "habc/r001": {0: (30, 50)},
+            "habc/r002": {0: (5, 50)},
+        }
+    )
     rows = {r["cell"]: r for r in compare_cells(before, after, "state")}
     assert set(rows) == {"sft/r000", "habc/r001"}
     assert rows["sft/r000"]["seeds"] == [0]

@@ -6,8 +6,11 @@ from habc_control.experiment.report import _control_reading, matched
 def _cell(per_seed: dict[int, tuple[int, int]]) -> dict:
     per = {str(s): {"successes": k, "n": n, "rate": k / n} for s, (k, n) in per_seed.items()}
     k, n = sum(v[0] for v in per_seed.values()), sum(v[1] for v in per_seed.values())
-    return {"per_seed": per, "seed_list": sorted(per_seed), "pooled": {"successes": k, "n": n,
-                                                                        "rate": k / n}}
+    return {
+        "per_seed": per,
+        "seed_list": sorted(per_seed),
+        "pooled": {"successes": k, "n": n, "rate": k / n},
+    }
 
 
 def test_matched_counts_only_the_named_seeds():
@@ -34,8 +37,9 @@ def test_control_reading_uses_the_control_seeds_and_states_the_verdict():
 def test_ablation_reading_compares_on_the_ablations_seeds():
     from habc_control.experiment.report import ablation_reading
 
-    td = {"cells": {"habc/r001": _cell({0: (5, 50), 1: (10, 50)}),
-                    "mix/r001": _cell({0: (20, 50)})}}
+    td = {
+        "cells": {"habc/r001": _cell({0: (5, 50), 1: (10, 50)}), "mix/r001": _cell({0: (20, 50)})}
+    }
     line = ablation_reading(td, {"mix": {"method": "habc", "train_overrides": {"a": 1}}}, 2)[0]
     assert line.startswith("- Ablation mix (HABC with `{'a': 1}`) against HABC: r1 40 % vs 10 %")
     assert "r2" not in line and "Against SFT" not in line
@@ -48,9 +52,13 @@ def test_ablation_reading_compares_on_the_ablations_seeds():
 def test_versus_sft_reading_matches_seeds_and_names_the_verdict():
     from habc_control.experiment.report import versus_sft_reading
 
-    td = {"cells": {"sft/r000": _cell({0: (10, 50), 1: (40, 50)}),
-                    "habc/r001": _cell({0: (30, 50)}),
-                    "habc/r002": _cell({0: (12, 50)})}}
+    td = {
+        "cells": {
+            "sft/r000": _cell({0: (10, 50), 1: (40, 50)}),
+            "habc/r001": _cell({0: (30, 50)}),
+            "habc/r002": _cell({0: (12, 50)}),
+        }
+    }
     line = versus_sft_reading(td, ["habc"], 3)[0]
     assert line.startswith("- HABC against SFT on the same protocol seeds (0): ")
     assert "r1 30/50 = 60 % vs SFT 10/50 = 20 % (z = +4.1, above SFT)" in line
@@ -62,12 +70,24 @@ def test_versus_sft_reading_matches_seeds_and_names_the_verdict():
 def test_timing_sums_task_time_per_seed_and_skips_unfinished_tasks():
     from habc_control.experiment.report import timing
 
-    progress = {"tasks": {
-        "state/s0/train/sft/r000": {"state": "done", "wall_s": 300.0, "started": 0, "ended": 300},
-        "state/s0/eval/sft/r000": {"state": "done", "wall_s": 20.0, "started": 300, "ended": 320},
-        "state/s1/demos/sft/r000": {"state": "done", "resumed": True},
-        "pixel/s0/train/sft/r000": {"state": "running", "since": 5},
-    }}
+    progress = {
+        "tasks": {
+            "state/s0/train/sft/r000": {
+                "state": "done",
+                "wall_s": 300.0,
+                "started": 0,
+                "ended": 300,
+            },
+            "state/s0/eval/sft/r000": {
+                "state": "done",
+                "wall_s": 20.0,
+                "started": 300,
+                "ended": 320,
+            },
+            "state/s1/demos/sft/r000": {"state": "done", "resumed": True},
+            "pixel/s0/train/sft/r000": {"state": "running", "since": 5},
+        }
+    }
     t = timing(progress)
     assert t["task_s"] == {"state/s0": 320.0}
     assert t["elapsed_s"] == {"state/s0": 320}
@@ -89,11 +109,21 @@ def test_critic_calibration_table_averages_each_phase_over_seeds():
     def phase(bce, ece, n=100):
         return {"samples": n, "bce": bce, "ece": ece, "mean_p_v": 0.3, "success_rate": 0.25}
 
-    cal = {"habc/r001": {"0": {"start": phase(0.8, 0.3), "after_pretrain": phase(0.5, 0.1),
-                               "end": phase(0.6, 0.2)},
-                         "1": {"start": phase(0.6, 0.1), "after_pretrain": phase(0.7, 0.3),
-                               "end": phase(1.0, 0.4)}},
-           "habc_v/r002": {"0": {"start": {"samples": 0}}}}
+    cal = {
+        "habc/r001": {
+            "0": {
+                "start": phase(0.8, 0.3),
+                "after_pretrain": phase(0.5, 0.1),
+                "end": phase(0.6, 0.2),
+            },
+            "1": {
+                "start": phase(0.6, 0.1),
+                "after_pretrain": phase(0.7, 0.3),
+                "end": phase(1.0, 0.4),
+            },
+        },
+        "habc_v/r002": {"0": {"start": {"samples": 0}}},
+    }
     rows = [line for line in critic_calibration_table(cal) if line.startswith("| HABC")]
     assert len(rows) == 2
     cells = [c.strip() for c in rows[0].strip("|").split("|")]

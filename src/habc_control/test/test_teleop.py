@@ -147,7 +147,6 @@ def test_the_runner_passes_an_empty_list_unset():
     assert ros_parameter("sim_schedule", ["left:1:2"]).type_ == Parameter.Type.STRING_ARRAY
 
 
-
 @pytest.mark.ros
 def test_an_empty_sim_schedule_is_an_operator_who_never_presses(ros):
     from rclpy.parameter import Parameter

@@ -124,7 +124,6 @@ def _optim_tensors(learner: Learner) -> tuple[dict[str, torch.Tensor], dict[str,
     return tensors, groups
 
 
-
 def _crash_point(point: str) -> None:
     """Nothing. Tests and faults/checkpoint_faults.py replace it to kill the process (or copy
     the disk) at ``point`` of a write: "wrote <file>", "files_written", "old_moved_aside",
@@ -165,8 +164,10 @@ def _checksums(blobs: dict[str, bytes]) -> bytes:
     doc: dict[str, Any] = {
         "format": CHECKSUMS_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "files": {name: {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
-                  for name, blob in sorted(blobs.items())},
+        "files": {
+            name: {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+            for name, blob in sorted(blobs.items())
+        },
     }
     # Its own digest: a damaged checksums.json is named as such, not blamed on another file.
     doc["sha256"] = _digest_of(doc)
@@ -184,13 +185,17 @@ def _temp_dirs(path: Path) -> list[Path]:
     ours = re.compile(rf"\.{re.escape(path.name)}\.(?:{_NEW}|{_OLD}|{_DEL})-[A-Za-z0-9_]+")
     # Version-1 writers used tempfile.mkdtemp(prefix=".<name>."): 8 random characters.
     legacy = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}")
-    return sorted(p for p in path.parent.iterdir()
-                  if (ours.fullmatch(p.name) or legacy.fullmatch(p.name))
-                  and p.is_dir() and not p.is_symlink())
+    return sorted(
+        p
+        for p in path.parent.iterdir()
+        if (ours.fullmatch(p.name) or legacy.fullmatch(p.name))
+        and p.is_dir()
+        and not p.is_symlink()
+    )
 
 
 def _kind(path: Path, temp: Path) -> str:
-    rest = temp.name[len(path.name) + 2:]
+    rest = temp.name[len(path.name) + 2 :]
     return rest.split("-", 1)[0] if "-" in rest else "legacy"
 
 
@@ -201,6 +206,7 @@ def _newest_first(path: Path, temps: list[Path]) -> list[Path]:
     at ``path``; an ``.old-`` copy was moved aside for a newer one. ``.del-`` copies were
     discarded on purpose and never come back.
     """
+
     def mtime(t: Path) -> int:
         try:
             return t.stat().st_mtime_ns
@@ -288,8 +294,13 @@ def discard_checkpoint(path: str | Path) -> None:
         fsync_dir(path.parent)
 
 
-def save_checkpoint(path: str | Path, learner: Learner, cfg: TrainConfig, state: TrainerState,
-                    manifest: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    learner: Learner,
+    cfg: TrainConfig,
+    state: TrainerState,
+    manifest: dict[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint directory atomically (replacing one of that name); returns its path.
 
     A kill at any point leaves the previous checkpoint or this one valid (module docstring).
@@ -311,8 +322,9 @@ def save_checkpoint(path: str | Path, learner: Learner, cfg: TrainConfig, state:
     blobs = {
         MODEL_FILE: save_tensors(_model_tensors(learner)),
         OPTIM_FILE: save_tensors(opt_tensors),
-        RNG_FILE: save_tensors({f"torch.rank{r}": t
-                                for r, t in enumerate(state.torch_rng_states)}),
+        RNG_FILE: save_tensors(
+            {f"torch.rank{r}": t for r, t in enumerate(state.torch_rng_states)}
+        ),
         STATE_FILE: json.dumps(trainer, indent=1).encode(),
         CONFIG_FILE: yaml.safe_dump(configs, sort_keys=False).encode(),
         MANIFEST_FILE: json.dumps(manifest or {}, indent=1).encode(),
@@ -355,8 +367,14 @@ class Checkpoint:
 
     def trainer_state(self) -> TrainerState:
         t = self.trainer
-        return TrainerState(t["round_index"], t["step_in_round"], t["model_index"],
-                            t["recap_epsilon"], t["np_rng_states"], self.torch_rng_states)
+        return TrainerState(
+            t["round_index"],
+            t["step_in_round"],
+            t["model_index"],
+            t["recap_epsilon"],
+            t["np_rng_states"],
+            self.torch_rng_states,
+        )
 
 
 @dataclass(frozen=True)
@@ -376,19 +394,26 @@ def _read_checksums(path: Path) -> dict[str, dict[str, Any]]:
     try:
         doc = json.loads(where.read_bytes())
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise CheckpointError(f"{where}: damaged ({exc}); the checkpoint cannot be verified "
-                              "and must not be deployed") from None
+        raise CheckpointError(
+            f"{where}: damaged ({exc}); the checkpoint cannot be verified and must not be deployed"
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != CHECKSUMS_FORMAT:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise CheckpointError(f"{where}: format {got!r}, expected {CHECKSUMS_FORMAT!r}")
     if doc.get("sha256") != _digest_of(doc):
-        raise CheckpointError(f"{where}: damaged (its own sha256 does not match); the "
-                              "checkpoint cannot be verified and must not be deployed")
+        raise CheckpointError(
+            f"{where}: damaged (its own sha256 does not match); the "
+            "checkpoint cannot be verified and must not be deployed"
+        )
     files = doc.get("files")
     ok = isinstance(files, dict) and all(
-        isinstance(n, str) and _SAFE_NAME.fullmatch(n) and isinstance(e, dict)
-        and isinstance(e.get("sha256"), str) and isinstance(e.get("bytes"), int)
-        for n, e in files.items())
+        isinstance(n, str)
+        and _SAFE_NAME.fullmatch(n)
+        and isinstance(e, dict)
+        and isinstance(e.get("sha256"), str)
+        and isinstance(e.get("bytes"), int)
+        for n, e in files.items()
+    )
     if not ok:
         raise CheckpointError(f"{where}: 'files' is not a map of file name -> sha256 and bytes")
     return files
@@ -404,23 +429,30 @@ def _read_files(path: Path) -> _Files:
     present = {p.name for p in path.iterdir()} - {CHECKSUMS_FILE}
     extra = sorted(present - listed.keys())
     if extra:
-        raise CheckpointError(f"{path / extra[0]}: not listed in {CHECKSUMS_FILE} (a "
-                              f"checkpoint holds exactly {sorted(listed)}); remove it")
+        raise CheckpointError(
+            f"{path / extra[0]}: not listed in {CHECKSUMS_FILE} (a "
+            f"checkpoint holds exactly {sorted(listed)}); remove it"
+        )
     missing = [n for n in REQUIRED_FILES if n not in listed] + sorted(listed.keys() - present)
     if missing:
-        raise CheckpointError(f"{path / missing[0]}: missing; not a complete habc_trainer "
-                              "checkpoint")
+        raise CheckpointError(
+            f"{path / missing[0]}: missing; not a complete habc_trainer checkpoint"
+        )
     blobs = {}
     for name, entry in sorted(listed.items()):
         blob = (path / name).read_bytes()
         digest = hashlib.sha256(blob).hexdigest()
         if digest != entry["sha256"]:
-            size = ("" if len(blob) == entry["bytes"]
-                    else f", {len(blob)} bytes instead of {entry['bytes']}")
+            size = (
+                ""
+                if len(blob) == entry["bytes"]
+                else f", {len(blob)} bytes instead of {entry['bytes']}"
+            )
             raise CheckpointError(
                 f"{path / name}: damaged or replaced (sha256 {digest[:12]}... but "
                 f"{CHECKSUMS_FILE} says {entry['sha256'][:12]}...{size}); do not deploy this "
-                "checkpoint")
+                "checkpoint"
+            )
         blobs[name] = blob
     return _Files(path, blobs, verified=True)
 
@@ -433,8 +465,10 @@ def _read_unverified(path: Path) -> _Files:
     files = _Files(path, {n: (path / n).read_bytes() for n in names}, verified=False)
     version = _json(files, STATE_FILE).get("version")
     if version != UNVERIFIED_VERSION:  # only version 1 was written without checksums
-        raise CheckpointError(f"{path / CHECKSUMS_FILE}: missing; a version-{version!r} "
-                              "checkpoint cannot be verified without it")
+        raise CheckpointError(
+            f"{path / CHECKSUMS_FILE}: missing; a version-{version!r} "
+            "checkpoint cannot be verified without it"
+        )
     return files
 
 
@@ -444,8 +478,9 @@ def _json(files: _Files, name: str) -> dict[str, Any]:
     except ValueError as exc:
         raise CheckpointError(f"{files.path / name}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
-        raise CheckpointError(f"{files.path / name}: expected a JSON object, got "
-                              f"{type(doc).__name__}")
+        raise CheckpointError(
+            f"{files.path / name}: expected a JSON object, got {type(doc).__name__}"
+        )
     return doc
 
 
@@ -462,9 +497,11 @@ def _parse(files: _Files) -> Checkpoint:
     path = files.path
     trainer = _json(files, STATE_FILE)
     if trainer.get("version") not in (UNVERIFIED_VERSION, CHECKPOINT_VERSION):
-        raise CheckpointError(f"{path / STATE_FILE}: checkpoint version "
-                              f"{trainer.get('version')!r}, this trainer reads "
-                              f"{UNVERIFIED_VERSION} and {CHECKPOINT_VERSION}")
+        raise CheckpointError(
+            f"{path / STATE_FILE}: checkpoint version "
+            f"{trainer.get('version')!r}, this trainer reads "
+            f"{UNVERIFIED_VERSION} and {CHECKPOINT_VERSION}"
+        )
     try:
         configs = yaml.safe_load(files.blobs[CONFIG_FILE].decode("utf-8"))
         train_config = TrainConfig.from_dict(configs["train"])
@@ -505,23 +542,34 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if temps:
         source = _newest_valid(path, [t for t in temps if _kind(path, t) != _DEL]) or path
         if source != path:
-            warnings.warn(f"{path}: a write was interrupted; reading its newest valid copy "
-                          f"{source.name}", CheckpointWarning, stacklevel=2)
+            warnings.warn(
+                f"{path}: a write was interrupted; reading its newest valid copy {source.name}",
+                CheckpointWarning,
+                stacklevel=2,
+            )
     files = _read_files(source)
     if not files.verified:
-        warnings.warn(f"{path}: version-{UNVERIFIED_VERSION} checkpoint without "
-                      f"{CHECKSUMS_FILE}, loaded unverified (checkpoints written now carry "
-                      "sha256 checksums)", CheckpointWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: version-{UNVERIFIED_VERSION} checkpoint without "
+            f"{CHECKSUMS_FILE}, loaded unverified (checkpoints written now carry "
+            "sha256 checksums)",
+            CheckpointWarning,
+            stacklevel=2,
+        )
     return _parse(files)
 
 
 def _load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> None:
-    sd = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    sd = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
     module.load_state_dict(sd, strict=True)
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str, torch.Tensor],
-                    groups: list[dict[str, Any]]) -> None:
+def _load_optimizer(
+    opt: torch.optim.Optimizer,
+    name: str,
+    tensors: dict[str, torch.Tensor],
+    groups: list[dict[str, Any]],
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, v in tensors.items():
         opt_name, idx, k = key.split(".", 2)
@@ -533,8 +581,13 @@ def _load_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str, to
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def restore_learner(ckpt: Checkpoint, cfg: TrainConfig, *, stats: NormStats | None = None,
-                    with_optimizers: bool = True) -> Learner:
+def restore_learner(
+    ckpt: Checkpoint,
+    cfg: TrainConfig,
+    *,
+    stats: NormStats | None = None,
+    with_optimizers: bool = True,
+) -> Learner:
     """Networks (and optimiser state) from ``ckpt``, trained further under ``cfg``.
 
     ``stats``: normalisation statistics to use from now on (a new round recomputes them from the
@@ -547,8 +600,11 @@ def restore_learner(ckpt: Checkpoint, cfg: TrainConfig, *, stats: NormStats | No
         for name, opt in learner.optimizers().items():
             _load_optimizer(opt, name, ckpt.optim, ckpt.trainer["param_groups"][name])
             for group in opt.param_groups:  # the new config's learning rate wins
-                group["lr"] = {"actor": cfg.lr_actor, "critic": cfg.lr_critic,
-                               "value": cfg.lr_value}[name]
+                group["lr"] = {
+                    "actor": cfg.lr_actor,
+                    "critic": cfg.lr_critic,
+                    "value": cfg.lr_value,
+                }[name]
     learner.model_index = ckpt.model_index
     return learner
 

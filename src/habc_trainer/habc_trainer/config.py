@@ -63,24 +63,46 @@ class TrainConfig:
         if self.method not in METHODS:
             raise ValueError(f"method: unknown method {self.method!r}; valid: {sorted(METHODS)}")
         if self.model_preset not in MODEL_PRESETS:
-            raise ValueError(f"model_preset: unknown preset {self.model_preset!r}; "
-                             f"valid: {sorted(MODEL_PRESETS)}")
+            raise ValueError(
+                f"model_preset: unknown preset {self.model_preset!r}; "
+                f"valid: {sorted(MODEL_PRESETS)}"
+            )
         valid_model = {f.name for f in fields(ModelConfig)}
         bad = sorted(set(self.model_overrides) - valid_model)
         if bad:
             raise ValueError(f"model_overrides: unknown keys {bad}; valid: {sorted(valid_model)}")
-        positive_int = ("batch_size", "steps_per_round", "checkpoint_every", "log_every",
-                        "recap_epsilon_every", "recap_heldout_batch")
+        positive_int = (
+            "batch_size",
+            "steps_per_round",
+            "checkpoint_every",
+            "log_every",
+            "recap_epsilon_every",
+            "recap_heldout_batch",
+        )
         for name in positive_int:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr_actor", "lr_critic", "lr_value", "huber_delta", "t_max", "weight_eps",
-                     "grad_clip"):
+        for name in (
+            "lr_actor",
+            "lr_critic",
+            "lr_value",
+            "huber_delta",
+            "t_max",
+            "weight_eps",
+            "grad_clip",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("lr_warmup_steps", "warmup_steps", "critic_pretrain_steps", "stale_cutoff",
-                     "ir_start_round",
-                     "weight_decay", "failure_penalty", "num_threads"):
+        for name in (
+            "lr_warmup_steps",
+            "warmup_steps",
+            "critic_pretrain_steps",
+            "stale_cutoff",
+            "ir_start_round",
+            "weight_decay",
+            "failure_penalty",
+            "num_threads",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 < self.gamma <= 1.0:
@@ -88,8 +110,9 @@ class TrainConfig:
         if not 0.0 < self.recap_pass_rate <= 1.0:
             raise ValueError(f"recap_pass_rate must be in (0, 1], got {self.recap_pass_rate}")
         if self.value_min is not None and not self.value_min < self.value_max:
-            raise ValueError(f"value_min must be < value_max ({self.value_max}), "
-                             f"got {self.value_min}")
+            raise ValueError(
+                f"value_min must be < value_max ({self.value_max}), got {self.value_min}"
+            )
         if self.batch_mix is not None:
             object.__setattr__(self, "batch_mix", tuple(float(x) for x in self.batch_mix))
         self.method_config()  # validates the overrides (batch_mix, credit_assignment)

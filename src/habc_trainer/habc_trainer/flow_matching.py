@@ -56,8 +56,10 @@ def _sample_gamma(
         z = torch.randn(n, generator=generator, device=device)
         u = torch.rand(n, generator=generator, device=device)
         v = (1.0 + c * z) ** 3
-        ok = (v > 0) & (torch.log(u.clamp_min(1e-30)) < 0.5 * z * z + d - d * v
-                        + d * torch.log(v.clamp_min(1e-30)))
+        ok = (v > 0) & (
+            torch.log(u.clamp_min(1e-30))
+            < 0.5 * z * z + d - d * v + d * torch.log(v.clamp_min(1e-30))
+        )
         take = ok & ~filled
         out[take] = (d * v)[take]
         filled |= take

@@ -64,7 +64,8 @@ class NormStats:
     def __getitem__(self, key: str) -> FeatureStats:
         if key not in self.features:
             raise KeyError(
-                f"no normalisation statistics for {key!r}; have {sorted(self.features)}")
+                f"no normalisation statistics for {key!r}; have {sorted(self.features)}"
+            )
         return self.features[key]
 
     def __contains__(self, key: str) -> bool:
@@ -79,8 +80,9 @@ class NormStats:
         out = {}
         for name, st in self.features.items():
             for stat in ("mean", "std", "min", "max"):
-                out[f"{prefix}{name}.{stat}"] = torch.from_numpy(np.ascontiguousarray(
-                    getattr(st, stat)))
+                out[f"{prefix}{name}.{stat}"] = torch.from_numpy(
+                    np.ascontiguousarray(getattr(st, stat))
+                )
         return out
 
     @classmethod
@@ -89,6 +91,6 @@ class NormStats:
         for key, t in tensors.items():
             if not key.startswith(prefix):
                 continue
-            name, stat = key[len(prefix):].rsplit(".", 1)
+            name, stat = key[len(prefix) :].rsplit(".", 1)
             grouped.setdefault(name, {})[stat] = t.numpy().astype(np.float32)
         return cls({n: FeatureStats(**s) for n, s in grouped.items()})

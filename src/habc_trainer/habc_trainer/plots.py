@@ -64,9 +64,14 @@ def _curves(ax: plt.Axes, curves: Mapping[str, Sequence[Point]]) -> None:
         ax.errorbar(x, y, yerr=np.clip(err, 0, None), marker="o", capsize=3, label=name)
 
 
-def success_vs_round(curves: Mapping[str, Sequence[Point]], path: Path | str, *,
-                     title: str = "Success rate per round",
-                     reference: float | None = None, ylabel: str = "success rate") -> Path:
+def success_vs_round(
+    curves: Mapping[str, Sequence[Point]],
+    path: Path | str,
+    *,
+    title: str = "Success rate per round",
+    reference: float | None = None,
+    ylabel: str = "success rate",
+) -> Path:
     """Rates in [0, 1] per round; `reference` draws a dashed line (e.g. SFT)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     _curves(ax, curves)
@@ -81,8 +86,12 @@ def success_vs_round(curves: Mapping[str, Sequence[Point]], path: Path | str, *,
     return _save(fig, path)
 
 
-def length_vs_round(curves: Mapping[str, Sequence[Point]], path: Path | str, *,
-                    title: str = "Trajectory length over successful trials") -> Path:
+def length_vs_round(
+    curves: Mapping[str, Sequence[Point]],
+    path: Path | str,
+    *,
+    title: str = "Trajectory length over successful trials",
+) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     _curves(ax, curves)
     ax.set_xlabel("round")
@@ -93,12 +102,18 @@ def length_vs_round(curves: Mapping[str, Sequence[Point]], path: Path | str, *,
     return _save(fig, path)
 
 
-def gate_histograms(panels: Mapping[str, Mapping[str, Sequence[int]]], bins: Sequence[float],
-                    path: Path | str, *, title: str = "g_t per source") -> Path:
+def gate_histograms(
+    panels: Mapping[str, Mapping[str, Sequence[int]]],
+    bins: Sequence[float],
+    path: Path | str,
+    *,
+    title: str = "g_t per source",
+) -> Path:
     """panels: {panel title: {source: counts per bin}}; one subplot per panel, densities."""
     names = list(panels)
-    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 3.4), squeeze=False
+    )
     edges = np.asarray(bins, dtype=float)
     width = np.diff(edges)
     for ax, name in zip(axes[0], names, strict=False):
@@ -128,8 +143,12 @@ def _spans(mask: Sequence[bool]) -> list[tuple[int, int]]:
     return out
 
 
-def value_traces(episodes: Sequence[Mapping[str, object]], path: Path | str, *,
-                 title: str = "Critic along rollouts") -> Path:
+def value_traces(
+    episodes: Sequence[Mapping[str, object]],
+    path: Path | str,
+    *,
+    title: str = "Critic along rollouts",
+) -> Path:
     """episodes: dicts with `p_v`, `v_e_norm` (per frame), `human` (per frame bool) and a
     `label`; human-controlled frames are shaded."""
     n = max(len(episodes), 1)
@@ -151,17 +170,25 @@ def value_traces(episodes: Sequence[Mapping[str, object]], path: Path | str, *,
     return _save(fig, path)
 
 
-def viability_map(x: Sequence[float], y: Sequence[float], p_v: Sequence[Sequence[float]],
-                  path: Path | str, *, title: str = "p_v at the initial state",
-                  xlabel: str = "marker x (m)", ylabel: str = "marker y (m)",
-                  vmax: float | None = None) -> Path:
+def viability_map(
+    x: Sequence[float],
+    y: Sequence[float],
+    p_v: Sequence[Sequence[float]],
+    path: Path | str,
+    *,
+    title: str = "p_v at the initial state",
+    xlabel: str = "marker x (m)",
+    ylabel: str = "marker y (m)",
+    vmax: float | None = None,
+) -> Path:
     """p_v[i][j] at (x[j], y[i]). The colour scale runs from 0 to `vmax` (default: the map's
     maximum, at least 0.05) so structure stays visible when p_v is small everywhere."""
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
     grid = np.asarray(p_v, dtype=float)
     top = vmax if vmax is not None else max(float(grid.max()), 0.05)
-    im = ax.pcolormesh(np.asarray(x), np.asarray(y), grid, shading="nearest", vmin=0.0,
-                       vmax=top, cmap="viridis")
+    im = ax.pcolormesh(
+        np.asarray(x), np.asarray(y), grid, shading="nearest", vmin=0.0, vmax=top, cmap="viridis"
+    )
     fig.colorbar(im, ax=ax, label="p_v")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -112,10 +112,12 @@ def batch_counts(mix: Sequence[float], sizes: Sequence[int], batch_size: int) ->
     return counts.tolist()
 
 
-def draw_batch(streams: SampleStreams, counts: Sequence[int],
-               rng: np.random.Generator) -> dict[str, Any]:
-    return concat_batches([streams.sample(name, n, rng)
-                           for name, n in zip(STREAMS, counts, strict=True) if n > 0])
+def draw_batch(
+    streams: SampleStreams, counts: Sequence[int], rng: np.random.Generator
+) -> dict[str, Any]:
+    return concat_batches(
+        [streams.sample(name, n, rng) for name, n in zip(STREAMS, counts, strict=True) if n > 0]
+    )
 
 
 def round_dir(ckpt_root: Path, method: str, round_index: int) -> Path:
@@ -161,8 +163,9 @@ def init_distributed(cfg: TrainConfig) -> tuple[Dist, TrainConfig]:
     return Dist(dist.get_rank(), dist.get_world_size()), cfg
 
 
-def _generators(seed: int, round_index: int,
-                rank: int) -> tuple[np.random.Generator, torch.Generator]:
+def _generators(
+    seed: int, round_index: int, rank: int
+) -> tuple[np.random.Generator, torch.Generator]:
     ss = np.random.SeedSequence([seed, round_index, rank])
     np_rng = np.random.default_rng(ss)
     torch_gen = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] >> 1))
@@ -188,17 +191,23 @@ def _data_changes(saved: dict[str, Any], now: dict[str, Any]) -> str | None:
         return None
     parts = []
     if "store_revision" in saved or "store_revision" in now:
-        parts.append(f"store revision {saved.get('store_revision')} -> "
-                     f"{now.get('store_revision')}")
+        parts.append(
+            f"store revision {saved.get('store_revision')} -> {now.get('store_revision')}"
+        )
     uids_a, uids_b = a.get("episode_uids"), b.get("episode_uids")
     if isinstance(uids_a, list) and isinstance(uids_b, list) and uids_a != uids_b:
         # The store gives a new uid to every new or re-converted (e.g. relabeled) bag.
         added, removed = sorted(set(uids_b) - set(uids_a)), sorted(set(uids_a) - set(uids_b))
-        parts.append(f"episodes {a.get('episodes')} -> {b.get('episodes')}: {len(added)} "
-                     f"added{_uids(added)}, {len(removed)} removed{_uids(removed)}")
+        parts.append(
+            f"episodes {a.get('episodes')} -> {b.get('episodes')}: {len(added)} "
+            f"added{_uids(added)}, {len(removed)} removed{_uids(removed)}"
+        )
     else:
-        parts += [f"{key} {_short(a.get(key))} -> {_short(b.get(key))}"
-                  for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+        parts += [
+            f"{key} {_short(a.get(key))} -> {_short(b.get(key))}"
+            for key in sorted(set(a) | set(b))
+            if a.get(key) != b.get(key)
+        ]
     return "; ".join(parts)
 
 
@@ -226,24 +235,32 @@ def _resume(part: Path, cfg: TrainConfig, data: dict[str, Any], rank: Dist) -> C
     if changed:
         raise ResumeRefused(
             f"{part} was written with a different config ({', '.join(changed)}); resuming "
-            f"would not reproduce the run: restore those keys or {restart}")
+            f"would not reproduce the run: restore those keys or {restart}"
+        )
     saved = ckpt.manifest.get("data")
-    what = "the partial does not record its data" if saved is None \
-        else _data_changes(saved, data)
+    what = "the partial does not record its data" if saved is None else _data_changes(saved, data)
     if what:
         raise ResumeRefused(
             f"{part} (step {step}) was trained on other data than the store holds now ({what});"
-            f" resuming would mix the two: {restart}")
+            f" resuming would mix the two: {restart}"
+        )
     writers = len(ckpt.trainer.get("np_rng_states", []))
     if writers != rank.world:
         raise ResumeRefused(
             f"{part} was written by {writers} rank(s); resume it with the same number of "
-            f"processes (now {rank.world}) or {restart}")
+            f"processes (now {rank.world}) or {restart}"
+        )
     return ckpt
 
 
-def _start(cfg: TrainConfig, streams: SampleStreams, final: Path, round_index: int,
-           init_from: Path | None, rank: Dist) -> _Start:
+def _start(
+    cfg: TrainConfig,
+    streams: SampleStreams,
+    final: Path,
+    round_index: int,
+    init_from: Path | None,
+    rank: Dist,
+) -> _Start:
     """Resume from the partial checkpoint, or initialise from ``init_from``, or from scratch."""
     np_rng, torch_gen = _generators(cfg.seed, round_index, rank.rank)
     part = partial_dir(final)
@@ -260,12 +277,17 @@ def _start(cfg: TrainConfig, streams: SampleStreams, final: Path, round_index: i
         learner = restore_learner(load_checkpoint(init_from), cfg, with_optimizers=False)
     else:
         d = streams.dims()
-        mcfg = cfg.model_config().with_dims(proprio_dim=d["proprio_dim"],
-                                            action_dim=d["action_dim"],
-                                            env_state_dim=d.get("env_state_dim", 0))
+        mcfg = cfg.model_config().with_dims(
+            proprio_dim=d["proprio_dim"],
+            action_dim=d["action_dim"],
+            env_state_dim=d.get("env_state_dim", 0),
+        )
         learner = build_learner(cfg, mcfg, streams.norm_stats())
-    state = TrainerState(round_index=round_index, model_index=learner.model_index,
-                         recap_epsilon=cfg.recap_epsilon or 0.0)
+    state = TrainerState(
+        round_index=round_index,
+        model_index=learner.model_index,
+        recap_epsilon=cfg.recap_epsilon or 0.0,
+    )
     return _Start(learner, state, np_rng, torch_gen)
 
 
@@ -275,12 +297,17 @@ _RESUME_FREE_KEYS = ("device", "num_threads", "log_every", "checkpoint_every")
 
 def _config_changes(saved: TrainConfig, now: TrainConfig) -> list[str]:
     a, b = saved.to_dict(), now.to_dict()
-    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a
-            if k not in _RESUME_FREE_KEYS and a[k] != b[k]]
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in _RESUME_FREE_KEYS and a[k] != b[k]]
 
 
-def _capture(state: TrainerState, learner: Learner, step: int, np_rng: np.random.Generator,
-             torch_gen: torch.Generator, rank: Dist) -> TrainerState:
+def _capture(
+    state: TrainerState,
+    learner: Learner,
+    step: int,
+    np_rng: np.random.Generator,
+    torch_gen: torch.Generator,
+    rank: Dist,
+) -> TrainerState:
     """The state to checkpoint, with every rank's RNG state (a collective under torchrun)."""
     mine = (np_rng.bit_generator.state, torch_gen.get_state())
     states = [mine]
@@ -294,15 +321,20 @@ def _capture(state: TrainerState, learner: Learner, step: int, np_rng: np.random
     return state
 
 
-def _save(path: Path, learner: Learner, cfg: TrainConfig, state: TrainerState,
-          manifest: dict[str, Any], rank: Dist) -> None:
+def _save(
+    path: Path,
+    learner: Learner,
+    cfg: TrainConfig,
+    state: TrainerState,
+    manifest: dict[str, Any],
+    rank: Dist,
+) -> None:
     if rank.main:
         save_checkpoint(path, learner, cfg, state, manifest)
     rank.barrier()  # nobody races ahead of (or resumes from) a half-written checkpoint
 
 
-def _pick_epsilon(learner: Learner, batch: dict[str, Any], cfg: TrainConfig,
-                  rank: Dist) -> float:
+def _pick_epsilon(learner: Learner, batch: dict[str, Any], cfg: TrainConfig, rank: Dist) -> float:
     """Imit-Recap's epsilon on held-out rollouts; averaged over ranks so all filter alike."""
     eps = pick_recap_epsilon(recap_advantages(learner, batch, cfg), cfg.recap_pass_rate)
     if rank.world > 1:
@@ -330,9 +362,15 @@ def _tidy(final: Path, restart_round: bool) -> None:
         print(f"{PROG}: {RESTART_FLAG}: discarded {part}", file=sys.stderr)
 
 
-def _pretrain_critic(learner: Learner, streams: SampleStreams, counts: Sequence[int],
-                     cfg: TrainConfig, np_rng: np.random.Generator,
-                     heldout: dict[str, Any] | None, progress: bool) -> dict[str, Any]:
+def _pretrain_critic(
+    learner: Learner,
+    streams: SampleStreams,
+    counts: Sequence[int],
+    cfg: TrainConfig,
+    np_rng: np.random.Generator,
+    heldout: dict[str, Any] | None,
+    progress: bool,
+) -> dict[str, Any]:
     """Critic-only steps on the round's data before any actor step (gated methods only).
 
     The gate of Eq. 7 weights the actor from the first step after N_wu; a critic initialised
@@ -345,18 +383,30 @@ def _pretrain_critic(learner: Learner, streams: SampleStreams, counts: Sequence[
         out["start"] = critic_calibration(learner, heldout, cfg)
     if method.gate == "none" or cfg.critic_pretrain_steps == 0:
         return out
-    for step in tqdm(range(cfg.critic_pretrain_steps), disable=not progress,
-                     desc=f"{cfg.method} critic pre-training", dynamic_ncols=True):
+    for step in tqdm(
+        range(cfg.critic_pretrain_steps),
+        disable=not progress,
+        desc=f"{cfg.method} critic pre-training",
+        dynamic_ncols=True,
+    ):
         critic_pretrain_update(learner, draw_batch(streams, counts, np_rng), cfg, step)
     if heldout is not None:
         out["after_pretrain"] = critic_calibration(learner, heldout, cfg)
     return out
 
 
-def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, round_index: int,
-              *, init_from: str | Path | None = None, max_steps: int | None = None,
-              progress: bool = True, log_dir: str | Path | None = None,
-              restart_round: bool = False) -> Path | None:
+def run_round(
+    cfg: TrainConfig,
+    streams: SampleStreams,
+    ckpt_root: str | Path,
+    round_index: int,
+    *,
+    init_from: str | Path | None = None,
+    max_steps: int | None = None,
+    progress: bool = True,
+    log_dir: str | Path | None = None,
+    restart_round: bool = False,
+) -> Path | None:
     """Train one round; returns round N's checkpoint directory (at once if it already exists).
 
     ``max_steps`` stops early after that many steps in this call (leaving the partial checkpoint,
@@ -375,8 +425,7 @@ def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, r
         # A finished round is never trained twice by accident (pipelines rerun stages).
         print(f"{PROG}: {final} already exists; delete it to retrain", file=sys.stderr)
         return final
-    start = _start(cfg, streams, final, round_index, Path(init_from) if init_from else None,
-                   rank)
+    start = _start(cfg, streams, final, round_index, Path(init_from) if init_from else None, rank)
     learner, state, np_rng, torch_gen = start.learner, start.state, start.np_rng, start.torch_gen
     method = cfg.method_config()
     sizes = [streams.size(s) for s in STREAMS]
@@ -384,39 +433,59 @@ def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, r
     # The data the round trains on; a resumed round keeps the record of where it started (the
     # resume check made sure the episodes are the same).
     data = streams.manifest() if start.resumed is None else start.resumed.manifest["data"]
-    manifest = {"round": round_index, "method": cfg.method, "stream_sizes": dict(
-        zip(STREAMS, sizes, strict=True)), "batch_counts": counts, "data": data}
+    manifest = {
+        "round": round_index,
+        "method": cfg.method,
+        "stream_sizes": dict(zip(STREAMS, sizes, strict=True)),
+        "batch_counts": counts,
+        "data": data,
+    }
     calibration_batch = None
     if method.train_critic and streams.size(HELDOUT) > 0:
         # A fixed held-out batch drawn from its own generator: the training draws stay as
         # they were, and every measurement of this round sees the same windows.
-        calibration_batch = streams.sample(HELDOUT, cfg.recap_heldout_batch,
-                                           np.random.default_rng([cfg.seed, round_index, 7]))
+        calibration_batch = streams.sample(
+            HELDOUT, cfg.recap_heldout_batch, np.random.default_rng([cfg.seed, round_index, 7])
+        )
     if start.resumed is not None:
         manifest["critic_calibration"] = start.resumed.manifest.get("critic_calibration", {})
     else:
         manifest["critic_calibration"] = _pretrain_critic(
-            learner, streams, counts, cfg, np_rng, calibration_batch, progress and rank.main)
+            learner, streams, counts, cfg, np_rng, calibration_batch, progress and rank.main
+        )
     writer = None
     if log_dir is not None and rank.main:
         from torch.utils.tensorboard import SummaryWriter  # heavy import, only when logging
 
         writer = SummaryWriter(str(Path(log_dir) / cfg.method / f"round_{round_index:03d}"))
     heldout = HELDOUT if streams.size(HELDOUT) > 0 else "auto"
-    bar = tqdm(total=cfg.steps_per_round, initial=state.step_in_round,
-               disable=not (progress and rank.main), desc=f"{cfg.method} round {round_index}",
-               dynamic_ncols=True)
-    stop_at = cfg.steps_per_round if max_steps is None else min(
-        cfg.steps_per_round, state.step_in_round + max_steps)
+    bar = tqdm(
+        total=cfg.steps_per_round,
+        initial=state.step_in_round,
+        disable=not (progress and rank.main),
+        desc=f"{cfg.method} round {round_index}",
+        dynamic_ncols=True,
+    )
+    stop_at = (
+        cfg.steps_per_round
+        if max_steps is None
+        else min(cfg.steps_per_round, state.step_in_round + max_steps)
+    )
     t0, first = time.perf_counter(), state.step_in_round
     for step in range(state.step_in_round, stop_at):
-        if method.gate == "recap" and cfg.recap_epsilon is None \
-                and step % cfg.recap_epsilon_every == 0 and streams.size(heldout) > 0:
+        if (
+            method.gate == "recap"
+            and cfg.recap_epsilon is None
+            and step % cfg.recap_epsilon_every == 0
+            and streams.size(heldout) > 0
+        ):
             state.recap_epsilon = _pick_epsilon(
-                learner, streams.sample(heldout, cfg.recap_heldout_batch, np_rng), cfg, rank)
+                learner, streams.sample(heldout, cfg.recap_heldout_batch, np_rng), cfg, rank
+            )
         batch = draw_batch(streams, counts, np_rng)
-        metrics = update(learner, batch, cfg, StepContext(step, round_index,
-                                                          state.recap_epsilon), torch_gen)
+        metrics = update(
+            learner, batch, cfg, StepContext(step, round_index, state.recap_epsilon), torch_gen
+        )
         bar.update(1)
         if step % cfg.log_every == 0 or step + 1 == cfg.steps_per_round:
             metrics["recap/epsilon"] = state.recap_epsilon
@@ -428,19 +497,29 @@ def run_round(cfg: TrainConfig, streams: SampleStreams, ckpt_root: str | Path, r
         done_steps = step + 1
         if done_steps % cfg.checkpoint_every == 0 or done_steps == stop_at:
             if done_steps < cfg.steps_per_round:
-                _save(partial_dir(final), learner, cfg,
-                      _capture(state, learner, done_steps, np_rng, torch_gen, rank), manifest,
-                      rank)
+                _save(
+                    partial_dir(final),
+                    learner,
+                    cfg,
+                    _capture(state, learner, done_steps, np_rng, torch_gen, rank),
+                    manifest,
+                    rank,
+                )
     bar.close()
     if writer is not None:
         writer.close()
     if stop_at < cfg.steps_per_round:
         return None
     if calibration_batch is not None:
-        manifest["critic_calibration"]["end"] = critic_calibration(learner, calibration_batch,
-                                                                   cfg)
-    _save(final, learner, cfg, _capture(state, learner, cfg.steps_per_round, np_rng, torch_gen,
-                                        rank), manifest, rank)
+        manifest["critic_calibration"]["end"] = critic_calibration(learner, calibration_batch, cfg)
+    _save(
+        final,
+        learner,
+        cfg,
+        _capture(state, learner, cfg.steps_per_round, np_rng, torch_gen, rank),
+        manifest,
+        rank,
+    )
     if rank.main:
         discard_checkpoint(partial_dir(final))
     rank.barrier()
@@ -455,8 +534,10 @@ def default_init(ckpt_root: Path, method: str, round_index: int) -> Path | None:
     if round_index == 1 and not prev.is_dir():
         prev = round_dir(ckpt_root, "sft", 0)
     if not prev.is_dir():
-        raise FileNotFoundError(f"round {round_index} starts from {prev}, which does not exist; "
-                                f"train round {round_index - 1} first or pass --init")
+        raise FileNotFoundError(
+            f"round {round_index} starts from {prev}, which does not exist; "
+            f"train round {round_index - 1} first or pass --init"
+        )
     return prev
 
 
@@ -487,32 +568,55 @@ def t_max_warning(streams: Any, cfg: TrainConfig) -> str | None:
     episodes = getattr(getattr(streams, "store", None), "episodes", None) or []
     longest = max((int(e.get("t_max_steps", 0)) for e in episodes), default=0)
     if longest > cfg.t_max:
-        return (f"train_round: warning: episodes allow up to {longest} steps but t_max is "
-                f"{cfg.t_max:g}; V_e is clamped to [-t_max, 0] (set t_max: {longest})")
+        return (
+            f"train_round: warning: episodes allow up to {longest} steps but t_max is "
+            f"{cfg.t_max:g}; V_e is clamped to [-t_max, 0] (set t_max: {longest})"
+        )
     return None
 
 
 def _parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, help="training YAML (TrainConfig keys)")
-    p.add_argument("--data-root", type=Path, required=True,
-                   help="directory searched for episode bags (<task>/round_NNN/<episode>/)")
-    p.add_argument("--store", type=Path,
-                   help="episode store directory (default: <data-root>/store)")
-    p.add_argument("--no-convert", action="store_true",
-                   help="train on the store as it is, without converting new bags")
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        required=True,
+        help="directory searched for episode bags (<task>/round_NNN/<episode>/)",
+    )
+    p.add_argument(
+        "--store", type=Path, help="episode store directory (default: <data-root>/store)"
+    )
+    p.add_argument(
+        "--no-convert",
+        action="store_true",
+        help="train on the store as it is, without converting new bags",
+    )
     p.add_argument("--ckpt-root", type=Path, required=True, help="checkpoint root")
-    p.add_argument("--round", type=non_negative_int, required=True, dest="round_index",
-                   help="round N (0 = the SFT round)")
+    p.add_argument(
+        "--round",
+        type=non_negative_int,
+        required=True,
+        dest="round_index",
+        help="round N (0 = the SFT round)",
+    )
     p.add_argument("--method", help="override the config's method")
     p.add_argument("--init", type=Path, help="checkpoint to start from (default: round N-1)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override config keys, e.g. --set steps_per_round=200 seed=1")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config keys, e.g. --set steps_per_round=200 seed=1",
+    )
     p.add_argument("--log-dir", type=Path, help="TensorBoard dir (default: <ckpt-root>/tb)")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument(RESTART_FLAG, action="store_true",
-                   help="discard round N's partial checkpoint and train the round from its "
-                        "start (needed when the data changed since it was written)")
+    p.add_argument(
+        RESTART_FLAG,
+        action="store_true",
+        help="discard round N's partial checkpoint and train the round from its "
+        "start (needed when the data changed since it was written)",
+    )
     return p
 
 
@@ -525,14 +629,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = parse_overrides(args.set)
         if args.method:
             overrides["method"] = args.method
-        cfg = TrainConfig.from_yaml(args.config, **overrides) if args.config \
+        cfg = (
+            TrainConfig.from_yaml(args.config, **overrides)
+            if args.config
             else TrainConfig.from_dict(overrides)
+        )
         init = args.init or default_init(args.ckpt_root, cfg.method, args.round_index)
         store = args.store or args.data_root / "store"
         try:
             if not args.no_convert:
-                print(convert_bags(args.data_root, store, cfg, not args.no_progress),
-                      file=sys.stderr)
+                print(
+                    convert_bags(args.data_root, store, cfg, not args.no_progress), file=sys.stderr
+                )
             streams = open_store(store, args.round_index, cfg)
         except StoreError as exc:  # a store built otherwise / from another version: fix, rerun
             raise UserError(one_line(exc)) from None
@@ -540,10 +648,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if warning:
             print(warning, file=sys.stderr)
     try:
-        out = run_round(cfg, streams, args.ckpt_root, args.round_index, init_from=init,
-                        progress=not args.no_progress,
-                        log_dir=args.log_dir or args.ckpt_root / "tb",
-                        restart_round=args.restart_round)
+        out = run_round(
+            cfg,
+            streams,
+            args.ckpt_root,
+            args.round_index,
+            init_from=init,
+            progress=not args.no_progress,
+            log_dir=args.log_dir or args.ckpt_root / "tb",
+            restart_round=args.restart_round,
+        )
     except (ResumeRefused, CheckpointError) as exc:
         # A refused resume or a damaged --init / previous round: the user decides, no traceback.
         # Errors of the training itself keep theirs.

@@ -59,11 +59,18 @@ def build_learner(cfg: TrainConfig, model_cfg: ModelConfig, stats: NormStats) ->
 
     def adamw(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         # foreach: one fused kernel per op instead of a Python loop over parameters (CPU too).
-        return torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=cfg.weight_decay,
-                                 foreach=True)
+        return torch.optim.AdamW(
+            module.parameters(), lr=lr, weight_decay=cfg.weight_decay, foreach=True
+        )
 
-    return Learner(policy, critic, value, adamw(policy, cfg.lr_actor),
-                   adamw(critic, cfg.lr_critic), adamw(value, cfg.lr_value))
+    return Learner(
+        policy,
+        critic,
+        value,
+        adamw(policy, cfg.lr_actor),
+        adamw(critic, cfg.lr_critic),
+        adamw(value, cfg.lr_value),
+    )
 
 
 @dataclass(frozen=True)
@@ -88,16 +95,22 @@ def sample_kinds(batch: Mapping[str, Any]) -> torch.Tensor:
     return kinds
 
 
-def stale_rollouts(batch: Mapping[str, Any], kinds: torch.Tensor, model_index: int,
-                   cutoff: int) -> torch.Tensor:
+def stale_rollouts(
+    batch: Mapping[str, Any], kinds: torch.Tensor, model_index: int, cutoff: int
+) -> torch.Tensor:
     """(B,) bool: policy samples from an actor more than ``cutoff`` steps old (spec §8)."""
     mi = as_tensor(batch[F.MODEL_INDEX]).long()
     return (kinds >= ROLLOUT_SUCC) & (mi < model_index - cutoff)
 
 
-def pre_weights(kinds: torch.Tensor, g: torch.Tensor, method: MethodConfig, ir_on: bool,
-                recap_pass: torch.Tensor | None,
-                success_keep: torch.Tensor | None = None) -> torch.Tensor:
+def pre_weights(
+    kinds: torch.Tensor,
+    g: torch.Tensor,
+    method: MethodConfig,
+    ir_on: bool,
+    recap_pass: torch.Tensor | None,
+    success_keep: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The table of spec §4 / §7: w_tilde (B,) from kinds (B,) and gate values g (B,).
 
     success_keep (B,): the filtered-BC gate (weights.success_filter), for gate "success"."""
@@ -105,8 +118,9 @@ def pre_weights(kinds: torch.Tensor, g: torch.Tensor, method: MethodConfig, ir_o
     roll = kinds >= ROLLOUT_SUCC
     if method.gate in ("habc", "viability"):
         w = torch.where(kinds == ROLLOUT_SUCC, g, w)
-        w = torch.where((kinds == ROLLOUT_FAIL) | (kinds == ROLLOUT_UNLABELED),
-                        torch.zeros_like(w), w)
+        w = torch.where(
+            (kinds == ROLLOUT_FAIL) | (kinds == ROLLOUT_UNLABELED), torch.zeros_like(w), w
+        )
         if ir_on:
             w = torch.where(kinds == INTERVENTION, g, w)
     elif method.gate == "recap":
@@ -121,8 +135,10 @@ def pre_weights(kinds: torch.Tensor, g: torch.Tensor, method: MethodConfig, ir_o
 def subset(batch: Mapping[str, Any], index: torch.Tensor) -> dict[str, Any]:
     """Rows ``index`` (K,) int64 of a dict batch (tensors indexed, lists picked)."""
     idx = index.tolist()
-    return {k: [v[i] for i in idx] if isinstance(v, list | tuple) else v[index.to(v.device)]
-            for k, v in batch.items()}
+    return {
+        k: [v[i] for i in idx] if isinstance(v, list | tuple) else v[index.to(v.device)]
+        for k, v in batch.items()
+    }
 
 
 def _cat_obs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -148,12 +164,13 @@ def average_gradients(module: torch.nn.Module) -> None:
     offset = 0
     for p in params:
         n = p.numel()
-        p.grad.copy_(flat[offset:offset + n].view_as(p))
+        p.grad.copy_(flat[offset : offset + n].view_as(p))
         offset += n
 
 
-def _step(opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module,
-          clip: float, lr: float) -> float:
+def _step(
+    opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module, clip: float, lr: float
+) -> float:
     for group in opt.param_groups:
         group["lr"] = lr
     opt.zero_grad(set_to_none=True)
@@ -174,8 +191,9 @@ def _masked_mean(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def critic_gate(critic: DualHeadCritic, both: dict[str, torch.Tensor], done: torch.Tensor,
-                method: MethodConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def critic_gate(
+    critic: DualHeadCritic, both: dict[str, torch.Tensor], done: torch.Tensor, method: MethodConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """g_t (B,) from detached heads on stacked [s_t; s_t+1] inputs (2B rows), and z_v(s_t) (B,).
 
     HABC uses Eq. 7 (with the TD terminal at d_t = 1); HABC-V ablates V_e: 1 + tanh(A_v).
@@ -189,9 +207,16 @@ def critic_gate(critic: DualHeadCritic, both: dict[str, torch.Tensor], done: tor
     return W.gate(z_t, z_n, v_t, v_n, done=done), z_t
 
 
-def actor_weights(batch: Mapping[str, Any], kinds: torch.Tensor, g: torch.Tensor,
-                  method: MethodConfig, cfg: TrainConfig, round_index: int, model_index: int,
-                  recap_pass: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def actor_weights(
+    batch: Mapping[str, Any],
+    kinds: torch.Tensor,
+    g: torch.Tensor,
+    method: MethodConfig,
+    cfg: TrainConfig,
+    round_index: int,
+    model_index: int,
+    recap_pass: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Final actor weights w (B,) and sample validity (B,) bool (spec §4 table + Eq. 8).
 
     SFT samples weigh 1 and are never normalised; non-SFT weights are unit-mean normalised over
@@ -203,8 +228,9 @@ def actor_weights(batch: Mapping[str, Any], kinds: torch.Tensor, g: torch.Tensor
     valid = mask.any(dim=(1, 2)) & ~stale_rollouts(batch, kinds, model_index, cfg.stale_cutoff)
     success_keep = None
     if method.gate == "success":
-        success_keep = W.success_filter(as_tensor(batch[F.OUTCOME_LABEL]).float(),
-                                        as_tensor(batch[F.INTERVENTION_WINDOW]))
+        success_keep = W.success_filter(
+            as_tensor(batch[F.OUTCOME_LABEL]).float(), as_tensor(batch[F.INTERVENTION_WINDOW])
+        )
     w_tilde = pre_weights(kinds, g, method, ir_on, recap_pass, success_keep)
     non_sft = kinds != DEMO
     if method.normalize:
@@ -235,14 +261,26 @@ def _prepare(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig) -> _P
     # Every outcome-labeled rollout sample: in naive mode that includes windows that are
     # also intervention windows (the ablation labels every rollout frame).
     labeled = (kinds != DEMO) & ~label.isnan()
-    return _Prepared(batch, prepare_obs(batch, F.OBS_PREFIX, mcfg, stats),
-                     prepare_obs(batch, F.NEXT_OBS_PREFIX, mcfg, stats),
-                     kinds, as_tensor(batch[F.EPISODE_DONE]).bool(), label, labeled,
-                     as_tensor(batch[F.TERMINAL_SUCCESS]).bool())
+    return _Prepared(
+        batch,
+        prepare_obs(batch, F.OBS_PREFIX, mcfg, stats),
+        prepare_obs(batch, F.NEXT_OBS_PREFIX, mcfg, stats),
+        kinds,
+        as_tensor(batch[F.EPISODE_DONE]).bool(),
+        label,
+        labeled,
+        as_tensor(batch[F.TERMINAL_SUCCESS]).bool(),
+    )
 
 
-def _value_and_critic_steps(learner: Learner, p: _Prepared, cfg: TrainConfig, lr: float,
-                            method: MethodConfig, metrics: dict[str, float]) -> None:
+def _value_and_critic_steps(
+    learner: Learner,
+    p: _Prepared,
+    cfg: TrainConfig,
+    lr: float,
+    method: MethodConfig,
+    metrics: dict[str, float],
+) -> None:
     """Steps 1-3: V_psi (Eq. 9) and, when the method trains it, the dual-head critic (Eq. 4)."""
     batch, obs, nobs, kinds, done = p.batch, p.obs, p.nobs, p.kinds, p.done
     # 1. Parent value head V_psi on B_S ∪ B_O (Eq. 9): TD inside episodes, MC at the boundary.
@@ -271,14 +309,16 @@ def _value_and_critic_steps(learner: Learner, p: _Prepared, cfg: TrainConfig, lr
     bce = nnf.binary_cross_entropy_with_logits(z, label.nan_to_num(0.0), reduction="none")
     hub = nnf.huber_loss(ve, y_e, delta=cfg.huber_delta, reduction="none")
     loss_bce, loss_hub = _masked_mean(bce, labeled.float()), _masked_mean(hub, eff.float())
-    _step(learner.opt_critic, loss_bce + loss_hub, learner.critic, cfg.grad_clip,
-          cfg.lr_critic * lr)
+    _step(
+        learner.opt_critic, loss_bce + loss_hub, learner.critic, cfg.grad_clip, cfg.lr_critic * lr
+    )
     metrics["loss/critic_bce"] = float(loss_bce.detach())
     metrics["loss/critic_huber"] = float(loss_hub.detach())
 
 
-def critic_pretrain_update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig,
-                           step: int) -> dict[str, float]:
+def critic_pretrain_update(
+    learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, step: int
+) -> dict[str, float]:
     """One step of V_psi and the critic only (the actor untouched, model_index unchanged).
 
     Run before a round's actor steps so no gate ever comes from a critic that has not seen the
@@ -286,14 +326,16 @@ def critic_pretrain_update(learner: Learner, batch: Mapping[str, Any], cfg: Trai
     """
     metrics: dict[str, float] = {}
     lr = lr_scale(step, cfg.lr_warmup_steps)
-    _value_and_critic_steps(learner, _prepare(learner, batch, cfg), cfg, lr,
-                            cfg.method_config(), metrics)
+    _value_and_critic_steps(
+        learner, _prepare(learner, batch, cfg), cfg, lr, cfg.method_config(), metrics
+    )
     return metrics
 
 
 @torch.no_grad()
-def critic_calibration(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig,
-                       bins: int = 10) -> dict[str, float]:
+def critic_calibration(
+    learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, bins: int = 10
+) -> dict[str, float]:
     """p_v = sigmoid(z_v) against the outcome labels of a (held-out) rollout batch.
 
     Returns BCE, the expected calibration error over `bins` equal-width bins of p_v, the mean
@@ -307,14 +349,30 @@ def critic_calibration(learner: Learner, batch: Mapping[str, Any], cfg: TrainCon
     z, y = z[p.labeled], p.label[p.labeled]
     prob = torch.sigmoid(z)
     which = (prob * bins).long().clamp(max=bins - 1)
-    ece = sum(float((prob[which == b].mean() - y[which == b].mean()).abs()) * int(
-        (which == b).sum()) for b in range(bins) if (which == b).any()) / n
-    return {"samples": n, "bce": float(nnf.binary_cross_entropy_with_logits(z, y)),
-            "ece": ece, "mean_p_v": float(prob.mean()), "success_rate": float(y.mean())}
+    ece = (
+        sum(
+            float((prob[which == b].mean() - y[which == b].mean()).abs()) * int((which == b).sum())
+            for b in range(bins)
+            if (which == b).any()
+        )
+        / n
+    )
+    return {
+        "samples": n,
+        "bce": float(nnf.binary_cross_entropy_with_logits(z, y)),
+        "ece": ece,
+        "mean_p_v": float(prob.mean()),
+        "success_rate": float(y.mean()),
+    }
 
 
-def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: StepContext,
-           generator: torch.Generator) -> dict[str, float]:
+def update(
+    learner: Learner,
+    batch: Mapping[str, Any],
+    cfg: TrainConfig,
+    ctx: StepContext,
+    generator: torch.Generator,
+) -> dict[str, float]:
     """One gradient step of V_psi, the critic and the actor on ``batch`` (B_S ∪ B_I ∪ B_O).
 
     Returns scalar metrics for logging. Advances learner.model_index by one.
@@ -338,8 +396,10 @@ def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: St
         p_v = torch.sigmoid(z_t)
         if p.labeled.any():
             metrics["critic/p_v_mean"] = float(p_v[p.labeled].mean())
-        for name, sel in (("rollout_succ", kinds == ROLLOUT_SUCC),
-                          ("intervention", kinds == INTERVENTION)):
+        for name, sel in (
+            ("rollout_succ", kinds == ROLLOUT_SUCC),
+            ("intervention", kinds == INTERVENTION),
+        ):
             if sel.any():
                 metrics[f"gate/g_mean_{name}"] = float(g_raw[sel].mean())
                 metrics[f"gate/g_std_{name}"] = float(g_raw[sel].std(unbiased=False))
@@ -351,15 +411,15 @@ def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: St
     if method.gate == "recap":
         with torch.no_grad():
             v_t, v_n = vh.expected(vh(both)).split(n)
-            adv = W.recap_advantage(as_tensor(batch[F.REWARD]).float(), v_t, v_n, done,
-                                    cfg.gamma)
+            adv = W.recap_advantage(as_tensor(batch[F.REWARD]).float(), v_t, v_n, done, cfg.gamma)
             recap_pass = W.recap_filter(adv, ctx.recap_epsilon)
         if roll.any():
             metrics["recap/pass_rate"] = float(recap_pass[roll].mean())
 
     # 5. Pre-normalisation weights by source, then unit mean over valid non-SFT samples.
-    w, valid = actor_weights(batch, kinds, g, method, cfg, ctx.round_index, learner.model_index,
-                             recap_pass)
+    w, valid = actor_weights(
+        batch, kinds, g, method, cfg, ctx.round_index, learner.model_index, recap_pass
+    )
 
     # 6. Weighted flow-matching actor loss (Eq. 1): (1/B) sum_i w_i l_i.
     # Samples weighing 0 (failed / unlabeled / stale rollouts) cannot change the loss: leave
@@ -371,9 +431,11 @@ def update(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, ctx: St
     learner.model_index += 1
     metrics["loss/actor"] = float(loss_pi.detach())
     metrics["loss/actor_unweighted"] = float(per_sample.detach().mean()) if len(keep) else 0.0
-    for name, sel in (("non_sft", (kinds != DEMO) & valid),
-                      ("rollout_succ", (kinds == ROLLOUT_SUCC) & valid),
-                      ("intervention", (kinds == INTERVENTION) & valid)):
+    for name, sel in (
+        ("non_sft", (kinds != DEMO) & valid),
+        ("rollout_succ", (kinds == ROLLOUT_SUCC) & valid),
+        ("intervention", (kinds == INTERVENTION) & valid),
+    ):
         if sel.any():
             metrics[f"weights/mean_{name}"] = float(w[sel].mean())
             metrics[f"weights/std_{name}"] = float(w[sel].std(unbiased=False))
@@ -389,5 +451,10 @@ def recap_advantages(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfi
     vh = learner.value
     v_t = vh.expected(vh(prepare_obs(batch, F.OBS_PREFIX, mcfg, stats)))
     v_n = vh.expected(vh(prepare_obs(batch, F.NEXT_OBS_PREFIX, mcfg, stats)))
-    return W.recap_advantage(as_tensor(batch[F.REWARD]).float(), v_t, v_n,
-                             as_tensor(batch[F.EPISODE_DONE]).bool(), cfg.gamma)
+    return W.recap_advantage(
+        as_tensor(batch[F.REWARD]).float(),
+        v_t,
+        v_n,
+        as_tensor(batch[F.EPISODE_DONE]).bool(),
+        cfg.gamma,
+    )

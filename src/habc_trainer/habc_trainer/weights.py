@@ -6,7 +6,10 @@ import torch
 
 
 def gate(
-    z_v: torch.Tensor, z_v_next: torch.Tensor, v_e: torch.Tensor, v_e_next: torch.Tensor,
+    z_v: torch.Tensor,
+    z_v_next: torch.Tensor,
+    v_e: torch.Tensor,
+    v_e_next: torch.Tensor,
     done: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The HABC gate (Eq. 5-7); all inputs (B,) detached head outputs, returns g (B,) in (0, 2).

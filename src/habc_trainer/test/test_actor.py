@@ -87,15 +87,21 @@ def test_overfitting_a_tiny_batch_reduces_the_loss():
 
 def test_infer_returns_an_h_by_d_chunk_in_robot_units():
     # Actions around 1000 with std 0.01: a normalised-space output would be near 0.
-    stats = NormStats({
-        F.PROPRIO: FeatureStats.identity(6), F.ENV_STATE: FeatureStats.identity(3),
-        F.ACTION: dataclasses.replace(FeatureStats.identity(4),
-                                      mean=np.full(4, 1000.0, np.float32),
-                                      std=np.full(4, 0.01, np.float32)),
-    })
+    stats = NormStats(
+        {
+            F.PROPRIO: FeatureStats.identity(6),
+            F.ENV_STATE: FeatureStats.identity(3),
+            F.ACTION: dataclasses.replace(
+                FeatureStats.identity(4),
+                mean=np.full(4, 1000.0, np.float32),
+                std=np.full(4, 0.01, np.float32),
+            ),
+        }
+    )
     policy = FlowPolicy(CFG, stats)
-    out = policy.infer(make_example_obs(CFG, np.random.default_rng(0)),
-                       generator=torch.Generator().manual_seed(0))
+    out = policy.infer(
+        make_example_obs(CFG, np.random.default_rng(0)), generator=torch.Generator().manual_seed(0)
+    )
     assert out["actions"].shape == (CFG.horizon, CFG.action_dim)
     assert out["actions"].dtype == np.float32
     assert np.abs(out["actions"] - 1000.0).max() < 5.0
@@ -155,11 +161,17 @@ def test_sampled_chunks_are_denoised_when_a_patch_is_wider_than_the_token():
 
     torch.manual_seed(0)
     cfg = dataclasses.replace(
-        model_preset("tiny"), d_model=16, horizon=10, execute_steps=5, action_patch=5,
+        model_preset("tiny"),
+        d_model=16,
+        horizon=10,
+        execute_steps=5,
+        action_patch=5,
     ).with_dims(proprio_dim=3, action_dim=8)
     actor = FlowActor(cfg)
-    obs = {F.PROPRIO: torch.zeros(64, 3),
-           F.TASK: torch.zeros(64, cfg.max_prompt_tokens, dtype=torch.int64)}
+    obs = {
+        F.PROPRIO: torch.zeros(64, 3),
+        F.TASK: torch.zeros(64, cfg.max_prompt_tokens, dtype=torch.int64),
+    }
     target = torch.linspace(-1.0, 1.0, 80).reshape(1, 10, 8).expand(64, 10, 8)
     mask = torch.ones(64, 10, 8, dtype=torch.bool)
     opt = torch.optim.Adam(actor.parameters(), lr=3e-3)

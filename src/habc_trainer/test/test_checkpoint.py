@@ -33,8 +33,9 @@ torch.set_num_threads(1)
 
 
 def _trained(tmp_path):
-    cfg = TrainConfig(method="habc", model_preset="tiny", batch_size=16, warmup_steps=0,
-                      lr_warmup_steps=0)
+    cfg = TrainConfig(
+        method="habc", model_preset="tiny", batch_size=16, warmup_steps=0, lr_warmup_steps=0
+    )
     mc = cfg.model_config().with_dims(proprio_dim=6, action_dim=4, env_state_dim=3)
     streams = SyntheticStreams(mc, per_stream=16)
     torch.manual_seed(0)
@@ -42,12 +43,22 @@ def _trained(tmp_path):
     rng = np.random.default_rng(0)
     counts = batch_counts((0.25, 0.25, 0.5), [16, 16, 16], 16)
     for i in range(2):
-        update(learner, draw_batch(streams, counts, rng), cfg, StepContext(i, 0),
-               torch.Generator().manual_seed(i))
+        update(
+            learner,
+            draw_batch(streams, counts, rng),
+            cfg,
+            StepContext(i, 0),
+            torch.Generator().manual_seed(i),
+        )
     gen = torch.Generator().manual_seed(5)
-    state = TrainerState(round_index=0, step_in_round=2, model_index=learner.model_index,
-                         recap_epsilon=0.25, np_rng_states=[rng.bit_generator.state],
-                         torch_rng_states=[gen.get_state()])
+    state = TrainerState(
+        round_index=0,
+        step_in_round=2,
+        model_index=learner.model_index,
+        recap_epsilon=0.25,
+        np_rng_states=[rng.bit_generator.state],
+        torch_rng_states=[gen.get_state()],
+    )
     path = save_checkpoint(tmp_path / "ck", learner, cfg, state, {"episodes": 3})
     return cfg, mc, learner, path
 
@@ -64,8 +75,9 @@ def test_round_trip_restores_weights_optimisers_stats_and_state(tmp_path):
     assert st.np_rng_states[0]["bit_generator"] == "PCG64"
     back = restore_learner(ckpt, cfg)
     for name, module in learner.modules().items():
-        for (k, a), b in zip(module.state_dict().items(),
-                             back.modules()[name].state_dict().values(), strict=True):
+        for (k, a), b in zip(
+            module.state_dict().items(), back.modules()[name].state_dict().values(), strict=True
+        ):
             assert torch.equal(a, b), f"{name}.{k}"
     for name, opt in learner.optimizers().items():
         a, b = opt.state_dict()["state"], back.optimizers()[name].state_dict()["state"]
@@ -89,8 +101,15 @@ def test_loaded_policy_infers_exactly_like_the_trained_one(tmp_path):
 def test_checkpoint_holds_no_pickle(tmp_path):
     _, _, _, path = _trained(tmp_path)
     names = sorted(p.name for p in path.iterdir())
-    assert names == ["checksums.json", "config.yaml", "manifest.json", "model.safetensors",
-                     "optim.safetensors", "rng.safetensors", "trainer.json"]
+    assert names == [
+        "checksums.json",
+        "config.yaml",
+        "manifest.json",
+        "model.safetensors",
+        "optim.safetensors",
+        "rng.safetensors",
+        "trainer.json",
+    ]
     assert not list(tmp_path.glob(".ck.*"))  # temp dir renamed away
 
 
@@ -103,8 +122,15 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 # --- integrity: sha256 of every file, checked at every load ---
 
-FILES = ["model.safetensors", "optim.safetensors", "rng.safetensors", "trainer.json",
-         "config.yaml", "manifest.json", "checksums.json"]
+FILES = [
+    "model.safetensors",
+    "optim.safetensors",
+    "rng.safetensors",
+    "trainer.json",
+    "config.yaml",
+    "manifest.json",
+    "checksums.json",
+]
 # A pickle of {"a": 1} (protocol 2), and one that would run `touch` if anything unpickled it.
 PICKLE = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01K\x01s."
 
@@ -150,8 +176,9 @@ def test_200_flipped_weight_bytes_are_refused(saved, tmp_path):
     path = _copy(saved, tmp_path)
     blob = bytearray((path / "model.safetensors").read_bytes())
     header = 8 + int.from_bytes(blob[:8], "little")
-    for offset in np.random.default_rng(0).choice(np.arange(header, len(blob)), 200,
-                                                  replace=False):
+    for offset in np.random.default_rng(0).choice(
+        np.arange(header, len(blob)), 200, replace=False
+    ):
         blob[offset] ^= 0x5A
     (path / "model.safetensors").write_bytes(bytes(blob))
     with pytest.raises(CheckpointError, match="model.safetensors: damaged or replaced"):
@@ -171,14 +198,16 @@ def test_an_extra_or_missing_file_is_refused_naming_it(saved, tmp_path):
 
 @pytest.mark.parametrize("version", [2, 1])
 @pytest.mark.parametrize("content", ["pickle", "truncated", "empty"])
-def test_a_pickle_or_truncated_file_named_model_safetensors_is_refused(saved, tmp_path,
-                                                                       version, content):
+def test_a_pickle_or_truncated_file_named_model_safetensors_is_refused(
+    saved, tmp_path, version, content
+):
     path = _copy(saved, tmp_path)
     if version == 1:
         _as_version_1(path)
     model = path / "model.safetensors"
-    model.write_bytes({"pickle": PICKLE, "truncated": model.read_bytes()[:-100],
-                       "empty": b""}[content])
+    model.write_bytes(
+        {"pickle": PICKLE, "truncated": model.read_bytes()[:-100], "empty": b""}[content]
+    )
     # Version 2: the checksum refuses it; version 1: safetensors' parser does.
     reason = "damaged or replaced" if version == 2 else "not a safetensors file"
     with warnings.catch_warnings(), pytest.raises(CheckpointError, match=f"{model}: {reason}"):
@@ -189,8 +218,9 @@ def test_a_pickle_or_truncated_file_named_model_safetensors_is_refused(saved, tm
 def test_a_version_1_checkpoint_loads_unverified_with_one_warning(saved, tmp_path):
     path = _copy(saved, tmp_path)
     _as_version_1(path)
-    with pytest.warns(CheckpointWarning, match="version-1 checkpoint without checksums.json"
-                      ) as caught:
+    with pytest.warns(
+        CheckpointWarning, match="version-1 checkpoint without checksums.json"
+    ) as caught:
         ckpt = load_checkpoint(path)
     assert len(caught) == 1 and "\n" not in str(caught[0].message)
     assert not ckpt.verified and ckpt.model_index == 2
@@ -200,6 +230,7 @@ def test_a_version_1_checkpoint_loads_unverified_with_one_warning(saved, tmp_pat
 
 
 # --- permissions ---
+
 
 def test_checkpoints_are_readable_by_other_users_whatever_the_umask(tmp_path):
     old = os.umask(0o077)  # a private umask must not make the deployed policy unreadable
@@ -214,6 +245,7 @@ def test_checkpoints_are_readable_by_other_users_whatever_the_umask(tmp_path):
 
 
 # --- atomic replacement: a valid copy at every moment ---
+
 
 def _snapshots_at_crash_points(monkeypatch, root, write):
     """Copies of ``root`` as a kill at each crash point of ``write()`` would leave it."""
@@ -232,7 +264,8 @@ def test_a_kill_at_any_point_of_a_replace_leaves_a_valid_checkpoint(tmp_path, mo
     cfg, _, learner, path = _trained(tmp_path / "root")
     newer = TrainerState(round_index=0, step_in_round=4, model_index=learner.model_index)
     shots = _snapshots_at_crash_points(
-        monkeypatch, path.parent, lambda: save_checkpoint(path, learner, cfg, newer))
+        monkeypatch, path.parent, lambda: save_checkpoint(path, learner, cfg, newer)
+    )
     points = [p for p, _ in shots]
     assert points[-3:] == ["files_written", "old_moved_aside", "new_in_place"], points
     for point, shot in shots:

@@ -15,8 +15,16 @@ def test_unknown_key_is_named(tmp_path):
         TrainConfig.from_yaml(p)
 
 
-@pytest.mark.parametrize("field,value", [("batch_size", 0), ("gamma", 1.5), ("t_max", -1),
-                                         ("recap_pass_rate", 0.0), ("warmup_steps", -1)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("batch_size", 0),
+        ("gamma", 1.5),
+        ("t_max", -1),
+        ("recap_pass_rate", 0.0),
+        ("warmup_steps", -1),
+    ],
+)
 def test_bad_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
@@ -32,8 +40,16 @@ def test_unknown_method_and_preset_list_the_valid_ones():
 
 
 def test_method_table_matches_the_spec():
-    assert set(METHODS) == {"sft", "imit_dagger", "imit_recap", "habc_v", "habc", "habc_ir",
-                            "habc_naive", "filtered_bc"}  # filtered_bc: the diagnostic's arm
+    assert set(METHODS) == {
+        "sft",
+        "imit_dagger",
+        "imit_recap",
+        "habc_v",
+        "habc",
+        "habc_ir",
+        "habc_naive",
+        "filtered_bc",
+    }  # filtered_bc: the diagnostic's arm
     assert method_preset("sft").batch_mix == (1.0, 0.0, 0.0)
     assert method_preset("imit_dagger").batch_mix == (0.5, 0.5, 0.0)
     assert method_preset("imit_recap").credit_assignment == "naive"
@@ -44,8 +60,14 @@ def test_method_table_matches_the_spec():
 
 def test_spec_constants_are_the_defaults():
     c = TrainConfig()
-    assert (c.failure_penalty, c.warmup_steps, c.huber_delta, c.gamma, c.batch_size,
-            c.stale_cutoff) == (100.0, 500, 1.0, 0.99, 256, 10000)
+    assert (
+        c.failure_penalty,
+        c.warmup_steps,
+        c.huber_delta,
+        c.gamma,
+        c.batch_size,
+        c.stale_cutoff,
+    ) == (100.0, 500, 1.0, 0.99, 256, 10000)
 
 
 def test_batch_mix_override_is_validated():

@@ -33,7 +33,8 @@ def test_gate_histograms_one_panel_per_checkpoint(tmp_path):
         f"ckpt {i}": {
             "rollout_success": np.histogram(rng.uniform(0.5, 1.2, 500), bins)[0].tolist(),
             "intervention": np.histogram(rng.uniform(0.8, 1.1, 300), bins)[0].tolist(),
-        } for i in range(3)
+        }
+        for i in range(3)
     }
     p = plots.gate_histograms(panels, bins, tmp_path / "g.png")
     w1, _ = _png_size(p)
@@ -42,21 +43,31 @@ def test_gate_histograms_one_panel_per_checkpoint(tmp_path):
 
 
 def test_value_traces_and_viability_map(tmp_path):
-    eps = [{"p_v": np.linspace(0.2, 0.9, 120).tolist(), "v_e_norm": np.linspace(0.3, 1, 120),
-            "human": [40 <= t < 70 for t in range(120)], "label": "seed 1: success"},
-           {"p_v": [0.5] * 50, "v_e_norm": [0.2] * 50, "human": [False] * 50, "label": "fail"}]
+    eps = [
+        {
+            "p_v": np.linspace(0.2, 0.9, 120).tolist(),
+            "v_e_norm": np.linspace(0.3, 1, 120),
+            "human": [40 <= t < 70 for t in range(120)],
+            "label": "seed 1: success",
+        },
+        {"p_v": [0.5] * 50, "v_e_norm": [0.2] * 50, "human": [False] * 50, "label": "fail"},
+    ]
     p = plots.value_traces(eps, tmp_path / "t.png")
     assert _png_size(p)[1] > 300  # one row per episode
     x, y = np.linspace(0.24, 0.32, 5), np.linspace(-0.27, -0.17, 4)
-    m = plots.viability_map(x, y, np.random.default_rng(1).uniform(size=(4, 5)),
-                            tmp_path / "v.png")
+    m = plots.viability_map(
+        x, y, np.random.default_rng(1).uniform(size=(4, 5)), tmp_path / "v.png"
+    )
     assert _png_size(m)[0] > 200
 
 
-@pytest.mark.parametrize(("mask", "spans"), [
-    ([False, True, True, False, True], [(1, 3), (4, 5)]),
-    ([True, True], [(0, 2)]),
-    ([], []),
-])
+@pytest.mark.parametrize(
+    ("mask", "spans"),
+    [
+        ([False, True, True, False, True], [(1, 3), (4, 5)]),
+        ([True, True], [(0, 2)]),
+        ([], []),
+    ],
+)
 def test_spans_of_human_control(mask, spans):
     assert plots._spans(mask) == spans

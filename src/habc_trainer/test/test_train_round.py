@@ -14,9 +14,18 @@ torch.set_num_threads(1)
 
 
 def _cfg(method="habc", **kw):
-    base = dict(method=method, model_preset="tiny", batch_size=16, steps_per_round=4,
-                warmup_steps=1, lr_warmup_steps=2, checkpoint_every=2, recap_epsilon_every=2,
-                recap_heldout_batch=32, log_every=1)
+    base = dict(
+        method=method,
+        model_preset="tiny",
+        batch_size=16,
+        steps_per_round=4,
+        warmup_steps=1,
+        lr_warmup_steps=2,
+        checkpoint_every=2,
+        recap_epsilon_every=2,
+        recap_heldout_batch=32,
+        log_every=1,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -34,8 +43,9 @@ def _model(path):
 def test_two_steps_then_resume_to_four_matches_a_straight_four_step_run(tmp_path, method):
     cfg = _cfg(method)
     straight = tr.run_round(cfg, _streams(cfg), tmp_path / "a", 0, progress=False)
-    assert tr.run_round(cfg, _streams(cfg), tmp_path / "b", 0, max_steps=2,
-                        progress=False) is None  # "killed" after 2 steps
+    assert (
+        tr.run_round(cfg, _streams(cfg), tmp_path / "b", 0, max_steps=2, progress=False) is None
+    )  # "killed" after 2 steps
     part = tr.partial_dir(tr.round_dir(tmp_path / "b", method, 0))
     assert load_checkpoint(part).trainer["step_in_round"] == 2
     resumed = tr.run_round(cfg, _streams(cfg), tmp_path / "b", 0, progress=False)
@@ -64,8 +74,9 @@ def test_round_n_starts_from_round_n_minus_1_and_counts_model_index_on(tmp_path)
     r0 = tr.run_round(sft, _streams(sft), tmp_path, 0, progress=False)
     assert tr.default_init(tmp_path, "habc", 1) == r0
     cfg = _cfg("habc_ir", steps_per_round=3)
-    r1 = tr.run_round(cfg, _streams(cfg), tmp_path, 1, init_from=r0, progress=False,
-                      log_dir=tmp_path / "tb")
+    r1 = tr.run_round(
+        cfg, _streams(cfg), tmp_path, 1, init_from=r0, progress=False, log_dir=tmp_path / "tb"
+    )
     ck = load_checkpoint(r1)
     assert ck.model_index == 5
     assert ck.manifest["round"] == 1 and ck.manifest["method"] == "habc_ir"
@@ -103,31 +114,57 @@ def _one_line_error(capsys, argv):
 def test_cli_names_a_bad_config_key(tmp_path, capsys):
     cfg_file = tmp_path / "t.yaml"
     cfg_file.write_text("method: habc\nstep_per_round: 3\n")
-    err = _one_line_error(capsys, ["--config", str(cfg_file), "--data-root", str(tmp_path),
-                                   "--ckpt-root", str(tmp_path / "ck"), "--round", "0"])
+    err = _one_line_error(
+        capsys,
+        [
+            "--config",
+            str(cfg_file),
+            "--data-root",
+            str(tmp_path),
+            "--ckpt-root",
+            str(tmp_path / "ck"),
+            "--round",
+            "0",
+        ],
+    )
     assert "unknown config key 'step_per_round'" in err
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--round", "-1"], "argument --round: must be >= 0, got -1"),
-    (["--round", "one"], "argument --round: expected an integer, got 'one'"),
-    (["--round", "0", "--set", "oops"], "--set: expected key=value, got 'oops'"),
-    (["--round", "0", "--set", "batch_size=0"], "batch_size"),
-    (["--round", "0", "--set", "method=nope"], "method: unknown method 'nope'"),
-    (["--round", "0", "--config", "missing.yaml"], "missing.yaml"),
-    ([], "the following arguments are required: --round"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--round", "-1"], "argument --round: must be >= 0, got -1"),
+        (["--round", "one"], "argument --round: expected an integer, got 'one'"),
+        (["--round", "0", "--set", "oops"], "--set: expected key=value, got 'oops'"),
+        (["--round", "0", "--set", "batch_size=0"], "batch_size"),
+        (["--round", "0", "--set", "method=nope"], "method: unknown method 'nope'"),
+        (["--round", "0", "--config", "missing.yaml"], "missing.yaml"),
+        ([], "the following arguments are required: --round"),
+    ],
+)
 def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
-    err = _one_line_error(capsys, ["--data-root", str(tmp_path), "--ckpt-root",
-                                   str(tmp_path / "ck"), *args])
+    err = _one_line_error(
+        capsys, ["--data-root", str(tmp_path), "--ckpt-root", str(tmp_path / "ck"), *args]
+    )
     assert message in err
 
 
 def test_a_yaml_syntax_error_is_one_line(tmp_path, capsys):
     cfg_file = tmp_path / "t.yaml"
     cfg_file.write_text("method: [habc\n")
-    err = _one_line_error(capsys, ["--config", str(cfg_file), "--data-root", str(tmp_path),
-                                   "--ckpt-root", str(tmp_path / "ck"), "--round", "0"])
+    err = _one_line_error(
+        capsys,
+        [
+            "--config",
+            str(cfg_file),
+            "--data-root",
+            str(tmp_path),
+            "--ckpt-root",
+            str(tmp_path / "ck"),
+            "--round",
+            "0",
+        ],
+    )
     assert "Traceback" not in err
 
 
@@ -135,8 +172,11 @@ def test_resume_on_other_data_is_refused_and_restart_round_trains_it_over(tmp_pa
     cfg = _cfg("habc")
     tr.run_round(cfg, _streams(cfg), tmp_path, 0, max_steps=2, progress=False)
     grown = SyntheticStreams(_streams(cfg).cfg, per_stream=36)  # more windows arrived
-    with pytest.raises(tr.ResumeRefused, match=r"\(step 2\) was trained on other data .*"
-                       r"sizes .* -> .*pass --restart-round"):
+    with pytest.raises(
+        tr.ResumeRefused,
+        match=r"\(step 2\) was trained on other data .*"
+        r"sizes .* -> .*pass --restart-round",
+    ):
         tr.run_round(cfg, grown, tmp_path, 0, progress=False)
     final = tr.run_round(cfg, grown, tmp_path, 0, progress=False, restart_round=True)
     straight = tr.run_round(cfg, grown, tmp_path / "s", 0, progress=False)
@@ -163,8 +203,10 @@ def test_a_damaged_partial_is_refused_naming_the_file_and_the_flag(tmp_path):
     (part / "optim.safetensors").write_bytes(b"\0" * 64)
     with pytest.raises(tr.ResumeRefused, match="optim.safetensors: damaged.*--restart-round"):
         tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False)
-    assert tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False,
-                        restart_round=True) is not None
+    assert (
+        tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False, restart_round=True)
+        is not None
+    )
 
 
 def test_a_kill_after_the_final_checkpoint_leaves_the_round_done(tmp_path):
@@ -173,8 +215,9 @@ def test_a_kill_after_the_final_checkpoint_leaves_the_round_done(tmp_path):
     cfg = _cfg("sft")
     tr.run_round(cfg, _streams(cfg), tmp_path / "killed", 0, max_steps=2, progress=False)
     final = tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False)
-    shutil.copytree(tr.partial_dir(tr.round_dir(tmp_path / "killed", "sft", 0)),
-                    tr.partial_dir(final))
+    shutil.copytree(
+        tr.partial_dir(tr.round_dir(tmp_path / "killed", "sft", 0)), tr.partial_dir(final)
+    )
     before = (final / "checksums.json").read_bytes()
     assert tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False) == final
     assert [p.name for p in final.parent.iterdir()] == ["round_000"]
@@ -191,8 +234,9 @@ def test_critic_pretraining_calibrates_before_the_actor_moves(tmp_path):
     for entry in cal.values():
         assert entry["samples"] > 0 and 0.0 <= entry["ece"] <= 1.0 and entry["bce"] > 0
     # The critic-only steps moved the critic and left the actor where a run without them starts.
-    plain = load_checkpoint(tr.run_round(_cfg("habc"), _streams(cfg), tmp_path / "plain", 0,
-                                         progress=False))
+    plain = load_checkpoint(
+        tr.run_round(_cfg("habc"), _streams(cfg), tmp_path / "plain", 0, progress=False)
+    )
     assert "after_pretrain" not in plain.manifest["critic_calibration"]
     assert cal["start"] == plain.manifest["critic_calibration"]["start"]
 
@@ -201,8 +245,7 @@ def test_critic_pretraining_is_kept_across_a_resume(tmp_path):
     cfg = _cfg("habc", critic_pretrain_steps=3)
     tr.run_round(cfg, _streams(cfg), tmp_path, 0, max_steps=2, progress=False)
     resumed = load_checkpoint(tr.run_round(cfg, _streams(cfg), tmp_path, 0, progress=False))
-    straight = load_checkpoint(tr.run_round(cfg, _streams(cfg), tmp_path / "s", 0,
-                                            progress=False))
+    straight = load_checkpoint(tr.run_round(cfg, _streams(cfg), tmp_path / "s", 0, progress=False))
     assert resumed.manifest["critic_calibration"] == straight.manifest["critic_calibration"]
     for k in straight.model:
         assert torch.equal(straight.model[k], resumed.model[k]), k

@@ -22,9 +22,11 @@ TINY = Path(__file__).resolve().parents[3] / "config" / "train_tiny.yaml"
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("bags")
     specs = [SyntheticSpec(f"demo{i}", "P" * 40, source="demo", round=0) for i in range(2)]
-    specs += [SyntheticSpec("ok", "P" * 45, outcome="success"),
-              SyntheticSpec("fail", "P" * 30, outcome="failure"),
-              SyntheticSpec("saved", "P" * 10 + "H" * 15 + "P" * 20, outcome="success")]
+    specs += [
+        SyntheticSpec("ok", "P" * 45, outcome="success"),
+        SyntheticSpec("fail", "P" * 30, outcome="failure"),
+        SyntheticSpec("saved", "P" * 10 + "H" * 15 + "P" * 20, outcome="success"),
+    ]
     for s in specs:
         s = SyntheticSpec(**{**s.__dict__, "cameras": (), "with_env_state": True})
         write_synthetic_episode(episode_dir(root, TASK, s.round, s.episode_id), s)
@@ -32,9 +34,24 @@ def data_root(tmp_path_factory):
 
 
 def _cli(data_root, ckpt, rnd, method):
-    return tr.main(["--config", str(TINY), "--data-root", str(data_root),
-                    "--ckpt-root", str(ckpt), "--round", str(rnd), "--method", method,
-                    "--set", "steps_per_round=3", "t_max=100", "--no-progress"])
+    return tr.main(
+        [
+            "--config",
+            str(TINY),
+            "--data-root",
+            str(data_root),
+            "--ckpt-root",
+            str(ckpt),
+            "--round",
+            str(rnd),
+            "--method",
+            method,
+            "--set",
+            "steps_per_round=3",
+            "t_max=100",
+            "--no-progress",
+        ]
+    )
 
 
 def test_rounds_train_on_the_converted_store(data_root, tmp_path, capsys):
@@ -48,17 +65,35 @@ def test_rounds_train_on_the_converted_store(data_root, tmp_path, capsys):
     assert data["rounds"] == [0, 1] and data["episodes"] == 5
     assert ck.manifest["stream_sizes"]["int"] > 0  # the intervention became D_int windows
     policy = load_policy(ckpt / "habc" / "round_001")
-    obs = {F.PROPRIO: np.zeros(ck.model_config.proprio_dim, np.float32),
-           F.ENV_STATE: np.zeros(ck.model_config.env_state_dim, np.float32), F.TASK: TASK}
+    obs = {
+        F.PROPRIO: np.zeros(ck.model_config.proprio_dim, np.float32),
+        F.ENV_STATE: np.zeros(ck.model_config.env_state_dim, np.float32),
+        F.TASK: TASK,
+    }
     chunk = policy.infer(obs)["actions"]
     assert chunk.shape == (ck.model_config.horizon, ck.model_config.action_dim)
     assert np.isfinite(chunk).all()
 
 
 def test_episodes_longer_than_t_max_are_flagged(data_root, tmp_path, capsys):
-    rc = tr.main(["--config", str(TINY), "--data-root", str(data_root), "--ckpt-root",
-                  str(tmp_path), "--round", "0", "--method", "sft", "--no-progress",
-                  "--set", "steps_per_round=1", "t_max=20"])
+    rc = tr.main(
+        [
+            "--config",
+            str(TINY),
+            "--data-root",
+            str(data_root),
+            "--ckpt-root",
+            str(tmp_path),
+            "--round",
+            "0",
+            "--method",
+            "sft",
+            "--no-progress",
+            "--set",
+            "steps_per_round=1",
+            "t_max=20",
+        ]
+    )
     assert rc == 0
     assert "episodes allow up to 45 steps but t_max is 20" in capsys.readouterr().err
 
@@ -73,17 +108,35 @@ def test_missing_previous_round_is_a_clear_error(data_root, tmp_path, capsys):
 def _killed_round(ckpt, data_root, steps=2):
     """Round 0 (sft, 4 steps) on the bags converted now, killed after ``steps`` (the partial
     stays, as after a SIGKILL)."""
-    cfg = tr.TrainConfig.from_yaml(TINY, method="sft", steps_per_round=4, checkpoint_every=2,
-                                   t_max=100)
+    cfg = tr.TrainConfig.from_yaml(
+        TINY, method="sft", steps_per_round=4, checkpoint_every=2, t_max=100
+    )
     store = data_root / "store"
     tr.convert_bags(data_root, store, cfg, progress=False)
     tr.run_round(cfg, tr.open_store(store, 0, cfg), ckpt, 0, max_steps=steps, progress=False)
 
 
 def _cli4(data_root, ckpt, *extra):
-    return tr.main(["--config", str(TINY), "--data-root", str(data_root), "--ckpt-root",
-                    str(ckpt), "--round", "0", "--method", "sft", "--no-progress", "--set",
-                    "steps_per_round=4", "checkpoint_every=2", "t_max=100", *extra])
+    return tr.main(
+        [
+            "--config",
+            str(TINY),
+            "--data-root",
+            str(data_root),
+            "--ckpt-root",
+            str(ckpt),
+            "--round",
+            "0",
+            "--method",
+            "sft",
+            "--no-progress",
+            "--set",
+            "steps_per_round=4",
+            "checkpoint_every=2",
+            "t_max=100",
+            *extra,
+        ]
+    )
 
 
 def _bags(data_root, tmp_path):
@@ -93,13 +146,15 @@ def _bags(data_root, tmp_path):
 
 
 def _add_bag(root, episode_id, round_index=0):
-    spec = SyntheticSpec(episode_id, "P" * 35, source="demo", round=round_index, cameras=(),
-                         with_env_state=True)
+    spec = SyntheticSpec(
+        episode_id, "P" * 35, source="demo", round=round_index, cameras=(), with_env_state=True
+    )
     write_synthetic_episode(episode_dir(root, TASK, round_index, episode_id), spec)
 
 
 def test_new_bags_before_a_resume_are_refused_then_restart_round_trains_on_all(
-        data_root, tmp_path, capsys):
+    data_root, tmp_path, capsys
+):
     root = _bags(data_root, tmp_path)
     _killed_round(tmp_path / "ck", root)
     _add_bag(root, "late_demo")

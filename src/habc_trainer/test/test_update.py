@@ -39,13 +39,15 @@ def _mc(cfg):
 
 def _mixed_batch(mc, n=8, seed=0, model_index=0):
     rng = np.random.default_rng(seed)
-    b = concat_batches([
-        make_example_batch(mc, n, rng, source=F.SOURCE_DEMO),
-        make_example_batch(mc, n, rng, intervention=True, model_index=model_index),
-        make_example_batch(mc, n, rng, outcome=1.0, model_index=model_index),
-        make_example_batch(mc, n, rng, outcome=0.0, model_index=model_index),
-        make_example_batch(mc, n, rng, outcome=float("nan"), model_index=model_index),
-    ])
+    b = concat_batches(
+        [
+            make_example_batch(mc, n, rng, source=F.SOURCE_DEMO),
+            make_example_batch(mc, n, rng, intervention=True, model_index=model_index),
+            make_example_batch(mc, n, rng, outcome=1.0, model_index=model_index),
+            make_example_batch(mc, n, rng, outcome=0.0, model_index=model_index),
+            make_example_batch(mc, n, rng, outcome=float("nan"), model_index=model_index),
+        ]
+    )
     b[F.ACTION_VALID][:, 0] = True  # every sample supervises something
     b[F.INTERVENTION_MASK][8:16, 0, 0] = True
     return b
@@ -55,8 +57,7 @@ def _weights(method, g, round_index=1, model_index=0, batch_model_index=0, **kw)
     cfg = _cfg(method, **kw)
     batch = _mixed_batch(_mc(cfg), model_index=batch_model_index)
     kinds = sample_kinds(batch)
-    w, valid = actor_weights(batch, kinds, g, cfg.method_config(), cfg, round_index,
-                             model_index)
+    w, valid = actor_weights(batch, kinds, g, cfg.method_config(), cfg, round_index, model_index)
     return w, valid, kinds
 
 
@@ -65,8 +66,13 @@ G = torch.linspace(0.1, 1.9, 40)
 
 def test_sample_kinds_follow_source_label_and_window():
     _, _, kinds = _weights("habc", G)
-    expect = [DEMO] * 8 + [INTERVENTION] * 8 + [ROLLOUT_SUCC] * 8 + [ROLLOUT_FAIL] * 8 \
+    expect = (
+        [DEMO] * 8
+        + [INTERVENTION] * 8
+        + [ROLLOUT_SUCC] * 8
+        + [ROLLOUT_FAIL] * 8
         + [ROLLOUT_UNLABELED] * 8
+    )
     assert kinds.tolist() == expect
 
 
@@ -97,8 +103,9 @@ def test_intervention_reweighting_changes_only_intervention_weights():
 
 
 def test_stale_rollouts_are_dropped_from_actor_weighting():
-    w, valid, kinds = _weights("habc", G, model_index=20000, batch_model_index=5000,
-                               stale_cutoff=10000)
+    w, valid, kinds = _weights(
+        "habc", G, model_index=20000, batch_model_index=5000, stale_cutoff=10000
+    )
     assert bool((w[kinds == ROLLOUT_SUCC] == 0).all())
     assert not bool(valid[kinds == ROLLOUT_SUCC].any())
     assert bool((w[kinds == INTERVENTION] > 0).all())
@@ -119,8 +126,12 @@ def test_recap_weights_are_the_hard_filter_and_are_not_normalised():
 def test_filtered_bc_keeps_demos_and_successful_policy_samples_only():
     w, _, kinds = _weights("filtered_bc", G)
     assert bool((w[(kinds == DEMO) | (kinds == ROLLOUT_SUCC)] == 1).all())
-    assert bool((w[(kinds == ROLLOUT_FAIL) | (kinds == ROLLOUT_UNLABELED)
-                   | (kinds == INTERVENTION)] == 0).all())
+    assert bool(
+        (
+            w[(kinds == ROLLOUT_FAIL) | (kinds == ROLLOUT_UNLABELED) | (kinds == INTERVENTION)]
+            == 0
+        ).all()
+    )
 
 
 def test_habc_v_gate_ignores_the_efficiency_head():
@@ -129,9 +140,14 @@ def test_habc_v_gate_ignores_the_efficiency_head():
     batch = _mixed_batch(mc)
     learner = build_learner(cfg, mc, example_stats(batch, mc))
     st = learner.policy.stats
-    both = {k: torch.cat([a, b]) for (k, a), b in zip(
-        prepare_obs(batch, F.OBS_PREFIX, mc, st).items(),
-        prepare_obs(batch, F.NEXT_OBS_PREFIX, mc, st).values(), strict=True)}
+    both = {
+        k: torch.cat([a, b])
+        for (k, a), b in zip(
+            prepare_obs(batch, F.OBS_PREFIX, mc, st).items(),
+            prepare_obs(batch, F.NEXT_OBS_PREFIX, mc, st).values(),
+            strict=True,
+        )
+    }
     done = batch[F.TERMINAL_SUCCESS]
     habc_v, habc = TrainConfig(method="habc_v").method_config(), cfg.method_config()
     gv0, _ = critic_gate(learner.critic, both, done, habc_v)

@@ -29,8 +29,13 @@ def test_gate_low_viability_follows_a_v_high_viability_follows_a_e():
 
 def test_gate_terminal_success_uses_td_target_zero():
     # d_t = 1: A_e = 0 - V_e(s_t); with p_v = 1 (logit 30) and V_e = -2, g = 1 + tanh(2).
-    g = W.gate(t(30.0, 30.0), t(30.0, 30.0), t(-2.0, -2.0), t(-7.0, -7.0),
-               done=torch.tensor([True, False]))
+    g = W.gate(
+        t(30.0, 30.0),
+        t(30.0, 30.0),
+        t(-2.0, -2.0),
+        t(-7.0, -7.0),
+        done=torch.tensor([True, False]),
+    )
     assert g == pytest.approx([1 + math.tanh(2.0), 1 + math.tanh(-1 - 7 + 2)], abs=1e-5)
 
 
@@ -66,8 +71,9 @@ def test_recap_filter_and_epsilon_pick_pass_rate():
     adv = torch.arange(100, dtype=torch.float32)
     eps = W.pick_recap_epsilon(adv, 0.25)
     assert float(W.recap_filter(adv, eps).mean()) == pytest.approx(0.25, abs=0.011)
-    adv = W.recap_advantage(t(-1.0, -100.0), t(-10.0, -3.0), t(-9.5, -1.0),
-                            torch.tensor([False, True]), 0.9)
+    adv = W.recap_advantage(
+        t(-1.0, -100.0), t(-10.0, -3.0), t(-9.5, -1.0), torch.tensor([False, True]), 0.9
+    )
     assert adv.tolist() == pytest.approx([-1 + 0.9 * -9.5 + 10, -100 + 3])
     with pytest.raises(ValueError, match="pass_rate"):
         W.pick_recap_epsilon(adv, 0.0)

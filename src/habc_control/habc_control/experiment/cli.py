@@ -35,20 +35,30 @@ PROG = "habc-benchmark"
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="cpu", help="config/experiment_<preset>.yaml")
-    p.add_argument("--seeds", default=None,
-                   help="comma-separated protocol seeds (default: the preset's)")
-    p.add_argument("--tracks", default=None, help="comma-separated: state,pixel (default: all "
-                   "the preset has)")
-    p.add_argument("--workers", type=positive_int, default=None,
-                   help="processes (default: preset)")
+    p.add_argument(
+        "--seeds", default=None, help="comma-separated protocol seeds (default: the preset's)"
+    )
+    p.add_argument(
+        "--tracks", default=None, help="comma-separated: state,pixel (default: all the preset has)"
+    )
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="processes (default: preset)"
+    )
     p.add_argument("--out", type=Path, default=None, help="run directory")
-    p.add_argument("--docs", type=Path, default=None,
-                   help="where results.md and results/ go (default: <root>/docs)")
+    p.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="where results.md and results/ go (default: <root>/docs)",
+    )
     p.add_argument("--report-only", action="store_true", help="only regenerate the report")
     p.add_argument("--no-report", action="store_true", help="skip the report")
-    p.add_argument("--diagnose", action="store_true",
-                   help="run only the diagnostic (controlled round-1 arms + analysis of SFT on "
-                   "round 1's data) and what it depends on")
+    p.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="run only the diagnostic (controlled round-1 arms + analysis of SFT on "
+        "round 1's data) and what it depends on",
+    )
     return p.parse_args(argv)
 
 
@@ -58,8 +68,9 @@ def _seeds(text: str) -> tuple[int, ...]:
     for item in text.split(","):
         item = item.strip()
         if not item.isdigit():
-            raise UserError(f"--seeds: expected comma-separated protocol seeds like 0,1,2, "
-                            f"got {text!r}")
+            raise UserError(
+                f"--seeds: expected comma-separated protocol seeds like 0,1,2, got {text!r}"
+            )
         out.append(int(item))
     return tuple(out)
 
@@ -70,13 +81,20 @@ def refuse_combinations(args: argparse.Namespace) -> None:
     --tracks (the report covers every seed and track of the preset; nothing runs); --no-report
     with --docs (nothing is written there)."""
     if args.report_only:
-        given = {"--no-report": args.no_report, "--workers": args.workers is not None,
-                 "--diagnose": args.diagnose, "--seeds": args.seeds is not None,
-                 "--tracks": args.tracks is not None}
+        given = {
+            "--no-report": args.no_report,
+            "--workers": args.workers is not None,
+            "--diagnose": args.diagnose,
+            "--seeds": args.seeds is not None,
+            "--tracks": args.tracks is not None,
+        }
         for flag, on in given.items():
             if on:
-                why = ("nothing would be done" if flag == "--no-report" else
-                       "nothing runs and the report covers every seed and track of the preset")
+                why = (
+                    "nothing would be done"
+                    if flag == "--no-report"
+                    else "nothing runs and the report covers every seed and track of the preset"
+                )
                 raise UserError(f"{flag}: not with --report-only ({why})")
     if args.no_report and args.docs is not None:
         raise UserError("--docs: not with --no-report (no report is written)")
@@ -87,8 +105,9 @@ def code_version(root: Path) -> str:
     import subprocess
 
     def git(*a: str) -> str:
-        return subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True,
-                              check=False).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(root), *a], capture_output=True, text=True, check=False
+        ).stdout.strip()
 
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return f"{git('rev-parse', '--short', 'HEAD') or 'unknown'}{' (dirty)' if dirty else ''}"
@@ -104,8 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = cfg.with_seeds(_seeds(args.seeds))
         if args.workers is not None:
             cfg = dataclasses.replace(cfg, workers=args.workers)
-        tracks = (tuple(args.tracks.split(",")) if args.tracks is not None
-                  else tuple(cfg.tracks()))
+        tracks = tuple(args.tracks.split(",")) if args.tracks is not None else tuple(cfg.tracks())
         bad = [t for t in tracks if t not in cfg.tracks()]
         if bad:
             raise ValueError(f"--tracks: {bad} not in this preset's {list(cfg.tracks())}")
@@ -116,11 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if path is not None and path.exists() and not path.is_dir():
                 raise UserError(f"{flag}: {path} is a file; give a directory")
         for t in tracks:
-            check_plans_disjoint([seed_context(cfg, t, s, out, root).plan
-                                  for s in cfg.seeds_of(t)])
+            check_plans_disjoint(
+                [seed_context(cfg, t, s, out, root).plan for s in cfg.seeds_of(t)]
+            )
         if args.diagnose and not any(cfg.diagnosed("state", s) for s in cfg.seeds):
-            raise ValueError(f"--diagnose: preset {cfg.name!r} diagnoses no protocol seed of "
-                             f"{list(cfg.seeds)} (set diagnose: true and diagnose_seeds)")
+            raise ValueError(
+                f"--diagnose: preset {cfg.name!r} diagnoses no protocol seed of "
+                f"{list(cfg.seeds)} (set diagnose: true and diagnose_seeds)"
+            )
     docs = args.docs or root / "docs"
     command = "habc-benchmark " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     out.mkdir(parents=True, exist_ok=True)
@@ -137,8 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         tasks = build_tasks(cfg, out, root, tracks)
         if args.diagnose:
             tasks = with_dependencies(tasks, [t for t in tasks if t.kind == "diagnose"])
-        log(f"{command}: {len(tasks)} tasks, {cfg.workers} workers, out {out}, "
-            f"code {code_version(root)}")
+        log(
+            f"{command}: {len(tasks)} tasks, {cfg.workers} workers, out {out}, "
+            f"code {code_version(root)}"
+        )
         status = Runner(tasks, cfg.workers, out / "progress.json", log).run()
     if not args.no_report:
         # The report covers every seed and track of the preset: a run of a subset shows the

@@ -52,12 +52,14 @@ def _check_cells(path: Path, data: dict[str, Any]) -> None:
             if not isinstance(per, dict) or not all(
                 isinstance(v, dict) and {"successes", "n"} <= set(v) for v in per.values()
             ):
-                raise ValueError(f"{path}: tracks.{track}.cells.{key}: no per_seed "
-                                 "successes / n counts")
+                raise ValueError(
+                    f"{path}: tracks.{track}.cells.{key}: no per_seed successes / n counts"
+                )
 
 
-def compare_cells(before: dict[str, Any], after: dict[str, Any],
-                  track: str) -> list[dict[str, Any]]:
+def compare_cells(
+    before: dict[str, Any], after: dict[str, Any], track: str
+) -> list[dict[str, Any]]:
     """One row per cell both runs evaluated, on the protocol seeds both finished."""
     if track not in before["tracks"] or track not in after["tracks"]:
         raise ValueError(f"track: {track!r} is not in both results files")
@@ -74,9 +76,17 @@ def compare_cells(before: dict[str, Any], after: dict[str, Any],
         (ka, na), (kb, nb) = (ma["successes"], ma["n"]), (mb["successes"], mb["n"])
         lo, hi = wilson_interval(ka, na)
         z = two_proportion_z(kb, nb, ka, na)
-        rows.append({"cell": key, "seeds": seeds, "before": [ka, na],
-                     "after": [kb, nb], "before_ci": [lo, hi],
-                     "in_interval": lo <= kb / nb <= hi, "z": z})
+        rows.append(
+            {
+                "cell": key,
+                "seeds": seeds,
+                "before": [ka, na],
+                "after": [kb, nb],
+                "before_ci": [lo, hi],
+                "in_interval": lo <= kb / nb <= hi,
+                "z": z,
+            }
+        )
     return rows
 
 
@@ -87,14 +97,16 @@ def render(rows: list[dict[str, Any]], track: str, labels: tuple[str, str]) -> l
     noisy = [r for r in rows if abs(r["z"]) >= 1.96]
     lines = [
         f"Track `{track}`: {len(rows)} cells finished in both runs ({labels[0]} → {labels[1]}), "
-        "pooled over the protocol seeds both have.", "",
+        "pooled over the protocol seeds both have.",
+        "",
         f"- the rerun's success rate lies inside the earlier Wilson 95 % interval in {inside} of "
         f"{len(rows)} cells (a second sample of an unchanged rate lands inside the first one's "
         "95 % interval about 83 % of the time, not 95 %);",
         f"- the difference is significant (|z| ≥ 1.96) in {len(noisy)} of {len(rows)} cells "
         f"(about {0.05 * len(rows):.1f} expected by chance alone if nothing changed)"
         + (": " + ", ".join(f"{r['cell']} ({r['z']:+.1f})" for r in noisy) if noisy else "")
-        + ".", "",
+        + ".",
+        "",
         "| cell | seeds | before | after | before 95 % interval | after inside | z |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -105,7 +117,8 @@ def render(rows: list[dict[str, Any]], track: str, labels: tuple[str, str]) -> l
             f"| {r['cell']} | {','.join(map(str, r['seeds']))} | {ka}/{na} = "
             f"{100 * ka / na:.0f} % | {kb}/{nb} = {100 * kb / nb:.0f} % | "
             f"[{100 * lo:.0f}, {100 * hi:.0f}] | {'yes' if r['in_interval'] else 'no'} | "
-            f"{r['z']:+.1f} |")
+            f"{r['z']:+.1f} |"
+        )
     return lines
 
 
@@ -113,8 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("before", type=Path, help="the earlier results.json")
     p.add_argument("after", type=Path, help="the rerun's results.json")
-    p.add_argument("--tracks", default=None,
-                   help="comma-separated tracks (default: every track in both files)")
+    p.add_argument(
+        "--tracks",
+        default=None,
+        help="comma-separated tracks (default: every track in both files)",
+    )
     p.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     with user_errors(PROG):
         args = p.parse_args(argv)
@@ -126,19 +142,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.out.is_dir():
                 raise UserError(f"--out: {args.out} is a directory; give a file path")
         before, after = _load(args.before), _load(args.after)
-        tracks = (args.tracks.split(",") if args.tracks is not None
-                  else [t for t in before["tracks"] if t in after["tracks"]])
+        tracks = (
+            args.tracks.split(",")
+            if args.tracks is not None
+            else [t for t in before["tracks"] if t in after["tracks"]]
+        )
         for t in tracks:
             if t not in before["tracks"] or t not in after["tracks"]:
-                raise UserError(f"--tracks: {t!r} is not in both results files (before: "
-                                f"{sorted(before['tracks'])}, after: {sorted(after['tracks'])})")
-    labels = (f"commit {before.get('commit') or '?'}, {before.get('generated', '?')}",
-              f"commit {after.get('commit') or '?'}, {after.get('generated', '?')}")
-    lines = ["# A rerun against an earlier run", "",
-             f"GENERATED by `habc-benchmark-compare {args.before.name} {args.after.name}`. "
-             "Training is not bit-deterministic on CPU, so a rerun is a fresh sample of the "
-             "same experiment; the question is whether the differences look like sampling "
-             "noise.", ""]
+                raise UserError(
+                    f"--tracks: {t!r} is not in both results files (before: "
+                    f"{sorted(before['tracks'])}, after: {sorted(after['tracks'])})"
+                )
+    labels = (
+        f"commit {before.get('commit') or '?'}, {before.get('generated', '?')}",
+        f"commit {after.get('commit') or '?'}, {after.get('generated', '?')}",
+    )
+    lines = [
+        "# A rerun against an earlier run",
+        "",
+        f"GENERATED by `habc-benchmark-compare {args.before.name} {args.after.name}`. "
+        "Training is not bit-deterministic on CPU, so a rerun is a fresh sample of the "
+        "same experiment; the question is whether the differences look like sampling "
+        "noise.",
+        "",
+    ]
     for t in tracks:
         lines += [f"## {t}", ""] + render(compare_cells(before, after, t), t, labels) + [""]
     text = "\n".join(lines)

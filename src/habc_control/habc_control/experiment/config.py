@@ -84,15 +84,20 @@ class TrackConfig:
         for name in ("methods", "step2_methods"):
             bad = [m for m in getattr(self, name) if m not in valid or m == "sft"]
             if bad:
-                raise ValueError(f"{name}: unknown or non-online methods {bad}; "
-                                 f"valid: {sorted(valid - {'sft'})}")
+                raise ValueError(
+                    f"{name}: unknown or non-online methods {bad}; "
+                    f"valid: {sorted(valid - {'sft'})}"
+                )
         if not self.methods:
             raise ValueError("methods: need at least one step-1 method")
         if self.step2_rounds and "habc" not in self.methods:
-            raise ValueError(f"step2_rounds: step 2 continues from habc, which is not in methods "
-                             f"{list(self.methods)}")
-        object.__setattr__(self, "train_overrides",
-                           _train_overrides("train_overrides", self.train_overrides))
+            raise ValueError(
+                f"step2_rounds: step 2 continues from habc, which is not in methods "
+                f"{list(self.methods)}"
+            )
+        object.__setattr__(
+            self, "train_overrides", _train_overrides("train_overrides", self.train_overrides)
+        )
         forbidden = {"method", "steps_per_round", "seed"} & set(self.train_overrides)
         if forbidden:
             raise ValueError(f"train_overrides: {sorted(forbidden)} are set by the protocol")
@@ -103,22 +108,31 @@ class TrackConfig:
             if not isinstance(arm, dict) or set(arm) - {"method", "train_overrides"}:
                 raise ValueError(f"{where}: expected keys method, train_overrides; got {arm!r}")
             if arm.get("method") not in valid or arm.get("method") == "sft":
-                raise ValueError(f"{where}.method: {arm.get('method')!r} is not an online "
-                                 f"method; valid: {sorted(valid - {'sft'})}")
+                raise ValueError(
+                    f"{where}.method: {arm.get('method')!r} is not an online "
+                    f"method; valid: {sorted(valid - {'sft'})}"
+                )
             bad = {"method", "steps_per_round", "seed"} & set(arm.get("train_overrides") or {})
             if bad:
-                raise ValueError(f"{where}.train_overrides: {sorted(bad)} are set by the "
-                                 "protocol")
+                raise ValueError(f"{where}.train_overrides: {sorted(bad)} are set by the protocol")
             _train_overrides(f"{where}.train_overrides", arm.get("train_overrides") or {})
 
     @property
     def last_round(self) -> int:
         return self.step1_rounds + (self.step2_rounds if self.step2_methods else 0)
 
-    def seed_plan(self, protocol_seed: int, probe_episodes: int = 0,
-                  fresh_demos: int = 0) -> SeedPlan:
-        return SeedPlan(protocol_seed, self.demos, self.rollouts_per_round, self.last_round,
-                        self.eval_trials, probe_episodes, fresh_demos)
+    def seed_plan(
+        self, protocol_seed: int, probe_episodes: int = 0, fresh_demos: int = 0
+    ) -> SeedPlan:
+        return SeedPlan(
+            protocol_seed,
+            self.demos,
+            self.rollouts_per_round,
+            self.last_round,
+            self.eval_trials,
+            probe_episodes,
+            fresh_demos,
+        )
 
 
 @dataclass(frozen=True)
@@ -146,17 +160,20 @@ class ExperimentConfig:
             ds = tuple(int(s) for s in self.diagnose_seeds)
             bad = sorted(set(ds) - set(self.seeds))
             if bad or len(set(ds)) != len(ds):
-                raise ValueError(f"diagnose_seeds: must be distinct protocol seeds of seeds "
-                                 f"{list(self.seeds)}, got {list(ds)}")
+                raise ValueError(
+                    f"diagnose_seeds: must be distinct protocol seeds of seeds "
+                    f"{list(self.seeds)}, got {list(ds)}"
+                )
             object.__setattr__(self, "diagnose_seeds", ds)
         if self.diagnose_windows < 1:
             raise ValueError(f"diagnose_windows: must be >= 1, got {self.diagnose_windows!r}")
         if self.diagnose and "habc" not in self.state.methods:
-            raise ValueError(f"diagnose: needs habc among the methods (its round-1 rollouts are "
-                             f"the diagnostic's data), got {list(self.state.methods)}")
+            raise ValueError(
+                f"diagnose: needs habc among the methods (its round-1 rollouts are "
+                f"the diagnostic's data), got {list(self.state.methods)}"
+            )
         if self.pixel_seeds is not None:
-            object.__setattr__(self, "pixel_seeds",
-                               _check_seeds("pixel_seeds", self.pixel_seeds))
+            object.__setattr__(self, "pixel_seeds", _check_seeds("pixel_seeds", self.pixel_seeds))
         if self.workers < 1:
             raise ValueError(f"workers: must be >= 1, got {self.workers!r}")
         if self.probe_episodes < 0:
@@ -182,16 +199,24 @@ class ExperimentConfig:
 
     def diagnosed(self, track: str, seed: int) -> bool:
         """Whether protocol seed `seed` of `track` runs the diagnostic (state track only)."""
-        return (self.diagnose and track == "state" and seed in self.seeds
-                and (self.diagnose_seeds is None or seed in self.diagnose_seeds))
+        return (
+            self.diagnose
+            and track == "state"
+            and seed in self.seeds
+            and (self.diagnose_seeds is None or seed in self.diagnose_seeds)
+        )
 
     def with_seeds(self, seeds: tuple[int, ...]) -> ExperimentConfig:
         """Every track on exactly `seeds` (the CLI's --seeds)."""
         pixel_seeds = None if self.pixel_seeds is None else tuple(seeds)
-        diagnose_seeds = None if self.diagnose_seeds is None else tuple(
-            s for s in self.diagnose_seeds if s in seeds)
-        return dataclasses.replace(self, seeds=tuple(seeds), pixel_seeds=pixel_seeds,
-                                   diagnose_seeds=diagnose_seeds)
+        diagnose_seeds = (
+            None
+            if self.diagnose_seeds is None
+            else tuple(s for s in self.diagnose_seeds if s in seeds)
+        )
+        return dataclasses.replace(
+            self, seeds=tuple(seeds), pixel_seeds=pixel_seeds, diagnose_seeds=diagnose_seeds
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -233,8 +258,10 @@ def from_dict(d: dict[str, Any]) -> ExperimentConfig:
     valid_track = {f.name for f in fields(TrackConfig)}
     bad = sorted(set(state_keys) - valid_track)
     if bad:
-        raise ValueError(f"experiment config: unknown keys {bad}; valid: "
-                         f"{sorted(top | valid_track | {'pixel'})}")
+        raise ValueError(
+            f"experiment config: unknown keys {bad}; valid: "
+            f"{sorted(top | valid_track | {'pixel'})}"
+        )
     return ExperimentConfig(
         state=_track(state_keys, "experiment config", "state"),
         pixel=None if pixel is None else _track(pixel, "pixel", "pixels"),
@@ -252,8 +279,9 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def preset_names(root: Path) -> list[str]:
-    return sorted(p.stem[len(PRESET_PREFIX):]
-                  for p in (root / PRESET_DIR).glob(f"{PRESET_PREFIX}*.yaml"))
+    return sorted(
+        p.stem[len(PRESET_PREFIX) :] for p in (root / PRESET_DIR).glob(f"{PRESET_PREFIX}*.yaml")
+    )
 
 
 def load_preset(name: str, root: Path | None = None) -> ExperimentConfig:

@@ -71,8 +71,15 @@ class EvalResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalResult:
         trials = [Trial(**t) for t in d["trials"]]
-        return cls(d["policy"], d["obs_mode"], int(d["model_index"]), trials,
-                   Summary(**d["summary"]), float(d["wall_s"]), float(d["ticks_per_s"]))
+        return cls(
+            d["policy"],
+            d["obs_mode"],
+            int(d["model_index"]),
+            trials,
+            Summary(**d["summary"]),
+            float(d["wall_s"]),
+            float(d["ticks_per_s"]),
+        )
 
     def write_json(self, path: Path | str) -> None:
         """Atomic: a reader (or a resumed run) never sees half a result."""
@@ -133,8 +140,9 @@ def load_sim(sim_config: str | None) -> Any:
     return load_sim_config(sim_config or _default_config_path())
 
 
-def evaluate_policy(policy: str, cfg: EvalConfig,
-                    on_trial: Callable[[Trial], None] | None = None) -> EvalResult:
+def evaluate_policy(
+    policy: str, cfg: EvalConfig, on_trial: Callable[[Trial], None] | None = None
+) -> EvalResult:
     """Run `cfg.trials` held-out trials of `policy` (a checkpoint directory, or any spec
     `collect --policy` accepts) and summarise them."""
     import torch
@@ -164,5 +172,6 @@ def evaluate_policy(policy: str, cfg: EvalConfig,
     wall = time.perf_counter() - t0
     summary = summarize([t.success for t in trials], [t.length for t in trials])
     ticks = sum(t.length for t in trials)
-    return EvalResult(policy, cfg.obs_mode, model_index, trials, summary, wall,
-                      ticks / max(wall, 1e-9))
+    return EvalResult(
+        policy, cfg.obs_mode, model_index, trials, summary, wall, ticks / max(wall, 1e-9)
+    )

@@ -45,8 +45,10 @@ class Task:
         if self.kind == "rollouts":
             return c.record("rollouts", self.method, self.round_index).is_file()
         if self.kind == "train":
-            return (c.record("train", self.method, self.round_index).is_file()
-                    and c.ckpt(self.method, self.round_index).is_dir())
+            return (
+                c.record("train", self.method, self.round_index).is_file()
+                and c.ckpt(self.method, self.round_index).is_dir()
+            )
         if self.kind == "eval":
             return c.eval_json(self.method, self.round_index).is_file()
         if self.kind == "diagnose":
@@ -58,8 +60,10 @@ class Task:
             return f"{self.ctx.track_name} seed {self.ctx.protocol_seed}: demos {self.method}"
         if self.kind in ("demos", "probes", "diagnose"):
             return f"{self.ctx.track_name} seed {self.ctx.protocol_seed}: {self.kind}"
-        return (f"{self.ctx.track_name} seed {self.ctx.protocol_seed}: {self.kind} "
-                f"{self.method} round {self.round_index}")
+        return (
+            f"{self.ctx.track_name} seed {self.ctx.protocol_seed}: {self.kind} "
+            f"{self.method} round {self.round_index}"
+        )
 
 
 def execute(task: Task) -> dict[str, Any]:
@@ -84,16 +88,21 @@ def execute(task: Task) -> dict[str, Any]:
     raise ValueError(f"task kind: {task.kind!r} is not one of {list(KINDS)}")
 
 
-def seed_context(cfg: ExperimentConfig, track_name: str, seed: int, out: Path,
-                 root: Path) -> SeedContext:
+def seed_context(
+    cfg: ExperimentConfig, track_name: str, seed: int, out: Path, root: Path
+) -> SeedContext:
     track = cfg.tracks()[track_name]
     return SeedContext(
-        track_name=track_name, track=track, protocol_seed=seed,
+        track_name=track_name,
+        track=track,
+        protocol_seed=seed,
         root=(out / track_name / f"seed_{seed}").resolve(),
         sim_config=str((root / cfg.sim_config).resolve()),
         train_config=str((root / cfg.train_config).resolve()),
-        probe_episodes=cfg.probe_episodes, viability_grid=cfg.viability_grid,
-        diagnose=cfg.diagnosed(track_name, seed), diagnose_windows=cfg.diagnose_windows,
+        probe_episodes=cfg.probe_episodes,
+        viability_grid=cfg.viability_grid,
+        diagnose=cfg.diagnosed(track_name, seed),
+        diagnose_windows=cfg.diagnose_windows,
     )
 
 
@@ -110,8 +119,9 @@ def chains(ctx: SeedContext) -> list[tuple[str, int]]:
     return cells
 
 
-def build_tasks(cfg: ExperimentConfig, out: Path, root: Path,
-                tracks: tuple[str, ...] | None = None) -> list[Task]:
+def build_tasks(
+    cfg: ExperimentConfig, out: Path, root: Path, tracks: tuple[str, ...] | None = None
+) -> list[Task]:
     """All tasks in a valid order (dependencies first), each with a scheduling priority:
     earlier tracks and seeds first, so seed 0 of the state grid finishes before seed 1 starts
     to compete for the cores."""
@@ -126,14 +136,24 @@ def build_tasks(cfg: ExperimentConfig, out: Path, root: Path,
                 return f"{pre}/{kind}/{method}/r{r:03d}"
 
             tasks.append(Task(key("demos"), "demos", ctx, priority=(ti, si, 0, 0)))
-            tasks.append(Task(key("train"), "train", ctx, deps=(key("demos"),),
-                              priority=(ti, si, 0, 1)))
+            tasks.append(
+                Task(key("train"), "train", ctx, deps=(key("demos"),), priority=(ti, si, 0, 1))
+            )
             evals = []
             for method, r in chains(ctx):
                 if method == SFT_CONTINUED:  # no rollouts: it trains on the demos alone
                     prev = key("train", SFT) if r == 1 else key("train", method, r - 1)
-                    tasks.append(Task(key("train", method, r), "train", ctx, method, r, (prev,),
-                                      priority=(ti, si, r, 1)))
+                    tasks.append(
+                        Task(
+                            key("train", method, r),
+                            "train",
+                            ctx,
+                            method,
+                            r,
+                            (prev,),
+                            priority=(ti, si, r, 1),
+                        )
+                    )
                 elif method != SFT:
                     if r == 1:
                         init_key = key("train", SFT)
@@ -144,18 +164,47 @@ def build_tasks(cfg: ExperimentConfig, out: Path, root: Path,
                     extra: tuple[str, ...] = ()
                     if is_step2_start(ctx, method, r):
                         # a step-2 arm trains on habc's step-1 rollouts as well
-                        extra = tuple(key("rollouts", "habc", q)
-                                      for q in range(1, ctx.track.step1_rounds + 1))
-                    tasks.append(Task(key("rollouts", method, r), "rollouts", ctx, method, r,
-                                      (init_key,), priority=(ti, si, r, 0)))
-                    tasks.append(Task(key("train", method, r), "train", ctx, method, r,
-                                      (key("rollouts", method, r), *extra),
-                                      priority=(ti, si, r, 1)))
-                tasks.append(Task(key("eval", method, r), "eval", ctx, method, r,
-                                  (key("train", method, r),), priority=(ti, si, r, 2)))
+                        extra = tuple(
+                            key("rollouts", "habc", q)
+                            for q in range(1, ctx.track.step1_rounds + 1)
+                        )
+                    tasks.append(
+                        Task(
+                            key("rollouts", method, r),
+                            "rollouts",
+                            ctx,
+                            method,
+                            r,
+                            (init_key,),
+                            priority=(ti, si, r, 0),
+                        )
+                    )
+                    tasks.append(
+                        Task(
+                            key("train", method, r),
+                            "train",
+                            ctx,
+                            method,
+                            r,
+                            (key("rollouts", method, r), *extra),
+                            priority=(ti, si, r, 1),
+                        )
+                    )
+                tasks.append(
+                    Task(
+                        key("eval", method, r),
+                        "eval",
+                        ctx,
+                        method,
+                        r,
+                        (key("train", method, r),),
+                        priority=(ti, si, r, 2),
+                    )
+                )
                 evals.append(key("eval", method, r))
-            tasks.append(Task(key("probes"), "probes", ctx, deps=tuple(evals),
-                              priority=(ti, si, 99, 0)))
+            tasks.append(
+                Task(key("probes"), "probes", ctx, deps=tuple(evals), priority=(ti, si, 99, 0))
+            )
             if ctx.diagnose:
                 tasks += _diagnose_tasks(ctx, key, (ti, si))
     return tasks
@@ -165,19 +214,50 @@ def _diagnose_tasks(ctx: SeedContext, key: Any, prio: tuple[int, int]) -> list[T
     """The diagnostic's arms that are not cells of the grid, and its analysis, which waits for
     every arm's evaluation (so `--diagnose` pulls them all in)."""
     out = [Task(key("demos", FRESH_DEMOS), "demos", ctx, FRESH_DEMOS, priority=(*prio, 0, 0))]
-    deps = {FRESH_DEMOS: (key("demos", FRESH_DEMOS), key("train")),
-            diagnose.FILTERED_BC: (key("rollouts", DIAGNOSE_ROLLOUTS_OF, 1),),
-            SFT_CONTINUED: (key("train"),)}
+    deps = {
+        FRESH_DEMOS: (key("demos", FRESH_DEMOS), key("train")),
+        diagnose.FILTERED_BC: (key("rollouts", DIAGNOSE_ROLLOUTS_OF, 1),),
+        SFT_CONTINUED: (key("train"),),
+    }
     for cell in diagnose.cells(ctx):
         if diagnose.trains_itself(ctx, cell):
-            out.append(Task(key("train", cell, 1), "train", ctx, cell, 1, deps[cell],
-                            priority=(*prio, 1, 1)))
-            out.append(Task(key("eval", cell, 1), "eval", ctx, cell, 1,
-                            (key("train", cell, 1),), priority=(*prio, 1, 2)))
+            out.append(
+                Task(
+                    key("train", cell, 1),
+                    "train",
+                    ctx,
+                    cell,
+                    1,
+                    deps[cell],
+                    priority=(*prio, 1, 1),
+                )
+            )
+            out.append(
+                Task(
+                    key("eval", cell, 1),
+                    "eval",
+                    ctx,
+                    cell,
+                    1,
+                    (key("train", cell, 1),),
+                    priority=(*prio, 1, 2),
+                )
+            )
     evals = tuple(key("eval", cell, 1) for cell in diagnose.cells(ctx))
-    out.append(Task(key("diagnose"), "diagnose", ctx,
-                    deps=(key("demos", FRESH_DEMOS), key("rollouts", DIAGNOSE_ROLLOUTS_OF, 1),
-                          key("eval"), *evals), priority=(*prio, 1, 3)))
+    out.append(
+        Task(
+            key("diagnose"),
+            "diagnose",
+            ctx,
+            deps=(
+                key("demos", FRESH_DEMOS),
+                key("rollouts", DIAGNOSE_ROLLOUTS_OF, 1),
+                key("eval"),
+                *evals,
+            ),
+            priority=(*prio, 1, 3),
+        )
+    )
     return out
 
 

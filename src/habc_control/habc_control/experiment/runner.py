@@ -39,8 +39,13 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 class Runner:
-    def __init__(self, tasks: list[Task], workers: int, progress_path: Path,
-                 log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        tasks: list[Task],
+        workers: int,
+        progress_path: Path,
+        log: Callable[[str], None] = print,
+    ) -> None:
         keys = [t.key for t in tasks]
         if len(set(keys)) != len(keys):
             raise ValueError("tasks: duplicate keys")
@@ -77,8 +82,9 @@ class Runner:
             if t.finished():
                 done.add(key)
                 old = before.get(key, {})
-                self.status[key] = old if old.get("state") == "done" else {
-                    "state": "done", "resumed": True}
+                self.status[key] = (
+                    old if old.get("state") == "done" else {"state": "done", "resumed": True}
+                )
                 del pending[key]
         for key in pending:
             self.status[key] = {"state": "pending"}
@@ -101,8 +107,9 @@ class Runner:
         ready = [t for t in pending.values() if all(d in done for d in t.deps)]
         return sorted(ready, key=lambda t: t.priority)
 
-    def _finish(self, task: Task, ok: bool, result: Any, wall: float, done: set[str],
-                failed: set[str]) -> None:
+    def _finish(
+        self, task: Task, ok: bool, result: Any, wall: float, done: set[str], failed: set[str]
+    ) -> None:
         span = {"started": self.started.get(task.key), "ended": time.time()}
         if ok:
             done.add(task.key)
@@ -127,8 +134,9 @@ class Runner:
                 result, wall = _run(task)
                 self._finish(task, True, result, wall, done, failed)
             except Exception:  # noqa: BLE001 - one failed cell must not stop the grid
-                self._finish(task, False, traceback.format_exc(), time.perf_counter() - t0,
-                             done, failed)
+                self._finish(
+                    task, False, traceback.format_exc(), time.perf_counter() - t0, done, failed
+                )
 
     def _parallel(self, pending: dict[str, Task], done: set[str], failed: set[str]) -> None:
         running: dict[Future, Task] = {}

@@ -63,19 +63,25 @@ class SeedPlan:
 
     def __post_init__(self) -> None:
         if not 0 <= self.protocol_seed < MAX_PROTOCOL_SEEDS:
-            raise ValueError(f"protocol_seed: must be in [0, {MAX_PROTOCOL_SEEDS}), "
-                             f"got {self.protocol_seed!r}")
+            raise ValueError(
+                f"protocol_seed: must be in [0, {MAX_PROTOCOL_SEEDS}), got {self.protocol_seed!r}"
+            )
         if not 0 < self.demos <= SEED_STRIDE:
             raise ValueError(f"demos: must be in (0, {SEED_STRIDE}], got {self.demos!r}")
         if not 0 <= self.fresh_demos <= SEED_STRIDE - self.demos:
-            raise ValueError(f"fresh_demos: must be in [0, {SEED_STRIDE - self.demos}] next to "
-                             f"{self.demos} demos, got {self.fresh_demos!r}")
+            raise ValueError(
+                f"fresh_demos: must be in [0, {SEED_STRIDE - self.demos}] next to "
+                f"{self.demos} demos, got {self.fresh_demos!r}"
+            )
         if not 0 <= self.rollouts_per_round <= ROUND_STRIDE:
-            raise ValueError(f"rollouts_per_round: must be in [0, {ROUND_STRIDE}], "
-                             f"got {self.rollouts_per_round!r}")
+            raise ValueError(
+                f"rollouts_per_round: must be in [0, {ROUND_STRIDE}], "
+                f"got {self.rollouts_per_round!r}"
+            )
         if not 0 <= self.rounds < SEED_STRIDE // ROUND_STRIDE:
-            raise ValueError(f"rounds: must be in [0, {SEED_STRIDE // ROUND_STRIDE}), "
-                             f"got {self.rounds!r}")
+            raise ValueError(
+                f"rounds: must be in [0, {SEED_STRIDE // ROUND_STRIDE}), got {self.rounds!r}"
+            )
         if not 0 < self.eval_trials <= RANGE_END - EVAL_BASE:
             raise ValueError(f"eval_trials: must be > 0, got {self.eval_trials!r}")
         if not 0 <= self.probe_episodes * PROBE_TRIES <= EVAL_BASE - PROBE_BASE:
@@ -92,8 +98,9 @@ class SeedPlan:
 
     def rollout_seeds(self, round_index: int) -> range:
         if not 1 <= round_index <= self.rounds:
-            raise ValueError(f"round_index: rollouts exist for rounds 1..{self.rounds}, "
-                             f"got {round_index!r}")
+            raise ValueError(
+                f"round_index: rollouts exist for rounds 1..{self.rounds}, got {round_index!r}"
+            )
         start = ROLLOUT_BASE + self.protocol_seed * SEED_STRIDE + round_index * ROUND_STRIDE
         return range(start, start + self.rollouts_per_round)
 
@@ -115,8 +122,11 @@ class SeedPlan:
         demos, fresh = set(self.demo_seeds()), set(self.fresh_demo_seeds())
         if demos & fresh:
             raise SeedOverlapError(f"fresh demos reuse demo seeds {sorted(demos & fresh)[:5]}")
-        groups = {"demo": demos | fresh, "probe": set(self.probe_seeds()),
-                  "eval": set(self.eval_seeds())}
+        groups = {
+            "demo": demos | fresh,
+            "probe": set(self.probe_seeds()),
+            "eval": set(self.eval_seeds()),
+        }
         rollouts: set[int] = set()
         for r in range(1, self.rounds + 1):
             seeds = set(self.rollout_seeds(r))
@@ -130,7 +140,7 @@ class SeedPlan:
                 raise SeedOverlapError(f"{name} seeds outside the {name} range: {wrong[:5]}")
         names = list(groups)
         for i, a in enumerate(names):
-            for b in names[i + 1:]:
+            for b in names[i + 1 :]:
                 both = groups[a] & groups[b]
                 if both:
                     raise SeedOverlapError(f"{a} and {b} share seeds {sorted(both)[:5]}")
@@ -144,8 +154,9 @@ def check_plans_disjoint(plans: list[SeedPlan]) -> None:
         for s in plan.training_seeds():
             other = seen.setdefault(s, plan.protocol_seed)
             if other != plan.protocol_seed:
-                raise SeedOverlapError(f"episode seed {s} trains both protocol seed {other} "
-                                       f"and {plan.protocol_seed}")
+                raise SeedOverlapError(
+                    f"episode seed {s} trains both protocol seed {other} and {plan.protocol_seed}"
+                )
 
 
 def check_eval_seeds(first: int, n: int) -> None:
@@ -153,4 +164,5 @@ def check_eval_seeds(first: int, n: int) -> None:
     if n > 0 and not (EVAL_BASE <= first and first + n <= RANGE_END):
         raise SeedOverlapError(
             f"evaluation seeds [{first}, {first + n}) leave the held-out range "
-            f"[{EVAL_BASE}, {RANGE_END}): they could be demo or rollout seeds")
+            f"[{EVAL_BASE}, {RANGE_END}): they could be demo or rollout seeds"
+        )

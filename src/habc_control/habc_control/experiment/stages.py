@@ -130,8 +130,9 @@ def _env(ctx: SeedContext) -> Any:
     return PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
 
 
-def _collect(ctx: SeedContext, mode: str, seeds: range, out: Path, round_index: int,
-             policy: str | None) -> dict[str, Any]:
+def _collect(
+    ctx: SeedContext, mode: str, seeds: range, out: Path, round_index: int, policy: str | None
+) -> dict[str, Any]:
     """Run episodes through collect's Collector into bags under `out`."""
     from habc_control.collect import BagSink, CollectConfig, Collector
     from habc_control.experiment.evaluation import rig_policy_factory
@@ -139,8 +140,9 @@ def _collect(ctx: SeedContext, mode: str, seeds: range, out: Path, round_index: 
     env = _env(ctx)
     cfg = CollectConfig(mode=mode, episodes=len(seeds), seed=seeds.start, round=round_index)
     sink = BagSink(out, write_images=env.obs_mode == "pixels")
-    factory = None if policy is None else rig_policy_factory(
-        policy, env, cfg.horizon, cfg.execute_steps)
+    factory = (
+        None if policy is None else rig_policy_factory(policy, env, cfg.horizon, cfg.execute_steps)
+    )
     collector = Collector(env, cfg, sink, factory)
     t0 = time.perf_counter()
     results = []
@@ -196,8 +198,14 @@ def run_rollouts(ctx: SeedContext, method: str, round_index: int, policy: Path) 
     _threads()
     for d in _round_bag_dir(ctx.data_dir(method), round_index):
         shutil.rmtree(d)
-    rec = _collect(ctx, "rollout", ctx.plan.rollout_seeds(round_index), ctx.data_dir(method),
-                   round_index, str(policy))
+    rec = _collect(
+        ctx,
+        "rollout",
+        ctx.plan.rollout_seeds(round_index),
+        ctx.data_dir(method),
+        round_index,
+        str(policy),
+    )
     rec["policy"] = str(policy)
     write_json(ctx.record("rollouts", method, round_index), rec)
     return rec
@@ -271,9 +279,12 @@ def extract_config(ctx: SeedContext, cfg: Any) -> Any:
     from habc_trainer.episode import ExtractConfig
 
     model = cfg.model_config()
-    return ExtractConfig(cameras=tuple(model.cameras), image_size=model.image_size,
-                         use_env_state=ctx.track.obs_mode == "state",
-                         gripper_range=SIM_GRIPPER_RANGE)
+    return ExtractConfig(
+        cameras=tuple(model.cameras),
+        image_size=model.image_size,
+        use_env_state=ctx.track.obs_mode == "state",
+        gripper_range=SIM_GRIPPER_RANGE,
+    )
 
 
 def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]:
@@ -285,8 +296,9 @@ def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]
     steps = ctx.track.sft_steps if method == SFT else ctx.track.steps_per_round
     cfg = train_config(ctx, method, steps)
     t0 = time.perf_counter()
-    conv = convert(data_roots(ctx, method, round_index), ctx.store_dir(method),
-                   extract_config(ctx, cfg))
+    conv = convert(
+        data_roots(ctx, method, round_index), ctx.store_dir(method), extract_config(ctx, cfg)
+    )
     t_conv = time.perf_counter() - t0
     streams = open_streams(ctx.store_dir(method), round_index, cfg)
     if cfg.method_config().gate == "success":
@@ -298,9 +310,15 @@ def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]
     sizes = {s: streams.size(s) for s in ("sft", "int", "auto")}
     log_dir = ctx.ckpt_root_of(method) / "tb"
     t1 = time.perf_counter()
-    out = run_round(cfg, streams, ctx.ckpt_root_of(method), round_index,
-                    init_from=init_checkpoint(ctx, method, round_index), progress=False,
-                    log_dir=log_dir)
+    out = run_round(
+        cfg,
+        streams,
+        ctx.ckpt_root_of(method),
+        round_index,
+        init_from=init_checkpoint(ctx, method, round_index),
+        progress=False,
+        log_dir=log_dir,
+    )
     t_train = time.perf_counter() - t1
     rec = {
         "checkpoint": str(out),
@@ -315,8 +333,7 @@ def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]
         "stream_sizes": sizes,
         "train_s": t_train,
         "steps_per_s": steps / max(t_train, 1e-9),
-        "metrics": tb_summary(log_dir / cfg.method / f"round_{round_index:03d}",
-                              cfg.warmup_steps),
+        "metrics": tb_summary(log_dir / cfg.method / f"round_{round_index:03d}", cfg.warmup_steps),
     }
     write_json(ctx.record("train", method, round_index), rec)
     return rec
@@ -338,16 +355,18 @@ def tb_summary(log_dir: Path, warmup_steps: int) -> dict[str, float]:
             continue
         start = min(e.step for e in events)
         after = [e.value for e in events if e.step - start >= warmup_steps]
-        use = after if tag.startswith(("gate/", "weights/")) and after else \
-            [e.value for e in events]
+        use = (
+            after if tag.startswith(("gate/", "weights/")) and after else [e.value for e in events]
+        )
         out[tag] = float(sum(use) / len(use))
         out[tag + "@last"] = float(events[-1].value)
     return out
 
 
 def run_eval(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]:
-    cfg = EvalConfig(trials=ctx.track.eval_trials, obs_mode=ctx.track.obs_mode,
-                     sim_config=ctx.sim_config)
+    cfg = EvalConfig(
+        trials=ctx.track.eval_trials, obs_mode=ctx.track.obs_mode, sim_config=ctx.sim_config
+    )
     result = evaluate_policy(str(ctx.ckpt(method, round_index)), cfg)
     result.write_json(ctx.eval_json(method, round_index))
     return result.summary.to_dict() | {"wall_s": result.wall_s}

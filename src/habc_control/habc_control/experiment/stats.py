@@ -90,8 +90,9 @@ def aggregate(per_seed: Sequence[tuple[Sequence[bool], Sequence[int]]]) -> SeedA
     m, s = mean_std(rates)
     outcomes = [o for seed in per_seed for o in seed[0]]
     lengths = [n for seed in per_seed for n in seed[1]]
-    return SeedAggregate(len(rates), float(m), float(s), min(rates), max(rates),
-                         summarize(outcomes, lengths))
+    return SeedAggregate(
+        len(rates), float(m), float(s), min(rates), max(rates), summarize(outcomes, lengths)
+    )
 
 
 def two_proportion_z(k1: int, n1: int, k2: int, n2: int) -> float:

@@ -27,8 +27,9 @@ class Block(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
-        self.ff = nn.Sequential(nn.Linear(d, ff_mult * d), activation(act),
-                                nn.Linear(ff_mult * d, d))
+        self.ff = nn.Sequential(
+            nn.Linear(d, ff_mult * d), activation(act), nn.Linear(ff_mult * d, d)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, N, d) -> (B, N, d)."""
@@ -54,8 +55,9 @@ class FlowActor(nn.Module):
         self.time_mlp = mlp(d, d, d, 1, cfg.activation)
         self.action_in = nn.Linear(cfg.action_patch * cfg.action_dim, d)
         self.action_pos = nn.Parameter(torch.randn(self.n_act_tokens, d) * 0.02)
-        self.expert = nn.Sequential(*[Block(d, cfg.n_heads, cfg.ff_mult, cfg.activation)
-                                      for _ in range(cfg.n_layers)])
+        self.expert = nn.Sequential(
+            *[Block(d, cfg.n_heads, cfg.ff_mult, cfg.activation) for _ in range(cfg.n_layers)]
+        )
         self.out_norm = nn.LayerNorm(d)
         self.action_out = nn.Linear(d, cfg.action_patch * cfg.action_dim)
         # The ideal velocity is (x_sigma - a_hat) / sigma: full rank in x_sigma. A token of
@@ -66,9 +68,9 @@ class FlowActor(nn.Module):
         factor = fm.temporal_noise_factor(cfg.horizon, cfg.noise_length_scale)
         # Not persistent: a function of the config, so checkpoints keep the same tensors.
         self.register_buffer("noise_factor", factor, persistent=False)
-        self.register_buffer("out_projector",
-                             fm.low_pass_projector(cfg.horizon, cfg.action_basis),
-                             persistent=False)
+        self.register_buffer(
+            "out_projector", fm.low_pass_projector(cfg.horizon, cfg.action_basis), persistent=False
+        )
 
     def encode(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Prepared obs -> (B, n_obs_tokens, d) conditioning tokens (reused across Euler steps)."""
@@ -83,7 +85,7 @@ class FlowActor(nn.Module):
         emb = sinusoidal(sigma, cfg.d_model)
         t_tok = self.time_mlp(emb)[:, None]
         h = self.expert(torch.cat([cond, t_tok, act], dim=1))
-        out = self.action_out(self.out_norm(h[:, -self.n_act_tokens:]))
+        out = self.action_out(self.out_norm(h[:, -self.n_act_tokens :]))
         skip = nn.functional.softplus(self.skip_scale(emb))[:, :, None]  # (B, 1, 1)
         out = out.reshape(b, cfg.horizon, cfg.action_dim)
         if self.out_projector is not None:
@@ -91,7 +93,10 @@ class FlowActor(nn.Module):
         return out + skip * x
 
     def flow_loss(
-        self, obs: dict[str, torch.Tensor], actions: torch.Tensor, mask: torch.Tensor,
+        self,
+        obs: dict[str, torch.Tensor],
+        actions: torch.Tensor,
+        mask: torch.Tensor,
         generator: torch.Generator,
     ) -> torch.Tensor:
         """Per-sample flow-matching loss (reduction="none").
@@ -99,20 +104,29 @@ class FlowActor(nn.Module):
         actions: (B, H, D) normalised; mask: (B, H, D) bool. Returns (B,).
         """
         b = actions.shape[0]
-        sigma = fm.sample_time(b, generator, self.cfg.time_alpha, self.cfg.time_beta,
-                               actions.device)
+        sigma = fm.sample_time(
+            b, generator, self.cfg.time_alpha, self.cfg.time_beta, actions.device
+        )
         noise = fm.sample_noise(actions.shape, generator, self.noise_factor, actions.device)
         x, u = fm.noisy_actions(actions, noise, sigma)
         v = self.velocity(self.encode(obs), x, sigma)
         return fm.masked_squared_error(v, u, mask)
 
     @torch.no_grad()
-    def sample(self, obs: dict[str, torch.Tensor], generator: torch.Generator | None = None,
-               num_steps: int | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        obs: dict[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+        num_steps: int | None = None,
+    ) -> torch.Tensor:
         """Prepared obs -> (B, H, D) normalised action chunk by Euler integration."""
         cond = self.encode(obs)
         b = cond.shape[0]
-        noise = fm.sample_noise((b, self.cfg.horizon, self.cfg.action_dim), generator,
-                                self.noise_factor, cond.device)
-        return fm.euler_integrate(lambda x, s: self.velocity(cond, x, s), noise,
-                                  num_steps or self.cfg.num_inference_steps)
+        noise = fm.sample_noise(
+            (b, self.cfg.horizon, self.cfg.action_dim), generator, self.noise_factor, cond.device
+        )
+        return fm.euler_integrate(
+            lambda x, s: self.velocity(cond, x, s),
+            noise,
+            num_steps or self.cfg.num_inference_steps,
+        )

@@ -57,19 +57,33 @@ class ModelConfig:
         for name in ("proprio_dim", "action_dim", "env_state_dim"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("image_size", "horizon", "execute_steps", "action_patch", "d_model",
-                     "n_layers", "n_heads", "ff_mult", "vocab_size", "max_prompt_tokens",
-                     "critic_hidden", "critic_layers", "num_inference_steps"):
+        for name in (
+            "image_size",
+            "horizon",
+            "execute_steps",
+            "action_patch",
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "ff_mult",
+            "vocab_size",
+            "max_prompt_tokens",
+            "critic_hidden",
+            "critic_layers",
+            "num_inference_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.value_bins < 2:
             raise ValueError(f"value_bins must be >= 2, got {self.value_bins}")
         if self.horizon % self.action_patch:
             raise ValueError(
-                f"action_patch must divide horizon ({self.horizon}), got {self.action_patch}")
+                f"action_patch must divide horizon ({self.horizon}), got {self.action_patch}"
+            )
         if self.execute_steps > self.horizon:
             raise ValueError(
-                f"execute_steps must be <= horizon ({self.horizon}), got {self.execute_steps}")
+                f"execute_steps must be <= horizon ({self.horizon}), got {self.execute_steps}"
+            )
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads must divide d_model ({self.d_model}), got {self.n_heads}")
         if self.activation not in ACTIVATIONS:
@@ -80,42 +94,91 @@ class ModelConfig:
         if self.action_basis < 0:
             raise ValueError(f"action_basis must be >= 0, got {self.action_basis}")
         if self.noise_length_scale < 0:
-            raise ValueError(
-                f"noise_length_scale must be >= 0, got {self.noise_length_scale}")
+            raise ValueError(f"noise_length_scale must be >= 0, got {self.noise_length_scale}")
         if self.time_alpha <= 0 or self.time_beta <= 0:
             raise ValueError(
-                f"time_alpha/time_beta must be > 0, got {self.time_alpha}/{self.time_beta}")
+                f"time_alpha/time_beta must be > 0, got {self.time_alpha}/{self.time_beta}"
+            )
 
-    def with_dims(self, *, proprio_dim: int, action_dim: int, env_state_dim: int = 0,
-                  cameras: tuple[str, ...] | None = None) -> ModelConfig:
+    def with_dims(
+        self,
+        *,
+        proprio_dim: int,
+        action_dim: int,
+        env_state_dim: int = 0,
+        cameras: tuple[str, ...] | None = None,
+    ) -> ModelConfig:
         return dataclasses.replace(
-            self, proprio_dim=proprio_dim, action_dim=action_dim, env_state_dim=env_state_dim,
-            cameras=self.cameras if cameras is None else tuple(cameras))
+            self,
+            proprio_dim=proprio_dim,
+            action_dim=action_dim,
+            env_state_dim=env_state_dim,
+            cameras=self.cameras if cameras is None else tuple(cameras),
+        )
 
     def check_dims(self) -> None:
         """Raise unless the data dims are filled in (a model cannot be built without them)."""
         if self.proprio_dim < 1 or self.action_dim < 1:
             raise ValueError(
                 f"proprio_dim/action_dim must be set (>= 1), got {self.proprio_dim}/"
-                f"{self.action_dim}; call ModelConfig.with_dims")
+                f"{self.action_dim}; call ModelConfig.with_dims"
+            )
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
     # Unit tests: seconds on CPU.
-    "tiny": ModelConfig(horizon=10, execute_steps=5, action_patch=5, d_model=32, n_layers=1,
-                        n_heads=2, ff_mult=2, vocab_size=64, max_prompt_tokens=8,
-                        critic_hidden=32, critic_layers=1, value_bins=21, image_size=16,
-                        conv_channels=(8,), num_inference_steps=4, activation="relu"),
+    "tiny": ModelConfig(
+        horizon=10,
+        execute_steps=5,
+        action_patch=5,
+        d_model=32,
+        n_layers=1,
+        n_heads=2,
+        ff_mult=2,
+        vocab_size=64,
+        max_prompt_tokens=8,
+        critic_hidden=32,
+        critic_layers=1,
+        value_bins=21,
+        image_size=16,
+        conv_channels=(8,),
+        num_inference_steps=4,
+        activation="relu",
+    ),
     # The CPU benchmark (state mode): a few hundred k parameters, H = 50 trained / 25 executed.
-    "sim": ModelConfig(horizon=50, execute_steps=25, action_patch=10, d_model=64, n_layers=2,
-                       n_heads=4, ff_mult=2, vocab_size=256, critic_hidden=64,
-                       critic_layers=2, image_size=64, conv_channels=(16, 32),
-                       activation="relu"),
+    "sim": ModelConfig(
+        horizon=50,
+        execute_steps=25,
+        action_patch=10,
+        d_model=64,
+        n_layers=2,
+        n_heads=4,
+        ff_mult=2,
+        vocab_size=256,
+        critic_hidden=64,
+        critic_layers=2,
+        image_size=64,
+        conv_channels=(16, 32),
+        activation="relu",
+    ),
     # GPU-sized stand-in for pi0.5: three cameras, per-step action tokens.
-    "base": ModelConfig(cameras=CAMERA_NAMES, image_size=128, conv_channels=(32, 64, 128, 256),
-                        horizon=50, execute_steps=25, action_patch=1, d_model=512, n_layers=8,
-                        n_heads=8, ff_mult=4, vocab_size=32768, max_prompt_tokens=48,
-                        critic_hidden=512, critic_layers=3, value_bins=201),
+    "base": ModelConfig(
+        cameras=CAMERA_NAMES,
+        image_size=128,
+        conv_channels=(32, 64, 128, 256),
+        horizon=50,
+        execute_steps=25,
+        action_patch=1,
+        d_model=512,
+        n_layers=8,
+        n_heads=8,
+        ff_mult=4,
+        vocab_size=32768,
+        max_prompt_tokens=48,
+        critic_hidden=512,
+        critic_layers=3,
+        value_bins=201,
+    ),
 }
 
 

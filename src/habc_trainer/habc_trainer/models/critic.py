@@ -19,8 +19,9 @@ class DualHeadCritic(nn.Module):
         self.t_max = float(t_max)
         self.encoder = ObsEncoder(cfg)
         d_in = self.encoder.n_tokens * cfg.d_model
-        self.backbone = mlp(d_in, cfg.critic_hidden, cfg.critic_hidden, cfg.critic_layers - 1,
-                            cfg.activation)
+        self.backbone = mlp(
+            d_in, cfg.critic_hidden, cfg.critic_hidden, cfg.critic_layers - 1, cfg.activation
+        )
         self.act = activation(cfg.activation)
         self.f_v = nn.Linear(cfg.critic_hidden, 1)
         self.f_e = nn.Linear(cfg.critic_hidden, 1)
@@ -47,8 +48,9 @@ class ParentValueHead(nn.Module):
         self.encoder = ObsEncoder(cfg)
         d_in = self.encoder.n_tokens * cfg.d_model
         self.net = mlp(d_in, cfg.critic_hidden, cfg.value_bins, cfg.critic_layers, cfg.activation)
-        self.register_buffer("support", torch.linspace(v_min, v_max, cfg.value_bins),
-                             persistent=False)
+        self.register_buffer(
+            "support", torch.linspace(v_min, v_max, cfg.value_bins), persistent=False
+        )
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Prepared obs -> (B, bins) logits."""

@@ -35,8 +35,11 @@ class ImageEncoder(nn.Module):
         layers: list[nn.Module] = []
         c = 3
         for ch in cfg.conv_channels:
-            layers += [nn.Conv2d(c, ch, 3, stride=2, padding=1), nn.GroupNorm(1, ch),
-                       activation(cfg.activation)]
+            layers += [
+                nn.Conv2d(c, ch, 3, stride=2, padding=1),
+                nn.GroupNorm(1, ch),
+                activation(cfg.activation),
+            ]
             c = ch
         self.conv = nn.Sequential(*layers)
         self.proj = nn.Linear(c, cfg.d_model)
@@ -67,8 +70,11 @@ class ObsEncoder(nn.Module):
         cfg.check_dims()
         self.cfg = cfg
         self.proprio = mlp(cfg.proprio_dim, cfg.d_model, cfg.d_model, 1, cfg.activation)
-        self.env_state = mlp(cfg.env_state_dim, cfg.d_model, cfg.d_model, 1, cfg.activation) \
-            if cfg.env_state_dim else None
+        self.env_state = (
+            mlp(cfg.env_state_dim, cfg.d_model, cfg.d_model, 1, cfg.activation)
+            if cfg.env_state_dim
+            else None
+        )
         # One CNN per camera: wrist and top views look nothing alike.
         self.cameras = nn.ModuleDict({c: ImageEncoder(cfg) for c in cfg.cameras})
         self.prompt = PromptEncoder(cfg)

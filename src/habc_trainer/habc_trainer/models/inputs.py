@@ -50,7 +50,10 @@ def as_tensor(x: Any) -> torch.Tensor:
 
 
 def prepare_obs(
-    batch: Mapping[str, Any], prefix: str, cfg: ModelConfig, stats: NormStats,
+    batch: Mapping[str, Any],
+    prefix: str,
+    cfg: ModelConfig,
+    stats: NormStats,
     device: torch.device | str | None = None,
 ) -> dict[str, torch.Tensor]:
     """Model inputs for the observation under ``prefix`` (features.OBS_PREFIX / NEXT_OBS_PREFIX).
@@ -74,8 +77,9 @@ def prepare_obs(
             raise KeyError(f"model expects camera {key!r}")
         img = as_tensor(batch[key])  # (B, h, w, 3) uint8
         out[F.image_key(cam)] = img.to(device).permute(0, 3, 1, 2).float().div_(255.0)
-    out[F.TASK] = hash_tokenize(list(batch[F.TASK]), cfg.vocab_size,
-                                cfg.max_prompt_tokens).to(device)
+    out[F.TASK] = hash_tokenize(list(batch[F.TASK]), cfg.vocab_size, cfg.max_prompt_tokens).to(
+        device
+    )
     return out
 
 

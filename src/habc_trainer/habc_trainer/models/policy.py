@@ -59,16 +59,18 @@ class FlowPolicy(nn.Module):
         return self.model.flow_loss(obs, actions, mask, generator)
 
     @torch.no_grad()
-    def infer_batch(self, batch: Mapping[str, Any],
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+    def infer_batch(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Batched inference on obs.-prefixed keys -> (B, H, D) un-normalised chunk."""
         device = next(self.parameters()).device
         obs = prepare_obs(batch, F.OBS_PREFIX, self.cfg, self.stats, device)
         return self.stats[F.ACTION].unnormalize(self.model.sample(obs, generator))
 
     @torch.no_grad()
-    def infer(self, obs: Mapping[str, Any],
-              generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
+    def infer(
+        self, obs: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> dict[str, np.ndarray]:
         batch: dict[str, Any] = {F.TASK: [obs[F.TASK]]}
         for key, value in obs.items():
             if key != F.TASK:
