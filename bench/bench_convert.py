@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from habc_trainer.rostypes import make_typestore
+from habc_core.rostypes import make_typestore
 from habc_trainer.store import EpisodeStore
 from habc_trainer.streams import StreamConfig, WindowStreams
 from habc_trainer.synthetic import SyntheticSpec, write_synthetic_episode

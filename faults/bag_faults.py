@@ -37,11 +37,11 @@ from mcap.records import Channel, Chunk, Message, Schema
 from mcap.stream_reader import StreamReader, breakup_chunk
 
 from faults.core import Fault, NotSurvived
-from habc_trainer import contract as c
-from habc_trainer.bag_writer import EpisodeBagWriter
+from habc_core import contract as c
+from habc_core.bag_writer import EpisodeBagWriter
+from habc_core.rostypes import make_typestore
 from habc_trainer.convert import ConvertSummary, convert
 from habc_trainer.episode import Episode, EpisodeError, ExtractConfig, extract_episode
-from habc_trainer.rostypes import make_typestore
 from habc_trainer.store import EpisodeStore
 from habc_trainer.synthetic import SyntheticSpec, write_synthetic_episode
 
@@ -421,7 +421,7 @@ def _drive(data_root: Path, stop_after: int | None, kill_point: str = "") -> Pat
         rec.close()
         return bag_dir
     if kill_point in ("before_close", "before_sidecar"):
-        import habc_trainer.bag_writer as bw
+        import habc_core.bag_writer as bw
 
         if kill_point == "before_close":
             real_close = bw.EpisodeBagWriter.close

@@ -370,7 +370,7 @@ def _bad_model(param: object, workdir: Path) -> str:
 
 
 def _write_bag(root: Path, episode_id: str, round_index: int, ticks: int) -> None:
-    from habc_trainer.contract import episode_dir
+    from habc_core.contract import episode_dir
     from habc_trainer.synthetic import SyntheticSpec, write_synthetic_episode
 
     spec = SyntheticSpec(

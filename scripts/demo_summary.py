@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from habc_trainer.contract import find_episode_dirs, read_sidecar
+from habc_core.contract import find_episode_dirs, read_sidecar
 
 SIM_LOG = "sim_log.yaml"
 

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from habc_trainer import features as F
+from habc_core import features as F
 from habc_trainer.checkpoint import load_policy
 from habc_trainer.smoothness import chunk_second_difference_mm
 from habc_trainer.store import EpisodeStore

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from habc_control.collect import main as collect
-from habc_trainer import features as F
-from habc_trainer.contract import find_episode_dirs, read_sidecar
+from habc_core import features as F
+from habc_core.contract import find_episode_dirs, read_sidecar
 from habc_trainer.convert import convert
 from habc_trainer.episode import ExtractConfig
 from habc_trainer.store import EpisodeStore

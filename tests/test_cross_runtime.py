@@ -86,8 +86,8 @@ def _segments(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 def test_graph_and_collect_record_the_same_episode(tmp_path):
+    from habc_core.features import ACTION, HUMAN
     from habc_trainer.episode import ExtractConfig, extract_episode
-    from habc_trainer.features import ACTION, HUMAN
 
     sim_yaml = _sim_yaml(tmp_path)
     graph_config, episode_id, graph_outcome = _graph_episode(tmp_path, sim_yaml)
@@ -142,7 +142,7 @@ def test_graph_and_collect_record_the_same_episode(tmp_path):
     assert pre_err <= 0.025, pre_err
     assert errors[lag] <= 0.1
     # the executed action is what the safety core let through, in both runtimes
-    from habc_trainer.features import SAFETY
+    from habc_core.features import SAFETY
 
     for ep in (g, c):
         assert ep.arrays[SAFETY].shape == (ep.length, 2)

@@ -14,7 +14,7 @@ TAKEOVER = (2.0, 3.5)  # left arm under HUMAN authority, seconds after START
 def _read_bag(bag_dir):
     from rosbags.rosbag2 import Reader
 
-    from habc_trainer.rostypes import make_typestore
+    from habc_core.rostypes import make_typestore
 
     ts = make_typestore()
     out = {}
@@ -31,8 +31,8 @@ def test_takeover_mid_episode_is_labelled_in_the_bag(tmp_path):
 
     from habc_control.graph import apply_overrides, load_graph_config
     from habc_control.runner import Graph, call, run_episode
+    from habc_core.contract import read_sidecar
     from habc_interfaces.srv import EndEpisode
-    from habc_trainer.contract import read_sidecar
 
     config = apply_overrides(
         load_graph_config(),
@@ -76,7 +76,7 @@ def test_takeover_mid_episode_is_labelled_in_the_bag(tmp_path):
     # The executed commands: the driver's safety core may hold a tick under load (its watchdog,
     # a request later than watchdog_s): such a tick is HOLD with a safety bit, never HUMAN, and
     # rare. The authority pattern is read on the other ticks.
-    from habc_trainer.contract import SAFETY_HOLD, SAFETY_WATCHDOG
+    from habc_core.contract import SAFETY_HOLD, SAFETY_WATCHDOG
 
     held = [
         m for _, m in msgs["/left_arm/command"] + msgs["/right_arm/command"] if m.authority == 2

@@ -39,9 +39,9 @@ def test_stalled_policy_ends_in_hold_and_the_graph_still_stops(tmp_path):
 
     from habc_control.graph import apply_overrides, load_graph_config
     from habc_control.runner import Graph, run_episode
-    from habc_trainer.contract import AUTHORITY_HOLD, AUTHORITY_POLICY, SAFETY_HOLD
+    from habc_core.contract import AUTHORITY_HOLD, AUTHORITY_POLICY, SAFETY_HOLD
+    from habc_core.features import MODEL_INDEX, SAFETY
     from habc_trainer.episode import ExtractConfig, extract_episode
-    from habc_trainer.features import MODEL_INDEX, SAFETY
 
     config = apply_overrides(
         load_graph_config(),
@@ -75,7 +75,7 @@ def test_stalled_policy_ends_in_hold_and_the_graph_still_stops(tmp_path):
     ep = extract_episode(bag, ExtractConfig(cameras=()))
     from rosbags.rosbag2 import Reader
 
-    from habc_trainer.rostypes import make_typestore
+    from habc_core.rostypes import make_typestore
 
     ts = make_typestore()
     labels = []
@@ -87,7 +87,7 @@ def test_stalled_policy_ends_in_hold_and_the_graph_still_stops(tmp_path):
     # 25 rows of the one chunk, then at most policy_timeout (15 ticks) of waiting labelled POLICY
     # (model index -1), then HOLD to the end (the driver holds: SAFETY_HOLD, or SAFETY_WATCHDOG
     # when a loaded machine delays a request past watchdog_s), never POLICY again.
-    from habc_trainer.contract import SAFETY_WATCHDOG
+    from habc_core.contract import SAFETY_WATCHDOG
 
     holds = SAFETY_HOLD | SAFETY_WATCHDOG
     last_policy = max(i for i, (a, _s) in enumerate(labels) if a == AUTHORITY_POLICY)

@@ -30,9 +30,7 @@ from arx_x5_driver.backend import KinematicRigBackend, RigBackend, quat_from_ee9
 from arx_x5_driver.driver_core import DriverCore
 from arx_x5_driver.node_main import run_node
 from arx_x5_driver.safety import AUTHORITY_HOLD, MODE_EE, MODE_JOINT, Command, SafetyConfig
-from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent, SimTaskStatus
-from habc_interfaces.srv import ResetSim
-from habc_trainer.contract import (
+from habc_core.contract import (
     AUTHORITY_TOPIC,
     ENV_STATE_TOPIC,
     EPISODE_EVENTS_TOPIC,
@@ -49,7 +47,9 @@ from habc_trainer.contract import (
     joint_states_topic,
     teleop_source_topic,
 )
-from habc_trainer.features import CAMERA_NAMES
+from habc_core.features import CAMERA_NAMES
+from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent, SimTaskStatus
+from habc_interfaces.srv import ResetSim
 
 BACKENDS = ("kinematic", "sim", "arx5")
 _AUTHORITY_QOS = QoSProfile(

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from habc_trainer.contract import (
+from habc_core.contract import (
     AUTHORITY_HOLD,
     MODE_EE,
     MODE_JOINT,

@@ -16,8 +16,8 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(ros, 
     from sensor_msgs.msg import JointState
 
     from arx_x5_driver.arm_node import ArmNode
+    from habc_core.contract import SAFETY_HOLD, SAFETY_STEP, SAFETY_WATCHDOG
     from habc_interfaces.msg import ArmCommand, ControlAuthority
-    from habc_trainer.contract import SAFETY_HOLD, SAFETY_STEP, SAFETY_WATCHDOG
 
     arm = ArmNode(
         context=ros,

@@ -6,7 +6,7 @@ import pytest
 from arx_x5_driver.backend import KinematicRigBackend
 from arx_x5_driver.driver_core import DriverCore
 from arx_x5_driver.safety import MODE_JOINT, Command, SafetyConfig
-from habc_trainer.contract import AUTHORITY_HOLD, SAFETY_HOLD, SAFETY_STEP, SAFETY_WATCHDOG
+from habc_core.contract import AUTHORITY_HOLD, SAFETY_HOLD, SAFETY_STEP, SAFETY_WATCHDOG
 
 
 def core(**limits) -> tuple[DriverCore, KinematicRigBackend]:

@@ -23,7 +23,7 @@ from arx_x5_driver.safety import (
     Measured,
     SafetyConfig,
 )
-from habc_trainer.contract import (
+from habc_core.contract import (
     AUTHORITY_HOLD,
     AUTHORITY_HUMAN,
     AUTHORITY_POLICY,

@@ -27,7 +27,7 @@ from habc_control.ros_common import (
     declare,
     refuse_runtime_changes,
 )
-from habc_trainer.contract import camera_frame, compressed_image_topic, image_topic
+from habc_core.contract import camera_frame, compressed_image_topic, image_topic
 
 
 class CameraNode(Node):

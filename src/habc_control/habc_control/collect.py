@@ -49,7 +49,7 @@ from habc_control.command_mux import (
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
 from habc_control.graph import load_graph_config, node_specs
 from habc_control.teleop import ScheduledOperator, parse_schedule
-from habc_trainer.cli import (
+from habc_core.cli import (
     ArgumentParser,
     UserError,
     coerce_field,
@@ -58,8 +58,8 @@ from habc_trainer.cli import (
     one_line,
     user_errors,
 )
-from habc_trainer.contract import MODE_EE, MODE_JOINT
-from habc_trainer.features import CAMERA_NAMES, ENV_STATE, image_key
+from habc_core.contract import MODE_EE, MODE_JOINT
+from habc_core.features import CAMERA_NAMES, ENV_STATE, image_key
 
 Mode = Literal["demo", "rollout", "eval"]
 MODES: tuple[str, ...] = ("demo", "rollout", "eval")
@@ -235,9 +235,9 @@ class BagSink:
         self._typestore: Any = None  # one per sink: rosbags compiles its serializers once
 
     def begin(self, meta: Any) -> None:
-        from habc_trainer.bag_writer import EpisodeBagWriter
-        from habc_trainer.contract import EVENT_START, episode_dir
-        from habc_trainer.rostypes import make_typestore
+        from habc_core.bag_writer import EpisodeBagWriter
+        from habc_core.contract import EVENT_START, episode_dir
+        from habc_core.rostypes import make_typestore
 
         if self._typestore is None:
             self._typestore = make_typestore()

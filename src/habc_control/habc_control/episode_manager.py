@@ -2,7 +2,7 @@
 
 Pure Python (no rclpy). The episode manager node wraps it behind the StartEpisode / EndEpisode
 services and publishes what it returns as /episode/events; the recorder turns those events into
-one bag + sidecar per episode (habc_trainer.contract). One episode at a time.
+one bag + sidecar per episode (habc_core.contract). One episode at a time.
 
     mgr = EpisodeManager(EpisodeManagerConfig(robot="arx_x5_bimanual_sim", control_hz=30.0))
     r = mgr.start("put the marker in the box", "rollout", round_index=0, now_ns=t0)
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from habc_control.authority import Authority
-from habc_trainer.contract import OUTCOMES, SOURCES, EpisodeMeta, make_episode_id
+from habc_core.contract import OUTCOMES, SOURCES, EpisodeMeta, make_episode_id
 
 
 @dataclass(frozen=True)

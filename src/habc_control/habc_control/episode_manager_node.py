@@ -22,15 +22,15 @@ from habc_control.ros_common import (
     now_ns,
     refuse_runtime_changes,
 )
-from habc_interfaces.msg import ActionChunk, ControlAuthority, EpisodeEvent
-from habc_interfaces.srv import EndEpisode, StartEpisode
-from habc_trainer.contract import (
+from habc_core.contract import (
     ACTION_CHUNK_TOPIC,
     AUTHORITY_TOPIC,
     END_EPISODE_SERVICE,
     EPISODE_EVENTS_TOPIC,
     START_EPISODE_SERVICE,
 )
+from habc_interfaces.msg import ActionChunk, ControlAuthority, EpisodeEvent
+from habc_interfaces.srv import EndEpisode, StartEpisode
 
 
 class EpisodeManagerNode(Node):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from habc_control.experiment.evaluation import EvalConfig, EvalResult, evaluate_policy
 from habc_control.experiment.seeds import EVAL_BASE
-from habc_trainer.cli import ArgumentParser, UserError, non_negative_int, positive_int, user_errors
+from habc_core.cli import ArgumentParser, UserError, non_negative_int, positive_int, user_errors
 
 PROG = "evaluate"
 
@@ -77,7 +77,7 @@ def check_inputs(args: argparse.Namespace) -> EvalConfig:
     from habc_control.collect import CollectConfig, check_checkpoint, check_policy_spec
     from habc_control.command_mux import ActionLayout
     from habc_control.experiment.evaluation import load_sim
-    from habc_trainer.features import CAMERA_NAMES
+    from habc_core.features import CAMERA_NAMES
 
     cfg = EvalConfig(
         trials=args.trials,

@@ -41,8 +41,7 @@ from habc_control.ros_common import (
     target_from_command,
     target_from_state,
 )
-from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent
-from habc_trainer.contract import (
+from habc_core.contract import (
     AUTHORITY_TOPIC,
     EPISODE_EVENTS_TOPIC,
     EVENT_START,
@@ -52,6 +51,7 @@ from habc_trainer.contract import (
     policy_command_topic,
     teleop_command_topic,
 )
+from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent
 
 
 class MuxNode(Node):

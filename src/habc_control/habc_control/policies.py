@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from habc_trainer import features as F
+from habc_core import features as F
 
 ACTIONS_OUT = "actions"  # key of infer()'s result (habc_trainer.models.policy.ACTIONS_OUT)
 

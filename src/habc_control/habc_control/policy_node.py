@@ -39,9 +39,8 @@ from habc_control.ros_common import (
     pose_to_ee9,
     refuse_runtime_changes,
 )
-from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
-from habc_trainer import features as F
-from habc_trainer.contract import (
+from habc_core import features as F
+from habc_core.contract import (
     ACTION_CHUNK_TOPIC,
     AUTHORITY_TOPIC,
     ENV_STATE_TOPIC,
@@ -51,6 +50,7 @@ from habc_trainer.contract import (
     joint_states_topic,
     policy_command_topic,
 )
+from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
 
 
 class PolicyNode(Node):

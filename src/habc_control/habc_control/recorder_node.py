@@ -1,6 +1,6 @@
 """Recorder node: every contract topic -> one MCAP bag per episode + sidecar.
 
-Subscribes raw (serialized CDR, no decode) to `habc_trainer.contract.recorded_topics()` (the
+Subscribes raw (serialized CDR, no decode) to `habc_core.contract.recorded_topics()` (the
 contract plus the mux's requests and the sim's env state) and hands the
 bytes to habc_control.recorder.EpisodeRecorder (habc_trainer's EpisodeBagWriter underneath).
 /episode/events and /control_authority are also decoded: they open and close bags and mark the
@@ -27,13 +27,13 @@ from habc_control.ros_common import (
     now_ns,
     refuse_runtime_changes,
 )
-from habc_interfaces.msg import ControlAuthority, EpisodeEvent
-from habc_trainer.contract import (
+from habc_core.contract import (
     AUTHORITY_TOPIC,
     EPISODE_EVENT_TYPE,
     EPISODE_EVENTS_TOPIC,
     recorded_topics,
 )
+from habc_interfaces.msg import ControlAuthority, EpisodeEvent
 
 
 def get_message(msgtype: str) -> type:

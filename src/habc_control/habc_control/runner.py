@@ -44,9 +44,7 @@ from habc_control.graph import (
     load_graph_config,
     node_specs,
 )
-from habc_interfaces.msg import SimTaskStatus
-from habc_interfaces.srv import EndEpisode, ResetSim, StartEpisode
-from habc_trainer.cli import (
+from habc_core.cli import (
     ArgumentParser,
     UserError,
     non_negative_int,
@@ -54,7 +52,7 @@ from habc_trainer.cli import (
     split_overrides,
     user_errors,
 )
-from habc_trainer.contract import (
+from habc_core.contract import (
     END_EPISODE_SERVICE,
     OUTCOMES,
     SIM_RESET_SERVICE,
@@ -62,6 +60,8 @@ from habc_trainer.contract import (
     SOURCES,
     START_EPISODE_SERVICE,
 )
+from habc_interfaces.msg import SimTaskStatus
+from habc_interfaces.srv import EndEpisode, ResetSim, StartEpisode
 
 PROG = "habc-rollout"
 SIM_OUTCOME = "sim"  # --outcome: the simulated task's own verdict

@@ -45,8 +45,7 @@ from habc_control.ros_common import (
     target_from_state,
 )
 from habc_control.teleop import PedalSupervisor, ScheduledOperator, parse_schedule
-from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent
-from habc_trainer.contract import (
+from habc_core.contract import (
     AUTHORITY_TOPIC,
     EPISODE_EVENTS_TOPIC,
     ee_pose_topic,
@@ -54,6 +53,7 @@ from habc_trainer.contract import (
     teleop_command_topic,
     teleop_source_topic,
 )
+from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent
 
 INPUTS = ("pedal", "keyboard", "sim_operator")
 HUMAN_SOURCES = ("topic", "leader", "measured")

@@ -17,7 +17,7 @@ from habc_control.collect import (
     main,
     make_policy_factory,
 )
-from habc_trainer.contract import (
+from habc_core.contract import (
     AUTHORITY_TOPIC,
     command_topic,
     find_episode_dirs,

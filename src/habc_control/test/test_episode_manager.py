@@ -5,12 +5,12 @@ from rosbags.rosbag2 import Reader
 from habc_control.authority import Authority
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
 from habc_control.recorder import EpisodeEventData, EpisodeRecorder, RecorderConfig
-from habc_trainer.contract import (
+from habc_core.contract import (
     EVENT_END,
     EVENT_START,
     read_sidecar,
 )
-from habc_trainer.rostypes import make_typestore
+from habc_core.rostypes import make_typestore
 
 T0 = 1_763_770_000_000_000_000
 

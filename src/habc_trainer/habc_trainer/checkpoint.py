@@ -44,8 +44,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from habc_core.contract import fsync_dir
 from habc_trainer.config import TrainConfig
-from habc_trainer.contract import fsync_dir
 from habc_trainer.models.config import ModelConfig
 from habc_trainer.models.policy import FlowPolicy
 from habc_trainer.normalize import NormStats

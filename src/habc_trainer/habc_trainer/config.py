@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from habc_trainer.cli import coerce_fields
+from habc_core.cli import coerce_fields
 from habc_trainer.methods import METHODS, MethodConfig, method_preset
 from habc_trainer.models.config import MODEL_PRESETS, ModelConfig, model_preset
 

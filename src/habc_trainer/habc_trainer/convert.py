@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from habc_core.cli import ArgumentParser, UserError, one_line, positive_int, user_errors
+from habc_core.contract import SAFETY_FLAG_NAMES, find_episode_dirs
+from habc_core.features import ACTION, CAMERA_NAMES, REQUESTED_ACTION, SAFETY
 from habc_trainer.arm_sync import PAIRING_MODES
-from habc_trainer.cli import ArgumentParser, UserError, one_line, positive_int, user_errors
-from habc_trainer.contract import SAFETY_FLAG_NAMES, find_episode_dirs
 from habc_trainer.episode import Episode, EpisodeError, ExtractConfig, extract_episode
-from habc_trainer.features import ACTION, CAMERA_NAMES, REQUESTED_ACTION, SAFETY
 from habc_trainer.store import EpisodeStore, StoreError, StoreWriter, bag_fingerprint
 
 PROG = "convert"

@@ -33,9 +33,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from habc_trainer.arm_sync import pair_commands, skew_stats_ms
-from habc_trainer.bag_reader import BagContents, BagReadError, CompleteReadFailed, open_bag
-from habc_trainer.contract import (
+from habc_core.bag_reader import BagContents, BagReadError, CompleteReadFailed, open_bag
+from habc_core.contract import (
     AUTHORITY_HUMAN,
     AUTHORITY_TOPIC,
     ENV_STATE_TOPIC,
@@ -58,7 +57,7 @@ from habc_trainer.contract import (
     joint_states_topic,
     read_sidecar,
 )
-from habc_trainer.features import (
+from habc_core.features import (
     ACTION,
     ARM_NAMES,
     CAMERA_NAMES,
@@ -71,6 +70,7 @@ from habc_trainer.features import (
     TIMESTAMP_NS,
     image_key,
 )
+from habc_trainer.arm_sync import pair_commands, skew_stats_ms
 
 ProprioMode = Literal["auto", "ee", "joint"]
 ARRAYS_VERSION = 2

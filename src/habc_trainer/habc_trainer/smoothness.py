@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from habc_trainer.cli import ArgumentParser, UserError, one_line, user_errors
-from habc_trainer.features import ACTION, HUMAN
+from habc_core.cli import ArgumentParser, UserError, one_line, user_errors
+from habc_core.features import ACTION, HUMAN
 
 SOURCES: tuple[str, ...] = ("demo", "policy", "human")
 POS_DIMS = 3  # xyz lead each arm's EE action slice (features.PROPRIO layout)

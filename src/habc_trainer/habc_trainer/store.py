@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from habc_trainer.contract import SCHEMA_VERSION
+from habc_core.contract import SCHEMA_VERSION
+from habc_core.features import OPTIONAL_KEYS
 from habc_trainer.episode import Episode
-from habc_trainer.features import OPTIONAL_KEYS
 
 STORE_FORMAT = "habc-episode-store"
 STORE_FORMAT_VERSION = 1

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from habc_trainer import features as F
+from habc_core import features as F
 from habc_trainer.credit import CREDIT_MODES, assign_credit, value_targets
 from habc_trainer.store import EpisodeStore
 

@@ -17,15 +17,15 @@ import cv2
 import numpy as np
 from rosbags.typesys.store import Typestore
 
-from habc_trainer.bag_writer import EpisodeBagWriter, StorageName
-from habc_trainer.contract import (
+from habc_core.bag_writer import EpisodeBagWriter, StorageName
+from habc_core.contract import (
     AUTHORITY_HUMAN,
     AUTHORITY_POLICY,
     EVENT_START,
     MODE_EE,
     EpisodeMeta,
 )
-from habc_trainer.features import ARM_NAMES, CAMERA_NAMES
+from habc_core.features import ARM_NAMES, CAMERA_NAMES
 
 _HUMAN_ARMS = {"P": (), "H": (0,), "R": (1,), "B": (0, 1)}
 

@@ -29,6 +29,14 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from habc_core.cli import (
+    ArgumentParser,
+    UserError,
+    non_negative_int,
+    one_line,
+    parse_overrides,
+    user_errors,
+)
 from habc_trainer.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -38,14 +46,6 @@ from habc_trainer.checkpoint import (
     recover_checkpoint,
     restore_learner,
     save_checkpoint,
-)
-from habc_trainer.cli import (
-    ArgumentParser,
-    UserError,
-    non_negative_int,
-    one_line,
-    parse_overrides,
-    user_errors,
 )
 from habc_trainer.config import TrainConfig
 from habc_trainer.models.example import concat_batches

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as nnf
 
-from habc_trainer import features as F
+from habc_core import features as F
 from habc_trainer import weights as W
 from habc_trainer.config import TrainConfig
 from habc_trainer.methods import MethodConfig

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from habc_trainer import features as F
+from habc_core import features as F
 from habc_trainer.models.config import model_preset
 from habc_trainer.models.example import example_stats, make_example_batch, make_example_obs
 from habc_trainer.models.policy import FlowPolicy, Policy

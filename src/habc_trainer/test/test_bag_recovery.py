@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from habc_trainer import contract as c
-from habc_trainer import rostypes
-from habc_trainer.bag_reader import BagReadError, open_bag
-from habc_trainer.bag_writer import EpisodeBagWriter
+from habc_core import contract as c
+from habc_core import rostypes
+from habc_core.bag_reader import BagReadError, open_bag
+from habc_core.bag_writer import EpisodeBagWriter
+from habc_core.features import ACTION, image_key
 from habc_trainer.convert import convert, main
 from habc_trainer.episode import EpisodeError, ExtractConfig, extract_episode
-from habc_trainer.features import ACTION, image_key
 from habc_trainer.store import EpisodeStore
 from habc_trainer.synthetic import SyntheticSpec, expected_action, write_synthetic_episode
 
@@ -423,8 +423,8 @@ _RECORDER = textwrap.dedent(
     import numpy as np
     from habc_control.authority import Authority
     from habc_control.recorder import EpisodeEventData, EpisodeRecorder, RecorderConfig
-    from habc_trainer import contract as c
-    from habc_trainer.bag_writer import EpisodeBagWriter
+    from habc_core import contract as c
+    from habc_core.bag_writer import EpisodeBagWriter
     from habc_trainer.synthetic import expected_action
 
     class Capture(EpisodeBagWriter):  # the contract's builders, bytes for the recorder

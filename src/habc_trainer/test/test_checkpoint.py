@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from habc_core import features as F
 from habc_trainer import checkpoint as C
-from habc_trainer import features as F
 from habc_trainer.checkpoint import (
     CheckpointError,
     CheckpointWarning,

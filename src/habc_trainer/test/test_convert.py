@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from habc_trainer import contract as c
-from habc_trainer import features as F
-from habc_trainer import rostypes
-from habc_trainer.bag_writer import EpisodeBagWriter
+from habc_core import contract as c
+from habc_core import features as F
+from habc_core import rostypes
+from habc_core.bag_writer import EpisodeBagWriter
 from habc_trainer.convert import convert, main
 from habc_trainer.episode import ExtractConfig
 from habc_trainer.store import EpisodeStore
@@ -42,8 +42,8 @@ _KILLED = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from habc_trainer.bag_writer import EpisodeBagWriter
-    from habc_trainer.contract import EVENT_START
+    from habc_core.bag_writer import EpisodeBagWriter
+    from habc_core.contract import EVENT_START
     from habc_trainer.synthetic import expected_action
     w = EpisodeBagWriter(sys.argv[1], flush_interval_ns=100_000_000).open()
     w.write_event(EVENT_START, 0, episode_id="killed", task="fold", source="rollout")
@@ -472,8 +472,8 @@ def test_a_refused_episode_leaves_the_open_shard_aligned(tmp_path):
     the episodes after it in the same shard read back exactly."""
     import dataclasses
 
+    from habc_core.features import ACTION
     from habc_trainer.episode import ExtractConfig, extract_episode
-    from habc_trainer.features import ACTION
     from habc_trainer.store import EpisodeStore, StoreError, StoreWriter
 
     extract = ExtractConfig(cameras=())

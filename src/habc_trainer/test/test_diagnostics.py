@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from habc_core.contract import episode_dir
 from habc_trainer import diagnostics as D
-from habc_trainer.contract import episode_dir
 from habc_trainer.convert import convert
 from habc_trainer.episode import ExtractConfig
 from habc_trainer.models.config import model_preset

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from habc_trainer import contract as c
-from habc_trainer import rostypes
-from habc_trainer.bag_writer import EpisodeBagWriter
-from habc_trainer.episode import EpisodeError, ExtractConfig, extract_episode
-from habc_trainer.features import (
+from habc_core import contract as c
+from habc_core import rostypes
+from habc_core.bag_writer import EpisodeBagWriter
+from habc_core.features import (
     ACTION,
     ENV_STATE,
     HUMAN,
@@ -19,6 +18,7 @@ from habc_trainer.features import (
     SAFETY,
     image_key,
 )
+from habc_trainer.episode import EpisodeError, ExtractConfig, extract_episode
 from habc_trainer.synthetic import SyntheticSpec, expected_action, write_synthetic_episode
 
 CFG = ExtractConfig(image_size=16)
@@ -93,7 +93,7 @@ def test_custom_types_are_read_from_the_bag_not_the_install(tmp_path, typestore,
     monkeypatch.setattr(rostypes, "find_msg_dir", refuse)
     monkeypatch.setattr(rostypes, "make_typestore", refuse)
     assert extract_episode(tmp_path / "inner", CFG).length == 4
-    from habc_trainer.bag_reader import open_bag
+    from habc_core.bag_reader import open_bag
 
     contents = open_bag(bag)
     assert contents.topics == {"/gadget": "other_pkg/msg/Gadget"}

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from habc_trainer import features as F
+from habc_core import features as F
+from habc_core.contract import episode_dir
 from habc_trainer import train_round as tr
 from habc_trainer.checkpoint import load_checkpoint, load_policy
-from habc_trainer.contract import episode_dir
 from habc_trainer.synthetic import SyntheticSpec, write_synthetic_episode
 
 torch.set_num_threads(1)

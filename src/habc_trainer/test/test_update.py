@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from habc_trainer import features as F
+from habc_core import features as F
 from habc_trainer.config import TrainConfig
 from habc_trainer.methods import METHODS
 from habc_trainer.models.example import concat_batches, example_stats, make_example_batch

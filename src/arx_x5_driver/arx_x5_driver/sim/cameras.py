@@ -9,7 +9,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-# Camera feature name (habc_trainer.features.CAMERA_NAMES) -> MuJoCo camera name.
+# Camera feature name (habc_core.features.CAMERA_NAMES) -> MuJoCo camera name.
 CAMERA_MAP: dict[str, str] = {
     "top": "top",
     "left_wrist": "left/wrist_cam",

@@ -3,7 +3,7 @@
 Action (EE space, 20-D): per arm, left then right, xyz (3) + 6-D rotation (6) + gripper opening
 (1), pose of the tool point in that arm's base frame. Joint space (14-D): per arm 6 joint
 positions + gripper. EE targets go through the SDK's IK (`ArmIk`) to joint targets.
-Observation keys follow habc_trainer.features: `proprio` (same layout as the action, measured),
+Observation keys follow habc_core.features: `proprio` (same layout as the action, measured),
 `env_state` (object state, see ENV_STATE_NAMES), `task` (prompt), `images.<camera>` in pixel mode.
 """
 
@@ -25,7 +25,7 @@ from arx_x5_driver.sim.rotations import (
     top_down_rotation,
 )
 from arx_x5_driver.sim.task import Layout, PouchTask, TaskMonitor, TaskState, sample_layout
-from habc_trainer.features import ENV_STATE, PROPRIO, TASK, image_key
+from habc_core.features import ENV_STATE, PROPRIO, TASK, image_key
 
 EE_ARM_DIM = 10
 JOINT_ARM_DIM = 7

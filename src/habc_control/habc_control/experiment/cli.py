@@ -27,7 +27,7 @@ from habc_control.experiment.plan import build_tasks, seed_context, with_depende
 from habc_control.experiment.report import build_report
 from habc_control.experiment.runner import Runner
 from habc_control.experiment.seeds import check_plans_disjoint
-from habc_trainer.cli import ArgumentParser, UserError, positive_int, user_errors
+from habc_core.cli import ArgumentParser, UserError, positive_int, user_errors
 
 PROG = "habc-benchmark"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from habc_control.experiment.report import matched
 from habc_control.experiment.stats import two_proportion_z, wilson_interval
-from habc_trainer.cli import ArgumentParser, UserError, user_errors
+from habc_core.cli import ArgumentParser, UserError, user_errors
 
 PROG = "habc-benchmark-compare"
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from habc_control.experiment.seeds import MAX_PROTOCOL_SEEDS, SeedPlan
-from habc_trainer.cli import coerce_field, coerce_fields
+from habc_core.cli import coerce_field, coerce_fields
 
 # Step 1 (spec §8): every baseline and the naive credit-assignment ablation of HABC.
 STEP1_METHODS: tuple[str, ...] = ("imit_dagger", "imit_recap", "habc_v", "habc", "habc_naive")

@@ -131,7 +131,7 @@ def recovery(episodes: Iterable[tuple[bool, str]]) -> Recovery:
 
 def store_rollouts(store: Any) -> list[tuple[bool, str]]:
     """(intervened, outcome) of every rollout episode in an EpisodeStore."""
-    from habc_trainer.features import HUMAN
+    from habc_core.features import HUMAN
 
     return [
         (bool(store.array(HUMAN, i).any()), e["outcome"])

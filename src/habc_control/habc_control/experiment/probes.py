@@ -58,7 +58,7 @@ def load_critic(path: Path | str) -> LoadedCritic:
 
 def obs_batch(observations: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Single-frame env observations -> an `obs.`-prefixed batch."""
-    from habc_trainer import features as F
+    from habc_core import features as F
 
     batch: dict[str, Any] = {F.TASK: [o[F.TASK] for o in observations]}
     for key in observations[0]:
@@ -75,7 +75,7 @@ def gate_histograms(
     replay buffer it trained on, split by source."""
     import torch
 
-    from habc_trainer import features as F
+    from habc_core import features as F
     from habc_trainer.models.inputs import as_tensor, prepare_obs
     from habc_trainer.store_streams import open_streams
     from habc_trainer.update import (

@@ -178,7 +178,7 @@ def run_demos(ctx: SeedContext) -> dict[str, Any]:
 
 
 def _round_bag_dir(data_dir: Path, round_index: int) -> list[Path]:
-    from habc_trainer.contract import round_dir_name
+    from habc_core.contract import round_dir_name
 
     return sorted(data_dir.glob(f"*/{round_dir_name(round_index)}"))
 
@@ -227,7 +227,7 @@ def train_config(ctx: SeedContext, method: str, steps: int) -> Any:
         "seed": ctx.protocol_seed,
     }
     if ctx.track.obs_mode == "pixels":
-        from habc_trainer.features import CAMERA_NAMES
+        from habc_core.features import CAMERA_NAMES
 
         mo = dict(overrides.get("model_overrides", {}))
         mo.setdefault("cameras", list(CAMERA_NAMES))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from habc_trainer.cli import coerce_fields
-from habc_trainer.features import CAMERA_NAMES
+from habc_core.cli import coerce_fields
+from habc_core.features import CAMERA_NAMES
 
 ACTIVATIONS: tuple[str, ...] = ("gelu", "relu")
 

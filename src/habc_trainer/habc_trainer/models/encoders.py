@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from habc_trainer import features as F
+from habc_core import features as F
 from habc_trainer.models.config import ModelConfig
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from habc_trainer import features as F
+from habc_core import features as F
 from habc_trainer.models.config import ModelConfig
 from habc_trainer.normalize import NormStats
 

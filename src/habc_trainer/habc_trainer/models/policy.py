@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from habc_trainer import features as F
+from habc_core import features as F
 from habc_trainer.models.actor import FlowActor
 from habc_trainer.models.config import ModelConfig
 from habc_trainer.models.inputs import action_loss_mask, as_tensor, prepare_obs

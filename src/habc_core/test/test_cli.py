@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from habc_trainer.cli import (
+from habc_core.cli import (
     ArgumentParser,
     coerce_field,
     non_negative_int,

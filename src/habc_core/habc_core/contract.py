@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import yaml
 
-from habc_trainer.features import ARM_NAMES, CAMERA_NAMES
+from habc_core.features import ARM_NAMES, CAMERA_NAMES
 
 SCHEMA_VERSION = 1
 

@@ -38,7 +38,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from habc_trainer.contract import BAG_METADATA_NAME, storage_files
+from habc_core.contract import BAG_METADATA_NAME, storage_files
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _RECORD_HEADER = struct.Struct("<BQ")  # opcode, content length

@@ -15,7 +15,7 @@ from pathlib import Path
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from habc_trainer.contract import CUSTOM_TYPES
+from habc_core.contract import CUSTOM_TYPES
 
 MSG_DIR_ENV = "HABC_INTERFACES_MSG_DIR"
 _PACKAGE = "habc_interfaces"
@@ -30,7 +30,7 @@ def candidate_msg_dirs() -> list[Path]:
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
         if prefix:
             out.append(Path(prefix) / "share" / _PACKAGE / "msg")
-    # Source checkout: src/habc_trainer/habc_trainer/rostypes.py -> src/habc_interfaces/msg;
+    # Source checkout: src/habc_trainer/habc_core/rostypes.py -> src/habc_interfaces/msg;
     # colcon install: install/habc_trainer/lib/.../habc_trainer -> install/habc_interfaces/share.
     here = Path(__file__).resolve()
     for parent in here.parents:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from habc_trainer import contract
-from habc_trainer.contract import EpisodeMeta, SidecarError, read_sidecar, write_sidecar
-from habc_trainer.rostypes import find_msg_dir
+from habc_core import contract
+from habc_core.contract import EpisodeMeta, SidecarError, read_sidecar, write_sidecar
+from habc_core.rostypes import find_msg_dir
 
 
 def make_meta(**changes) -> EpisodeMeta:

@@ -16,9 +16,9 @@ from mcap.stream_reader import StreamReader
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import Reader
 
-from habc_trainer import contract as c
-from habc_trainer.bag_writer import BagWriteError, EpisodeBagWriter
-from habc_trainer.rostypes import make_typestore
+from habc_core import contract as c
+from habc_core.bag_writer import BagWriteError, EpisodeBagWriter
+from habc_core.rostypes import make_typestore
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +148,8 @@ _KILLED_WRITER = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from habc_trainer.bag_writer import EpisodeBagWriter
-    from habc_trainer.contract import EVENT_START
+    from habc_core.bag_writer import EpisodeBagWriter
+    from habc_core.contract import EVENT_START
     w = EpisodeBagWriter(sys.argv[1], flush_interval_ns=100_000_000).open()
     w.write_event(EVENT_START, 0, episode_id="ep_k", task="fold", source="rollout")
     for i in range(30):

@@ -37,7 +37,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys.store import Typestore
 
-from habc_trainer.contract import (
+from habc_core.contract import (
     ACTION_CHUNK_TOPIC,
     ACTION_CHUNK_TYPE,
     ARM_COMMAND_TYPE,
@@ -72,8 +72,8 @@ from habc_trainer.contract import (
     joint_states_topic,
     write_sidecar,
 )
-from habc_trainer.features import ARM_NAMES
-from habc_trainer.rostypes import make_typestore, register_msg_texts
+from habc_core.features import ARM_NAMES
+from habc_core.rostypes import make_typestore, register_msg_texts
 
 StorageName = Literal["mcap", "sqlite3"]
 _STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
