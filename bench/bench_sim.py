@@ -30,8 +30,8 @@ def _peak_rss_mb() -> float:
 
 
 def _record(env, seed: int) -> np.ndarray:
-    from arx_x5_driver.sim.config import ExpertConfig
-    from arx_x5_driver.sim.expert import ScriptedExpert
+    from habc_sim.config import ExpertConfig
+    from habc_sim.expert import ScriptedExpert
 
     env.reset(seed)
     expert = ScriptedExpert(env, ExpertConfig(), np.random.default_rng(seed))
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import dataclasses
 
-    from arx_x5_driver.sim.config import load_sim_config
-    from arx_x5_driver.sim.env import PouchEnv
     from habc_control.collect import BagSink, CollectConfig, Collector
+    from habc_sim.config import load_sim_config
+    from habc_sim.env import PouchEnv
 
     cfg = load_sim_config(args.config)
     if args.image_size is not None:

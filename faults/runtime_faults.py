@@ -256,10 +256,10 @@ def _corrupting(factory: Callable, value: float, which: str, row: int) -> Callab
 
 
 def _nan_actions(param: object, _workdir: Path) -> str:
-    from arx_x5_driver.sim.config import SimConfig
-    from arx_x5_driver.sim.env import PouchEnv
     from habc_control.authority import Authority
     from habc_control.collect import CollectConfig, Collector, NullSink, make_policy_factory
+    from habc_sim.config import SimConfig
+    from habc_sim.env import PouchEnv
 
     name, which, row = param  # type: ignore[misc]
     value = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}[name]

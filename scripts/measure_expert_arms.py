@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from arx_x5_driver.safety import SafetyConfig
-from arx_x5_driver.sim.config import load_sim_config
-from arx_x5_driver.sim.env import PouchEnv
 from habc_control.collect import CollectConfig, Collector, NullSink, make_policy_factory
 from habc_control.graph import load_graph_config
+from habc_sim.config import load_sim_config
+from habc_sim.env import PouchEnv
 
 cfg_sim = load_sim_config(Path(__file__).resolve().parents[1] / "config" / "sim.yaml")
 env = PouchEnv(cfg_sim, obs_mode="state")

@@ -9,9 +9,9 @@ import argparse
 
 import numpy as np
 
-from arx_x5_driver.sim.config import load_sim_config
-from arx_x5_driver.sim.drift import untouched_marker_drift
-from arx_x5_driver.sim.env import PouchEnv
+from habc_sim.config import load_sim_config
+from habc_sim.drift import untouched_marker_drift
+from habc_sim.env import PouchEnv
 
 
 def main() -> None:

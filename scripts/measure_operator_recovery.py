@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from arx_x5_driver.sim.config import SimConfig, load_sim_config
-from arx_x5_driver.sim.env import PouchEnv
-from arx_x5_driver.sim.model import GRIPPER_STROKE
 from habc_control.collect import CollectConfig, Collector, NullSink, make_policy_factory
 from habc_control.graph import load_graph_config
+from habc_sim.config import SimConfig, load_sim_config
+from habc_sim.env import PouchEnv
+from habc_sim.model import GRIPPER_STROKE
 
 WINDOW_TICKS = 15  # after a takeover: the mux blend (0.5 s) and the first plan's start
 NEAR_M = 0.05  # right tool point within this of the marker: "next to the marker"

@@ -64,9 +64,9 @@ def _graph_episode(tmp_path, sim_yaml):
 
 
 def _collect_episode(tmp_path, sim_yaml, graph_config):
-    from arx_x5_driver.sim.config import load_sim_config
-    from arx_x5_driver.sim.env import PouchEnv
     from habc_control.collect import BagSink, CollectConfig, Collector, make_policy_factory
+    from habc_sim.config import load_sim_config
+    from habc_sim.env import PouchEnv
 
     sim_cfg = load_sim_config(sim_yaml)
     env = PouchEnv(sim_cfg, obs_mode="state")

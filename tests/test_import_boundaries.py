@@ -27,6 +27,7 @@ print("\\n".join(bad))
     ("packages", "blocked"),
     [
         ("habc_core", "torch,rclpy"),
+        ("habc_sim", "torch,rclpy"),
         ("arx_x5_driver", "torch"),
         ("habc_control", "torch"),
         ("habc_trainer", "rclpy"),

@@ -71,8 +71,17 @@ def make_backend(node: Node, name: str, arms: tuple[str, ...], mode: int) -> Rig
             raise ValueError(f"can_interfaces: need one per arm {arms}, got {ifaces}")
         return RealRigBackend(RealBackendConfig(dict(zip(arms, ifaces, strict=True)), mode))
     if name == "sim":
-        # The MuJoCo rig; imported only here so the other backends need no MuJoCo.
-        from arx_x5_driver.sim.backend import SimRigBackend
+        # The MuJoCo rig (package habc_sim); imported only here: a robot PC has neither it nor
+        # MuJoCo.
+        try:
+            from arx_x5_driver.sim_backend import SimRigBackend
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("habc_sim", "mujoco"):
+                raise
+            raise ValueError(
+                f"backend: 'sim' needs the simulated rig ({exc.name} is not installed; "
+                "it is src/habc_sim in the workspace, never installed on a robot PC)"
+            ) from None
 
         # Without published cameras the rig need not render at all (rendering dominates a tick).
         cameras = int(node.get_parameter("camera_every").value) > 0
@@ -194,7 +203,7 @@ class ArmNode(Node):
     def _make_expert(self, seed: int):
         if not self._publish_expert:
             return None
-        from arx_x5_driver.sim.expert import ScriptedExpert
+        from habc_sim.expert import ScriptedExpert
 
         env = self.backend.env
         # The human's hands get their own stream per layout, like collect's operator.

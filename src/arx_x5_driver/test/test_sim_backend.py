@@ -4,8 +4,8 @@ import numpy as np
 
 from arx_x5_driver.backend import RigBackend
 from arx_x5_driver.safety import MODE_EE, MODE_JOINT, Command
-from arx_x5_driver.sim.backend import SimRigBackend
-from arx_x5_driver.sim.config import SceneConfig, SimConfig
+from arx_x5_driver.sim_backend import SimRigBackend
+from habc_sim.config import SceneConfig, SimConfig
 
 
 def test_sim_backend_follows_ee_and_joint_commands_and_holds_on_stop():

@@ -255,7 +255,7 @@ class BagSink:
         )
 
     def observation(self, env: Any, obs: dict[str, Any], t_ns: int) -> None:
-        from arx_x5_driver.sim.model import ARMS
+        from habc_sim.model import ARMS
 
         w, rig = self._w, env.rig
         for arm in ARMS:
@@ -363,9 +363,9 @@ class Collector:
 
     def run_episode(self, seed: int) -> EpisodeSummary:
         from arx_x5_driver.driver_core import DriverCore
-        from arx_x5_driver.sim.backend import SimRigBackend
-        from arx_x5_driver.sim.expert import ScriptedExpert
-        from arx_x5_driver.sim.operator import InterventionModel, label_outcome
+        from arx_x5_driver.sim_backend import SimRigBackend
+        from habc_sim.expert import ScriptedExpert
+        from habc_sim.operator import InterventionModel, label_outcome
 
         env, cfg = self.env, self.cfg
         arms = self.layout.arms
@@ -505,7 +505,7 @@ class Collector:
         )
 
     def _measured(self, arm: str) -> np.ndarray:
-        from arx_x5_driver.sim.rotations import rot6d_from_matrix
+        from habc_sim.rotations import rot6d_from_matrix
 
         rig = self.env.rig
         if self.env.action_space == "ee":
@@ -616,7 +616,7 @@ def make_policy_factory(
     """`expert` (good skill), `weak-expert` (poor skill: the imperfect policy), `replay`
     (open-loop replay of a demo recorded on another seed), or what the policy node loads: a
     trainer checkpoint directory or `module:callable` (callable() -> object with infer(obs))."""
-    from arx_x5_driver.sim.policies import ExpertChunkPolicy, ReplayPolicy
+    from habc_sim.policies import ExpertChunkPolicy, ReplayPolicy
 
     if spec in ("expert", "weak-expert"):
         skill = sim_cfg.operator.expert if spec == "expert" else weak_skill()
@@ -663,14 +663,14 @@ def make_policy_factory(
 
 def weak_skill() -> Any:
     """A policy that roughly knows the task but aims badly: grasps miss or slip now and then."""
-    from arx_x5_driver.sim.config import ExpertConfig
+    from habc_sim.config import ExpertConfig
 
     return ExpertConfig(pos_noise=0.011, yaw_noise=0.3, hesitation_prob=0.3, regrasp_prob=0.0)
 
 
 def record_demo_actions(env: Any, seed: int, skill: Any) -> np.ndarray:
     """Run the scripted expert on `seed` and return its (T, D) actions."""
-    from arx_x5_driver.sim.expert import ScriptedExpert
+    from habc_sim.expert import ScriptedExpert
 
     env.reset(seed)
     expert = ScriptedExpert(env, skill, np.random.default_rng([seed, 2]))
@@ -796,8 +796,8 @@ def summarize(results: list[EpisodeSummary], wall_s: float, control_hz: float) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from arx_x5_driver.sim.config import load_sim_config
-    from arx_x5_driver.sim.env import PouchEnv
+    from habc_sim.config import load_sim_config
+    from habc_sim.env import PouchEnv
 
     with user_errors(PROG):
         args = _parse(argv)

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
-from arx_x5_driver.sim.config import OperatorConfig, SceneConfig, SimConfig
-from arx_x5_driver.sim.env import PouchEnv
 from habc_control.collect import (
     BagSink,
     CollectConfig,
@@ -25,6 +23,8 @@ from habc_core.contract import (
     joint_states_topic,
     read_sidecar,
 )
+from habc_sim.config import OperatorConfig, SceneConfig, SimConfig
+from habc_sim.env import PouchEnv
 from habc_trainer.episode import ExtractConfig, extract_episode
 
 

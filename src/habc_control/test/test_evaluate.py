@@ -132,9 +132,9 @@ def _tiny_checkpoint(path):
 def test_rig_policy_repeats_per_episode_seed_and_clips_the_gripper(tmp_path):
     """A trial is a function of (checkpoint, episode seed): the policy noise is seeded per
     episode; gripper commands stay on the rig's stroke as the rig executes them."""
-    from arx_x5_driver.sim.env import PouchEnv
-    from arx_x5_driver.sim.model import GRIPPER_STROKE
     from habc_control.experiment.evaluation import load_sim, rig_policy_factory
+    from habc_sim.env import PouchEnv
+    from habc_sim.model import GRIPPER_STROKE
 
     ck = _tiny_checkpoint(tmp_path / "ck")
     env = PouchEnv(load_sim(None), obs_mode="state")

@@ -120,8 +120,8 @@ class GripperClampedPolicy:
 
 def rig_policy_factory(policy: str, env: Any, horizon: int, execute_steps: int) -> Any:
     """collect's policy factory for `policy`, with gripper commands kept on the rig's stroke."""
-    from arx_x5_driver.sim.model import ARMS, GRIPPER_STROKE
     from habc_control.collect import make_policy_factory
+    from habc_sim.model import ARMS, GRIPPER_STROKE
 
     inner = make_policy_factory(policy, env.cfg, horizon, execute_steps, 0)
 
@@ -134,8 +134,8 @@ def rig_policy_factory(policy: str, env: Any, horizon: int, execute_steps: int) 
 
 
 def load_sim(sim_config: str | None) -> Any:
-    from arx_x5_driver.sim.config import load_sim_config
     from habc_control.collect import _default_config_path
+    from habc_sim.config import load_sim_config
 
     return load_sim_config(sim_config or _default_config_path())
 
@@ -147,8 +147,8 @@ def evaluate_policy(
     `collect --policy` accepts) and summarise them."""
     import torch
 
-    from arx_x5_driver.sim.env import PouchEnv
     from habc_control.collect import CollectConfig, Collector, NullSink
+    from habc_sim.env import PouchEnv
 
     torch.set_num_threads(cfg.torch_threads)
     sim_cfg = load_sim(cfg.sim_config)

@@ -166,9 +166,9 @@ def traces(ctx: SeedContext, critic: LoadedCritic, policy: Path) -> list[dict[st
 
     Runs up to seeds.PROBE_TRIES x probe_episodes rollouts and keeps probe_episodes of them,
     those with an operator takeover first (the authority shading is the point of the figure)."""
-    from arx_x5_driver.sim.env import PouchEnv
     from habc_control.collect import CollectConfig, Collector
     from habc_control.experiment.evaluation import load_sim, rig_policy_factory
+    from habc_sim.env import PouchEnv
 
     want = ctx.plan.probe_episodes
     seeds = ctx.plan.probe_seeds()
@@ -211,7 +211,7 @@ def initial_obs(env: Any, seed: int, marker_xy: Sequence[float] | None = None) -
     obs = env.reset(seed)
     if marker_xy is None:
         return obs
-    from arx_x5_driver.sim.model import ARMS
+    from habc_sim.model import ARMS
 
     lay = env.layout
     env.rig.reset(
@@ -228,9 +228,9 @@ def initial_obs(env: Any, seed: int, marker_xy: Sequence[float] | None = None) -
 
 def viability_map(ctx: SeedContext, critic: LoadedCritic, grid: int) -> dict[str, Any]:
     """p_v(s_0) over the marker's randomisation range (pouch layout of the first probe seed)."""
-    from arx_x5_driver.sim.env import PouchEnv
     from habc_control.experiment.evaluation import load_sim
     from habc_control.experiment.seeds import PROBE_BASE
+    from habc_sim.env import PouchEnv
 
     sim = load_sim(ctx.sim_config)
     env = PouchEnv(sim, obs_mode=ctx.track.obs_mode)
@@ -249,8 +249,8 @@ def calibration(
 ) -> dict[str, Any]:
     """p_v(s_0) on the held-out layouts vs. the evaluation outcomes of the policy that
     generated the critic's training rollouts (same seeds, so per-layout comparison)."""
-    from arx_x5_driver.sim.env import PouchEnv
     from habc_control.experiment.evaluation import load_sim
+    from habc_sim.env import PouchEnv
 
     seeds = ctx.plan.eval_seeds()
     env = PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)

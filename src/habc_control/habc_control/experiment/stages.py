@@ -124,8 +124,8 @@ def _threads() -> None:
 
 
 def _env(ctx: SeedContext) -> Any:
-    from arx_x5_driver.sim.env import PouchEnv
     from habc_control.experiment.evaluation import load_sim
+    from habc_sim.env import PouchEnv
 
     return PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
 

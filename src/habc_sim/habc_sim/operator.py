@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from arx_x5_driver.sim.config import OperatorConfig
-from arx_x5_driver.sim.env import PouchEnv
-from arx_x5_driver.sim.expert import ArmScript, hand_action, make_hand
-from arx_x5_driver.sim.model import ARMS
+from habc_sim.config import OperatorConfig
+from habc_sim.env import PouchEnv
+from habc_sim.expert import ArmScript, hand_action, make_hand
+from habc_sim.model import ARMS
 
 MISS_GRIP = 0.01  # m: a commanded opening below this means "closing to grasp"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arx_x5_driver.sim.env import PouchEnv
+from habc_sim.env import PouchEnv
 
 STILL_SPEED = 1e-3  # m/s: slower than this at the end of the window counts as at rest
 

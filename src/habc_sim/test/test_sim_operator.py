@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from arx_x5_driver.sim.config import ExpertConfig, SimConfig
-from arx_x5_driver.sim.env import PouchEnv
-from arx_x5_driver.sim.expert import (
+from habc_sim.config import ExpertConfig, SimConfig
+from habc_sim.env import PouchEnv
+from habc_sim.expert import (
     DROP_Z,
     MARKER_GRASP_DZ,
     PRE_GRASP_DZ,
@@ -13,9 +13,9 @@ from arx_x5_driver.sim.expert import (
     ArmScript,
     make_hand,
 )
-from arx_x5_driver.sim.model import ARMS
-from arx_x5_driver.sim.operator import label_outcome
-from arx_x5_driver.sim.rotations import rot6d_from_matrix, top_down_rotation
+from habc_sim.model import ARMS
+from habc_sim.operator import label_outcome
+from habc_sim.rotations import rot6d_from_matrix, top_down_rotation
 
 SKILL = ExpertConfig()
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from arx_x5_driver.sim.config import SceneConfig
-from arx_x5_driver.sim.model import ARMS, GRIPPER_STROKE, JOINTS, build_model
+from habc_sim.config import SceneConfig
+from habc_sim.model import ARMS, GRIPPER_STROKE, JOINTS, build_model
 
 
 class SimRig:

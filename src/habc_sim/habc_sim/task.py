@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arx_x5_driver.sim.config import TaskConfig
-from arx_x5_driver.sim.rig import SimRig
+from habc_sim.config import TaskConfig
+from habc_sim.rig import SimRig
 
 MILESTONES: tuple[str, ...] = (
     "lid_opened",

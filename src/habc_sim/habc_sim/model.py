@@ -22,7 +22,7 @@ from functools import cache
 import mujoco
 import numpy as np
 
-from arx_x5_driver.sim.config import SceneConfig
+from habc_sim.config import SceneConfig
 
 ARMS: tuple[str, ...] = ("left", "right")
 JOINTS: tuple[str, ...] = tuple(f"joint{i}" for i in range(1, 7))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from arx_x5_driver.sim.kinematics import ArmIk
-from arx_x5_driver.sim.rotations import (
+from habc_sim.kinematics import ArmIk
+from habc_sim.rotations import (
     matrix_from_rot6d,
     matrix_from_rpy,
     rot6d_from_matrix,
@@ -67,8 +67,8 @@ def test_unreachable_pose_is_reported_not_executed_elsewhere(ik: ArmIk):
 def test_mujoco_tool_site_matches_sdk_fk(ik: ArmIk):
     import mujoco
 
-    from arx_x5_driver.sim.config import SceneConfig
-    from arx_x5_driver.sim.rig import SimRig
+    from habc_sim.config import SceneConfig
+    from habc_sim.rig import SimRig
 
     rig = SimRig(SceneConfig())
     q = np.array([0.3, 1.1, 0.9, -0.5, 0.4, 0.2])

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from arx_x5_driver.sim.config import ExpertConfig
-from arx_x5_driver.sim.env import PouchEnv
-from arx_x5_driver.sim.expert import ArmScript, hand_action, make_hand
-from arx_x5_driver.sim.model import ARMS
+from habc_sim.config import ExpertConfig
+from habc_sim.env import PouchEnv
+from habc_sim.expert import ArmScript, hand_action, make_hand
+from habc_sim.model import ARMS
 
 _STATE_FIELDS = ("pos", "yaw", "grip", "label", "pending", "pending_ticks", "plan", "idx", "held")
 

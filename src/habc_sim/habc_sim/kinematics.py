@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arx_x5_driver.sim.model import quiet_native_output, sdk_limits
-from arx_x5_driver.sim.rotations import matrix_from_rpy, pose6d_from_xyz_rot
+from habc_sim.model import quiet_native_output, sdk_limits
+from habc_sim.rotations import matrix_from_rpy, pose6d_from_xyz_rot
 
 
 @dataclass(frozen=True)

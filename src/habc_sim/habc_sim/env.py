@@ -14,18 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from arx_x5_driver.sim.cameras import CameraSet
-from arx_x5_driver.sim.config import SimConfig
-from arx_x5_driver.sim.kinematics import ArmIk
-from arx_x5_driver.sim.model import ARMS, GRIPPER_STROKE
-from arx_x5_driver.sim.rig import SimRig
-from arx_x5_driver.sim.rotations import (
+from habc_core.features import ENV_STATE, PROPRIO, TASK, image_key
+from habc_sim.cameras import CameraSet
+from habc_sim.config import SimConfig
+from habc_sim.kinematics import ArmIk
+from habc_sim.model import ARMS, GRIPPER_STROKE
+from habc_sim.rig import SimRig
+from habc_sim.rotations import (
     matrix_from_rot6d,
     rot6d_from_matrix,
     top_down_rotation,
 )
-from arx_x5_driver.sim.task import Layout, PouchTask, TaskMonitor, TaskState, sample_layout
-from habc_core.features import ENV_STATE, PROPRIO, TASK, image_key
+from habc_sim.task import Layout, PouchTask, TaskMonitor, TaskState, sample_layout
 
 EE_ARM_DIM = 10
 JOINT_ARM_DIM = 7

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from arx_x5_driver.sim.config import ExpertConfig, OperatorConfig, SimConfig
-from arx_x5_driver.sim.env import PouchEnv
-from arx_x5_driver.sim.expert import ScriptedExpert
-from arx_x5_driver.sim.operator import InterventionModel, label_outcome
+from habc_sim.config import ExpertConfig, OperatorConfig, SimConfig
+from habc_sim.env import PouchEnv
+from habc_sim.expert import ScriptedExpert
+from habc_sim.operator import InterventionModel, label_outcome
 
 
 def _demo(env: PouchEnv, seed: int, skill: ExpertConfig) -> tuple[bool, np.ndarray]:

@@ -2,9 +2,9 @@
 
 import pytest
 
-from arx_x5_driver.sim.config import SimConfig
-from arx_x5_driver.sim.drift import untouched_marker_drift
-from arx_x5_driver.sim.env import PouchEnv
+from habc_sim.config import SimConfig
+from habc_sim.drift import untouched_marker_drift
+from habc_sim.env import PouchEnv
 
 DRIFT_BOUND_M = 0.001  # measured 0.12 mm median, 0.21 mm max over 30 layouts; 72 mm at condim 4
 

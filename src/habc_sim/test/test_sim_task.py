@@ -4,8 +4,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from arx_x5_driver.sim.config import SceneConfig, SimConfig, TaskConfig, sim_config_from_dict
-from arx_x5_driver.sim.env import PouchEnv
+from habc_sim.config import SceneConfig, SimConfig, TaskConfig, sim_config_from_dict
+from habc_sim.env import PouchEnv
 
 
 @pytest.fixture(scope="module")

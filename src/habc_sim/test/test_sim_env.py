@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from arx_x5_driver.sim.config import EnvConfig, ExpertConfig, SceneConfig, SimConfig
-from arx_x5_driver.sim.env import ENV_STATE_NAMES, PouchEnv
-from arx_x5_driver.sim.expert import ScriptedExpert
+from habc_sim.config import EnvConfig, ExpertConfig, SceneConfig, SimConfig
+from habc_sim.env import ENV_STATE_NAMES, PouchEnv
+from habc_sim.expert import ScriptedExpert
 
 
 @pytest.fixture(scope="module")
