@@ -60,6 +60,12 @@ if [ "$(cat "$STAMP_DIR/colcon" 2>/dev/null)" != "$src_hash" ] || [ ! -d "$ROOT/
     mkdir -p "$ROOT/log"
     # shellcheck disable=SC1091
     source "$ROOT/scripts/env.sh" --no-install
+    # Console scripts of a package are re-made by the build; one that moved to another package
+    # (or was renamed) would otherwise stay behind, first on PATH, and fail at its import.
+    for scripts_dir in "$ROOT"/install/*/lib/*/; do
+      pkg=$(basename "$scripts_dir")
+      [ -f "$ROOT/src/$pkg/setup.py" ] && rm -rf "$scripts_dir"
+    done
     colcon build --symlink-install --event-handlers console_direct- \
       --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" \
       >"$ROOT/log/colcon-build.txt" 2>&1 || { cat "$ROOT/log/colcon-build.txt" >&2; exit 1; }

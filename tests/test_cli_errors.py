@@ -22,10 +22,10 @@ import pytest
 
 PROGS = {
     "collect": ("habc_control.collect", "collect"),
-    "evaluate": ("habc_control.evaluate", "evaluate"),
+    "evaluate": ("habc_benchmark.evaluate", "evaluate"),
     "habc-rollout": ("habc_control.runner", "habc-rollout"),
-    "habc-benchmark": ("habc_control.experiment.cli", "habc-benchmark"),
-    "habc-benchmark-compare": ("habc_control.experiment.compare", "habc-benchmark-compare"),
+    "habc-benchmark": ("habc_benchmark.cli", "habc-benchmark"),
+    "habc-benchmark-compare": ("habc_benchmark.compare", "habc-benchmark-compare"),
     "smoothness": ("habc_trainer.smoothness", "python -m habc_trainer.smoothness"),
     "train_round": ("habc_trainer.train_round", "train_round"),
     "convert": ("habc_trainer.convert", "convert"),
@@ -329,7 +329,7 @@ def test_a_parameter_no_node_declares_is_refused_once_the_graph_is_built(places)
     ],
 )
 def test_experiment_config_refuses_wrong_types_by_key(entry, message):
-    from habc_control.experiment.config import from_dict
+    from habc_benchmark.config import from_dict
 
     with pytest.raises(ValueError, match=re.escape(message)):
         from_dict(entry)

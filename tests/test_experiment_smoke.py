@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from habc_control.experiment import cli
-from habc_control.experiment.config import find_root, load_preset
-from habc_control.experiment.plan import chains, seed_context
-from habc_control.experiment.seeds import purpose_of
-from habc_control.experiment.stages import SFT_CONTINUED
+from habc_benchmark import cli
+from habc_benchmark.config import find_root, load_preset
+from habc_benchmark.plan import chains, seed_context
+from habc_benchmark.seeds import purpose_of
+from habc_benchmark.stages import SFT_CONTINUED
 
 
 @pytest.fixture(scope="module")

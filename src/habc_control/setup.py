@@ -34,9 +34,6 @@ setup(
             "recorder_node = habc_control.recorder_node:main",
             "camera_node = habc_control.camera_node:main",
             "habc-rollout = habc_control.runner:main",
-            "evaluate = habc_control.evaluate:main",
-            "habc-benchmark = habc_control.experiment.cli:main",
-            "habc-benchmark-compare = habc_control.experiment.compare:main",
         ],
     },
 )

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from habc_control.experiment import diagnose_report
-from habc_control.experiment.config import ExperimentConfig
-from habc_control.experiment.plan import chains, seed_context
-from habc_control.experiment.stages import SFT, SFT_CONTINUED, read_json, write_json
-from habc_control.experiment.stats import aggregate, two_proportion_z, wilson_interval
+from habc_benchmark import diagnose_report
+from habc_benchmark.config import ExperimentConfig
+from habc_benchmark.plan import chains, seed_context
+from habc_benchmark.stages import SFT, SFT_CONTINUED, read_json, write_json
+from habc_benchmark.stats import aggregate, two_proportion_z, wilson_interval
 
 LABELS = {
     "sft": "SFT",
@@ -120,7 +120,7 @@ def results_dict(
                 for (m, r), per in sorted(td.calibration.items())
             },
         }
-    from habc_control.experiment.evaluation import load_sim
+    from habc_benchmark.evaluation import load_sim
 
     t_max = int(load_sim(str(root / cfg.sim_config)).task.t_max)
     return {
@@ -1187,7 +1187,7 @@ def write_markdown(
         "switch differs. Rollouts are run by the method's own current checkpoint with the "
         "simulated operator (sim-rig.md) intervening on about half of the failures. Seeds: "
         "demos, rollouts, probes and evaluation use disjoint ranges (asserted, "
-        "`habc_control/experiment/seeds.py`); every checkpoint is evaluated on the same "
+        "`habc_benchmark/seeds.py`); every checkpoint is evaluated on the same "
         "held-out layouts.",
         "",
     ] + _protocol_table(cfg)

@@ -17,8 +17,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
-from habc_control.experiment.plan import Task, execute
-from habc_control.experiment.stages import read_json, write_json
+from habc_benchmark.plan import Task, execute
+from habc_benchmark.stages import read_json, write_json
 
 
 def _run(task: Task) -> tuple[dict[str, Any], float]:

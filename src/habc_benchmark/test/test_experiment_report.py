@@ -1,6 +1,6 @@
 """The report's control-arm reading compares like with like: the same protocol seeds only."""
 
-from habc_control.experiment.report import _control_reading, matched
+from habc_benchmark.report import _control_reading, matched
 
 
 def _cell(per_seed: dict[int, tuple[int, int]]) -> dict:
@@ -35,7 +35,7 @@ def test_control_reading_uses_the_control_seeds_and_states_the_verdict():
 
 
 def test_ablation_reading_compares_on_the_ablations_seeds():
-    from habc_control.experiment.report import ablation_reading
+    from habc_benchmark.report import ablation_reading
 
     td = {
         "cells": {"habc/r001": _cell({0: (5, 50), 1: (10, 50)}), "mix/r001": _cell({0: (20, 50)})}
@@ -50,7 +50,7 @@ def test_ablation_reading_compares_on_the_ablations_seeds():
 
 
 def test_versus_sft_reading_matches_seeds_and_names_the_verdict():
-    from habc_control.experiment.report import versus_sft_reading
+    from habc_benchmark.report import versus_sft_reading
 
     td = {
         "cells": {
@@ -68,7 +68,7 @@ def test_versus_sft_reading_matches_seeds_and_names_the_verdict():
 
 
 def test_timing_sums_task_time_per_seed_and_skips_unfinished_tasks():
-    from habc_control.experiment.report import timing
+    from habc_benchmark.report import timing
 
     progress = {
         "tasks": {
@@ -96,7 +96,7 @@ def test_timing_sums_task_time_per_seed_and_skips_unfinished_tasks():
 
 
 def test_concurrency_counts_tasks_running_next_to_a_seeds_tasks():
-    from habc_control.experiment.report import _concurrency
+    from habc_benchmark.report import _concurrency
 
     # s0 runs 0..100; s1 runs 50..150 next to it: half of each seed's time is shared
     c = _concurrency([("state/s0", 0.0, 100.0), ("state/s1", 50.0, 150.0)])
@@ -104,7 +104,7 @@ def test_concurrency_counts_tasks_running_next_to_a_seeds_tasks():
 
 
 def test_critic_calibration_table_averages_each_phase_over_seeds():
-    from habc_control.experiment.report import critic_calibration_table
+    from habc_benchmark.report import critic_calibration_table
 
     def phase(bce, ece, n=100):
         return {"samples": n, "bce": bce, "ece": ece, "mean_p_v": 0.3, "success_rate": 0.25}

@@ -22,11 +22,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from habc_control.experiment.config import find_root, load_preset
-from habc_control.experiment.plan import build_tasks, seed_context, with_dependencies
-from habc_control.experiment.report import build_report
-from habc_control.experiment.runner import Runner
-from habc_control.experiment.seeds import check_plans_disjoint
+from habc_benchmark.config import find_root, load_preset
+from habc_benchmark.plan import build_tasks, seed_context, with_dependencies
+from habc_benchmark.report import build_report
+from habc_benchmark.runner import Runner
+from habc_benchmark.seeds import check_plans_disjoint
 from habc_core.cli import ArgumentParser, UserError, positive_int, user_errors
 
 PROG = "habc-benchmark"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from habc_control.experiment.config import (
+from habc_benchmark.config import (
     STEP1_METHODS,
     ExperimentConfig,
     TrackConfig,
@@ -13,8 +13,8 @@ from habc_control.experiment.config import (
     load_preset,
     preset_names,
 )
-from habc_control.experiment.plan import build_tasks, chains, seed_context
-from habc_control.experiment.seeds import (
+from habc_benchmark.plan import build_tasks, chains, seed_context
+from habc_benchmark.seeds import (
     EVAL_BASE,
     SeedOverlapError,
     SeedPlan,
@@ -124,7 +124,7 @@ def test_task_graph_gives_every_method_the_same_budget_from_one_sft(tmp_path):
 
 
 def test_sft_continued_control_trains_on_demos_from_sft_without_rollouts(tmp_path):
-    from habc_control.experiment.stages import (
+    from habc_benchmark.stages import (
         SFT_CONTINUED,
         data_roots,
         init_checkpoint,
@@ -158,7 +158,7 @@ def test_sft_continued_control_trains_on_demos_from_sft_without_rollouts(tmp_pat
 
 
 def test_ablation_arm_runs_like_a_step1_method_with_its_overrides(tmp_path):
-    from habc_control.experiment.stages import data_roots, init_checkpoint, train_config
+    from habc_benchmark.stages import data_roots, init_checkpoint, train_config
 
     root = find_root(Path(__file__).parent)
     arm = {"method": "habc", "train_overrides": {"batch_mix": [0.5, 0.25, 0.25]}}

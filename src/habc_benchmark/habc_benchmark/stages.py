@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from habc_control.experiment.config import TrackConfig
-from habc_control.experiment.evaluation import EvalConfig, evaluate_policy
-from habc_control.experiment.seeds import SeedPlan
+from habc_benchmark.config import TrackConfig
+from habc_benchmark.evaluation import EvalConfig, evaluate_policy
+from habc_benchmark.seeds import SeedPlan
 
 SFT = "sft"
 # Control arm: SFT trained on, on the demos alone, round by round with every method's per-round
@@ -124,7 +124,7 @@ def _threads() -> None:
 
 
 def _env(ctx: SeedContext) -> Any:
-    from habc_control.experiment.evaluation import load_sim
+    from habc_benchmark.evaluation import load_sim
     from habc_sim.env import PouchEnv
 
     return PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
@@ -134,8 +134,8 @@ def _collect(
     ctx: SeedContext, mode: str, seeds: range, out: Path, round_index: int, policy: str | None
 ) -> dict[str, Any]:
     """Run episodes through collect's Collector into bags under `out`."""
+    from habc_benchmark.evaluation import rig_policy_factory
     from habc_control.collect import BagSink, CollectConfig, Collector
-    from habc_control.experiment.evaluation import rig_policy_factory
 
     env = _env(ctx)
     cfg = CollectConfig(mode=mode, episodes=len(seeds), seed=seeds.start, round=round_index)
@@ -213,7 +213,7 @@ def run_rollouts(ctx: SeedContext, method: str, round_index: int, policy: Path) 
 
 def train_config(ctx: SeedContext, method: str, steps: int) -> Any:
     """The same TrainConfig for every method but the method switch (and SFT's step count)."""
-    from habc_control.experiment.evaluation import load_sim
+    from habc_benchmark.evaluation import load_sim
     from habc_trainer.config import TrainConfig
 
     overrides: dict[str, Any] = {
@@ -373,7 +373,7 @@ def run_eval(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]:
 
 
 def run_probes(ctx: SeedContext) -> dict[str, Any]:
-    from habc_control.experiment.probes import probe_seed
+    from habc_benchmark.probes import probe_seed
 
     _threads()
     out = probe_seed(ctx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from habc_control.experiment.runner import Runner
+from habc_benchmark.runner import Runner
 
 
 def _runner(path: Path, status: dict[str, dict]) -> Runner:

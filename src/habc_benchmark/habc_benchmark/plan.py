@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from habc_control.experiment import diagnose
-from habc_control.experiment.config import ExperimentConfig
-from habc_control.experiment.stages import (
+from habc_benchmark import diagnose
+from habc_benchmark.config import ExperimentConfig
+from habc_benchmark.stages import (
     DIAGNOSE_ROLLOUTS_OF,
     FRESH_DEMOS,
     SFT,
@@ -68,7 +68,7 @@ class Task:
 
 def execute(task: Task) -> dict[str, Any]:
     """Run one task (in a worker process)."""
-    from habc_control.experiment import stages
+    from habc_benchmark import stages
 
     c = task.ctx
     if task.kind == "demos":

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from habc_control.experiment.seeds import MAX_PROTOCOL_SEEDS, SeedPlan
+from habc_benchmark.seeds import MAX_PROTOCOL_SEEDS, SeedPlan
 from habc_core.cli import coerce_field, coerce_fields
 
 # Step 1 (spec §8): every baseline and the naive credit-assignment ablation of HABC.

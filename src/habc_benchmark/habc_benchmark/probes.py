@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from habc_control.experiment.stages import SeedContext, read_json
+from habc_benchmark.stages import SeedContext, read_json
 
 G_BINS = np.linspace(0.0, 2.0, 41)  # g_t in (0, 2)
 GATE_SAMPLES = 2048  # windows per stream for the histograms
@@ -166,8 +166,8 @@ def traces(ctx: SeedContext, critic: LoadedCritic, policy: Path) -> list[dict[st
 
     Runs up to seeds.PROBE_TRIES x probe_episodes rollouts and keeps probe_episodes of them,
     those with an operator takeover first (the authority shading is the point of the figure)."""
+    from habc_benchmark.evaluation import load_sim, rig_policy_factory
     from habc_control.collect import CollectConfig, Collector
-    from habc_control.experiment.evaluation import load_sim, rig_policy_factory
     from habc_sim.env import PouchEnv
 
     want = ctx.plan.probe_episodes
@@ -228,8 +228,8 @@ def initial_obs(env: Any, seed: int, marker_xy: Sequence[float] | None = None) -
 
 def viability_map(ctx: SeedContext, critic: LoadedCritic, grid: int) -> dict[str, Any]:
     """p_v(s_0) over the marker's randomisation range (pouch layout of the first probe seed)."""
-    from habc_control.experiment.evaluation import load_sim
-    from habc_control.experiment.seeds import PROBE_BASE
+    from habc_benchmark.evaluation import load_sim
+    from habc_benchmark.seeds import PROBE_BASE
     from habc_sim.env import PouchEnv
 
     sim = load_sim(ctx.sim_config)
@@ -249,7 +249,7 @@ def calibration(
 ) -> dict[str, Any]:
     """p_v(s_0) on the held-out layouts vs. the evaluation outcomes of the policy that
     generated the critic's training rollouts (same seeds, so per-layout comparison)."""
-    from habc_control.experiment.evaluation import load_sim
+    from habc_benchmark.evaluation import load_sim
     from habc_sim.env import PouchEnv
 
     seeds = ctx.plan.eval_seeds()

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from habc_control.experiment.seeds import EVAL_BASE, check_eval_seeds
-from habc_control.experiment.stats import Summary, summarize
+from habc_benchmark.seeds import EVAL_BASE, check_eval_seeds
+from habc_benchmark.stats import Summary, summarize
 
 OBS_MODES: tuple[str, ...] = ("state", "pixels")
 

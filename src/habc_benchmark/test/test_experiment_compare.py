@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from habc_control.experiment.compare import compare_cells, main
+from habc_benchmark.compare import compare_cells, main
 
 
 def _results(cells: dict[str, dict[int, tuple[int, int]] | None]) -> dict:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from habc_control.experiment.stages import (
+from habc_benchmark.stages import (
     DIAGNOSE_ROLLOUTS_OF,
     FILTERED_BC,
     FRESH_DEMOS,
@@ -37,7 +37,7 @@ from habc_control.experiment.stages import (
     _round_bag_dir,
     write_json,
 )
-from habc_control.experiment.stats import two_proportion_z, wilson_interval
+from habc_benchmark.stats import two_proportion_z, wilson_interval
 
 # (arm, the grid cell that holds it at round 1), in table order
 ARMS: tuple[tuple[str, str], ...] = (
@@ -144,7 +144,7 @@ def run_diagnose(ctx: SeedContext) -> dict[str, Any]:
     """SFT's loss per stream, the operator's recovery and chunk jitter on round 1's data."""
     import torch
 
-    from habc_control.experiment.stages import _threads, extract_config
+    from habc_benchmark.stages import _threads, extract_config
     from habc_trainer.checkpoint import load_checkpoint, load_policy
     from habc_trainer.convert import convert
     from habc_trainer.diagnostics import split_anchors, stream_losses

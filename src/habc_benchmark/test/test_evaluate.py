@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from habc_control import evaluate
-from habc_control.experiment.evaluation import EvalConfig, EvalResult
-from habc_control.experiment.seeds import EVAL_BASE, SeedOverlapError
-from habc_control.experiment.stats import aggregate, summarize, two_proportion_z, wilson_interval
+from habc_benchmark import evaluate
+from habc_benchmark.evaluation import EvalConfig, EvalResult
+from habc_benchmark.seeds import EVAL_BASE, SeedOverlapError
+from habc_benchmark.stats import aggregate, summarize, two_proportion_z, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def _tiny_checkpoint(path):
 def test_rig_policy_repeats_per_episode_seed_and_clips_the_gripper(tmp_path):
     """A trial is a function of (checkpoint, episode seed): the policy noise is seeded per
     episode; gripper commands stay on the rig's stroke as the rig executes them."""
-    from habc_control.experiment.evaluation import load_sim, rig_policy_factory
+    from habc_benchmark.evaluation import load_sim, rig_policy_factory
     from habc_sim.env import PouchEnv
     from habc_sim.model import GRIPPER_STROKE
 

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from habc_control.experiment import diagnose as D
-from habc_control.experiment import diagnose_report
-from habc_control.experiment.config import find_root, from_dict, load_preset
-from habc_control.experiment.plan import build_tasks, with_dependencies
-from habc_control.experiment.seeds import SeedPlan, check_plans_disjoint, purpose_of
-from habc_control.experiment.stats import wilson_interval
+from habc_benchmark import diagnose as D
+from habc_benchmark import diagnose_report
+from habc_benchmark.config import find_root, from_dict, load_preset
+from habc_benchmark.plan import build_tasks, with_dependencies
+from habc_benchmark.seeds import SeedPlan, check_plans_disjoint, purpose_of
+from habc_benchmark.stats import wilson_interval
 
 ROOT = find_root(Path(__file__).parent)
 
@@ -187,7 +187,7 @@ def test_section_is_marked_not_run_or_pending():
 @pytest.fixture(scope="module")
 def diagnose_run(tmp_path_factory):
     """`habc-benchmark --preset smoke --diagnose`: the diagnostic alone, end to end."""
-    from habc_control.experiment import cli
+    from habc_benchmark import cli
 
     base = tmp_path_factory.mktemp("diagnose")
     out, docs = base / "out", base / "docs"
@@ -240,7 +240,7 @@ def test_smoke_diagnose_runs_the_arms_and_reports_them(diagnose_run):
 
 
 def test_smoke_diagnose_resumes(diagnose_run):
-    from habc_control.experiment import cli
+    from habc_benchmark import cli
 
     _, argv, out, _ = diagnose_run
     before = (out / "state" / "seed_0" / "diagnose.json").stat().st_mtime_ns

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from habc_control.experiment import diagnose as D
-from habc_control.experiment.config import ExperimentConfig
-from habc_control.experiment.plan import seed_context
-from habc_control.experiment.stages import SFT, read_json
+from habc_benchmark import diagnose as D
+from habc_benchmark.config import ExperimentConfig
+from habc_benchmark.plan import seed_context
+from habc_benchmark.stages import SFT, read_json
 
 TITLE = "## Diagnostic: controlled round-1 arms"
 TRAINS_ON = {

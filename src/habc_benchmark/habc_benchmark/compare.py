@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from habc_control.experiment.report import matched
-from habc_control.experiment.stats import two_proportion_z, wilson_interval
+from habc_benchmark.report import matched
+from habc_benchmark.stats import two_proportion_z, wilson_interval
 from habc_core.cli import ArgumentParser, UserError, user_errors
 
 PROG = "habc-benchmark-compare"
