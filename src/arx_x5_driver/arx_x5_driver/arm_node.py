@@ -26,7 +26,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
-from arx_x5_driver.backend import KinematicRigBackend, RigBackend, quat_from_ee9
+from arx_x5_driver.backend import KinematicRigBackend, RigBackend
 from arx_x5_driver.driver_core import DriverCore
 from arx_x5_driver.node_main import run_node
 from arx_x5_driver.safety import AUTHORITY_HOLD, MODE_EE, MODE_JOINT, Command, SafetyConfig
@@ -48,6 +48,7 @@ from habc_core.contract import (
     teleop_source_topic,
 )
 from habc_core.features import CAMERA_NAMES
+from habc_core.rotations import quat_from_ee9
 from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent, SimTaskStatus
 from habc_interfaces.srv import ResetSim
 

@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from arx_x5_driver.safety import MODE_JOINT, Command, Measured
+from habc_core.rotations import ee9_from_xyz_quat, quat_from_ee9  # noqa: F401 - the nodes import them from here
 
 
 @runtime_checkable
@@ -72,47 +73,3 @@ class KinematicRigBackend:
 
     def close(self) -> None:
         self.closed = True
-
-
-def rot_from_rot6d(r6: np.ndarray) -> np.ndarray:
-    """6-D rotation (first two columns of R) -> R, by Gram-Schmidt."""
-    a = np.asarray(r6[:3], dtype=np.float64)
-    a = a / max(np.linalg.norm(a), 1e-12)
-    b = np.asarray(r6[3:6], dtype=np.float64) - a * float(a @ r6[3:6])
-    b = b / max(np.linalg.norm(b), 1e-12)
-    return np.stack([a, b, np.cross(a, b)], axis=1)
-
-
-def quat_from_ee9(ee: np.ndarray) -> tuple[float, float, float, float]:
-    """xyz + 6-D rotation -> unit quaternion (x, y, z, w) of the rotation."""
-    r = rot_from_rot6d(np.asarray(ee, dtype=np.float64)[3:9])
-    tr = float(np.trace(r))
-    if tr > 0:
-        s = 2.0 * np.sqrt(tr + 1.0)
-        return (
-            (r[2, 1] - r[1, 2]) / s,
-            (r[0, 2] - r[2, 0]) / s,
-            (r[1, 0] - r[0, 1]) / s,
-            0.25 * s,
-        )
-    i = int(np.argmax(np.diag(r)))
-    j, k = (i + 1) % 3, (i + 2) % 3
-    s = 2.0 * np.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k])
-    q = np.empty(3)
-    q[i] = 0.25 * s
-    q[j] = (r[j, i] + r[i, j]) / s
-    q[k] = (r[k, i] + r[i, k]) / s
-    return float(q[0]), float(q[1]), float(q[2]), float((r[k, j] - r[j, k]) / s)
-
-
-def ee9_from_xyz_quat(xyz, quat_xyzw) -> np.ndarray:
-    """xyz + quaternion (x, y, z, w) -> xyz + 6-D rotation."""
-    x, y, z, w = quat_xyzw
-    r = np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-    return np.concatenate([np.asarray(xyz, dtype=np.float64), r[:, 0], r[:, 1]])

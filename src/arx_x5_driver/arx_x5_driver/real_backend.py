@@ -23,51 +23,14 @@ from typing import Any
 import numpy as np
 
 from arx_x5_driver.safety import MODE_EE, MODE_JOINT, Command, Measured
+from habc_core.rotations import ee9_from_pose6 as pose9_from_pose6
+from habc_core.rotations import pose6_from_ee9 as pose6_from_pose9
 
 _LOG = logging.getLogger(__name__)
 
 
 class CanInterfaceError(RuntimeError):
     """A configured CAN interface does not exist on this machine."""
-
-
-def rot_from_rpy(rpy: np.ndarray) -> np.ndarray:
-    r, p, y = (float(v) for v in rpy)
-    cr, sr, cp, sp, cy, sy = np.cos(r), np.sin(r), np.cos(p), np.sin(p), np.cos(y), np.sin(y)
-    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
-    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
-    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
-    return rz @ ry @ rx
-
-
-def rpy_from_rot(rot: np.ndarray) -> np.ndarray:
-    pitch = np.arcsin(np.clip(-rot[2, 0], -1.0, 1.0))
-    if abs(rot[2, 0]) < 1.0 - 1e-9:
-        roll = np.arctan2(rot[2, 1], rot[2, 2])
-        yaw = np.arctan2(rot[1, 0], rot[0, 0])
-    else:  # gimbal lock at pitch = +-pi/2: put everything in yaw
-        roll = 0.0
-        yaw = np.arctan2(-rot[0, 1], rot[1, 1])
-    return np.array([roll, pitch, yaw])
-
-
-def rot6d_to_matrix(r6: np.ndarray) -> np.ndarray:
-    a = r6[:3] / max(np.linalg.norm(r6[:3]), 1e-12)
-    b = r6[3:6] - a * float(a @ r6[3:6])
-    b = b / max(np.linalg.norm(b), 1e-12)
-    return np.stack([a, b, np.cross(a, b)], axis=1)
-
-
-def pose9_from_pose6(pose6: np.ndarray) -> np.ndarray:
-    """SDK xyz + rpy -> xyz + 6-D rotation."""
-    pose6 = np.asarray(pose6, dtype=np.float64).reshape(6)
-    rot = rot_from_rpy(pose6[3:])
-    return np.concatenate([pose6[:3], rot[:, 0], rot[:, 1]])
-
-
-def pose6_from_pose9(pose9: np.ndarray) -> np.ndarray:
-    pose9 = np.asarray(pose9, dtype=np.float64).reshape(9)
-    return np.concatenate([pose9[:3], rpy_from_rot(rot6d_to_matrix(pose9[3:9]))])
 
 
 def check_can_interface(name: str, sys_class_net: str = "/sys/class/net") -> None:

@@ -40,6 +40,7 @@ from habc_core.contract import (
     SAFETY_WATCHDOG,
     SAFETY_WORKSPACE,
 )
+from habc_core.rotations import matrix_from_rot6d
 
 # From the arx5-interface SDK's RobotConfig for "X5".
 X5_JOINT_MIN = (-3.14, -0.05, -0.1, -1.6, -1.57, -2.0)
@@ -165,16 +166,9 @@ class SafetyOutput:
     flags: int = 0
 
 
-def _rot_from_6d(r6: np.ndarray) -> np.ndarray:
-    a = r6[:3] / max(np.linalg.norm(r6[:3]), 1e-12)
-    b = r6[3:6] - a * float(a @ r6[3:6])
-    b = b / max(np.linalg.norm(b), 1e-12)
-    return np.stack([a, b, np.cross(a, b)], axis=1)
-
-
 def _limit_rotation(start6: np.ndarray, goal6: np.ndarray, max_angle: float) -> tuple:
     """Rotate from start toward goal by at most max_angle (axis-angle); returns (6d, clamped)."""
-    r0, r1 = _rot_from_6d(start6), _rot_from_6d(goal6)
+    r0, r1 = matrix_from_rot6d(start6), matrix_from_rot6d(goal6)
     rel = r0.T @ r1
     angle = float(np.arccos(np.clip((np.trace(rel) - 1.0) / 2.0, -1.0, 1.0)))
     if angle <= max_angle:

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from habc_core.rotations import rot6d_from_matrix
 from habc_sim.config import SimConfig, load_sim_config
 from habc_sim.env import PouchEnv
 from habc_sim.model import ARMS
-from habc_sim.rotations import rot6d_from_matrix
 
 _MODE_JOINT, _MODE_EE = 0, 1  # habc_interfaces/msg/ArmCommand
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from habc_core.rotations import orthonormalize_rot6d
+
 INPUT_MODES = ("hold", "toggle")
 # Consumers hold every arm when /control_authority has been silent this long: four missed
 # heartbeats (heartbeat_s 0.5) is a teleop node gone, not a late message.
@@ -218,16 +220,6 @@ class AuthorityArbiter:
         self._state[arm] = target
         self._source = source
         return [AuthorityChange(arm, previous, target, source, now)]
-
-
-def orthonormalize_rot6d(rot6d: np.ndarray) -> np.ndarray:
-    """Gram-Schmidt on a 6-D rotation (first two columns of R): a lerp of two valid ones is not."""
-    a = np.asarray(rot6d[:3], dtype=np.float64)
-    b = np.asarray(rot6d[3:6], dtype=np.float64)
-    a = a / max(np.linalg.norm(a), 1e-12)
-    b = b - a * float(a @ b)
-    b = b / max(np.linalg.norm(b), 1e-12)
-    return np.concatenate([a, b])
 
 
 def blend_pose(start: np.ndarray, target: np.ndarray, alpha: float, ee: bool) -> np.ndarray:

@@ -15,16 +15,13 @@ from typing import Any
 import numpy as np
 
 from habc_core.features import ENV_STATE, PROPRIO, TASK, image_key
+from habc_core.rotations import matrix_from_rot6d, rot6d_from_matrix
 from habc_sim.cameras import CameraSet
 from habc_sim.config import SimConfig
 from habc_sim.kinematics import ArmIk
 from habc_sim.model import ARMS, GRIPPER_STROKE
 from habc_sim.rig import SimRig
-from habc_sim.rotations import (
-    matrix_from_rot6d,
-    rot6d_from_matrix,
-    top_down_rotation,
-)
+from habc_sim.rotations import top_down_rotation
 from habc_sim.task import Layout, PouchTask, TaskMonitor, TaskState, sample_layout
 
 EE_ARM_DIM = 10

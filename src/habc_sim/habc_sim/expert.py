@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from habc_core.rotations import matrix_from_rot6d, rot6d_from_matrix
 from habc_sim.config import ExpertConfig
 from habc_sim.env import HOME_TOOL, PouchEnv
 from habc_sim.model import GRIPPER_STROKE
-from habc_sim.rotations import rot6d_from_matrix, top_down_rotation
+from habc_sim.rotations import top_down_rotation
 
 GRIP_OPEN = GRIPPER_STROKE
 GRIP_CLOSED = 0.0
@@ -516,8 +517,6 @@ class ScriptedExpert:
 
 
 def _ee_to_joint(env: PouchEnv, arm: str, action: np.ndarray) -> np.ndarray:
-    from habc_sim.rotations import matrix_from_rot6d
-
     res = env.ik.solve(action[:3], matrix_from_rot6d(action[3:9]), env.rig.joint_target(arm))
     q = res.q if res.ok else env.rig.joint_target(arm)
     return np.concatenate([q, action[9:10]])

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from habc_core.rotations import matrix_from_rpy, pose6_from_xyz_matrix
 from habc_sim.model import quiet_native_output, sdk_limits
-from habc_sim.rotations import matrix_from_rpy, pose6d_from_xyz_rot
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ArmIk:
 
     def solve(self, xyz: np.ndarray, rot: np.ndarray, q_seed: np.ndarray) -> IkResult:
         seed = np.minimum(np.maximum(np.asarray(q_seed, dtype=np.float64), self.q_min), self.q_max)
-        status, q = self._solver.inverse_kinematics(pose6d_from_xyz_rot(xyz, rot), seed)
+        status, q = self._solver.inverse_kinematics(pose6_from_xyz_matrix(xyz, rot), seed)
         q = np.asarray(q, dtype=np.float64)
         if not np.isfinite(q).all():
             return IkResult(seed, False, float("inf"), float("inf"), False)

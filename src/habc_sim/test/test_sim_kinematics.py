@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from habc_sim.kinematics import ArmIk
-from habc_sim.rotations import (
+from habc_core.rotations import (
     matrix_from_rot6d,
     matrix_from_rpy,
     rot6d_from_matrix,
     rpy_from_matrix,
-    top_down_rotation,
 )
+from habc_sim.kinematics import ArmIk
+from habc_sim.rotations import top_down_rotation
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from habc_core.rotations import rot6d_from_matrix
 from habc_sim.config import ExpertConfig, SimConfig
 from habc_sim.env import PouchEnv
 from habc_sim.expert import (
@@ -15,7 +16,7 @@ from habc_sim.expert import (
 )
 from habc_sim.model import ARMS
 from habc_sim.operator import label_outcome
-from habc_sim.rotations import rot6d_from_matrix, top_down_rotation
+from habc_sim.rotations import top_down_rotation
 
 SKILL = ExpertConfig()
 
