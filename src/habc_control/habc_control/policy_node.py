@@ -12,7 +12,6 @@ from __future__ import annotations
 import queue
 import threading
 
-import cv2
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
@@ -50,6 +49,7 @@ from habc_core.contract import (
     joint_states_topic,
     policy_command_topic,
 )
+from habc_core.images import decode_image, resize_square
 from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
 
 
@@ -146,11 +146,13 @@ class PolicyNode(Node):
         self._ee[arm] = pose_to_ee9(msg.pose.position, msg.pose.orientation)
 
     def _on_image(self, cam: str, msg: Image) -> None:
-        img = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, -1)[..., :3]
-        if msg.encoding == "bgr8":
-            img = img[..., ::-1]
+        try:
+            img = decode_image(msg, compressed=False)
+        except ValueError as exc:  # a camera misconfigured: its frames are left out, logged
+            self.get_logger().error(f"camera {cam}: {exc}", throttle_duration_sec=2.0)
+            return
         if self.image_size:
-            img = cv2.resize(img, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
+            img = resize_square(img, self.image_size)
         now = self.get_clock().now().nanoseconds * 1e-9
         with self._lock:
             self._images.put(cam, np.ascontiguousarray(img), now)

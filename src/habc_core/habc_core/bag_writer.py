@@ -66,13 +66,13 @@ from habc_core.contract import (
     command_topic,
     compressed_image_topic,
     ee_pose_topic,
-    fsync_dir,
     image_topic,
     joint_names,
     joint_states_topic,
     write_sidecar,
 )
 from habc_core.features import ARM_NAMES
+from habc_core.fsio import fsync_dir
 from habc_core.rostypes import make_typestore, register_msg_texts
 
 StorageName = Literal["mcap", "sqlite3"]

@@ -10,7 +10,7 @@ Layout::
     <data_root>/<task_slug>/round_<NNN>/<episode_id>/
         <storage file(s)>   # <episode_id>.mcap (rosbags) or <episode_id>_0.mcap (ros2 bag)
         metadata.yaml       # rosbag2 metadata, written when the bag is closed
-        episode.yaml        # sidecar, written atomically (tmp + rename) LAST
+        episode.yaml        # sidecar, written atomically (tmp + fsync + rename) LAST
 
 A bag directory without `episode.yaml` is an episode whose writer died (or a bag recorded with
 `ros2 bag record`); the trainer falls back to the START / END events inside the bag.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, Literal
 import yaml
 
 from habc_core.features import ARM_NAMES, CAMERA_NAMES
+from habc_core.fsio import atomic_write_text
 
 SCHEMA_VERSION = 1
 
@@ -91,22 +91,43 @@ OUTCOMES: tuple[str, ...] = ("success", "failure", "unknown")
 ARM_JOINT_COUNT = 6
 
 
+def _check(what: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"{what}: unknown {what} {value!r}; valid: {list(valid)}")
+
+
+@dataclass(frozen=True)
+class _Name:
+    """A contract name of one arm or camera: `pattern` filled with it, after checking it is one
+    of the contract's (a typo must fail here, not publish on a topic nobody reads)."""
+
+    pattern: str  # one "{}" placeholder
+    what: str  # "arm" | "camera", as errors name it
+    valid: tuple[str, ...]
+
+    def __call__(self, value: str) -> str:
+        _check(self.what, value, self.valid)
+        return self.pattern.format(value)
+
+
+def _per_arm(pattern: str) -> _Name:
+    return _Name(pattern, "arm", ARM_NAMES)
+
+
+def _per_camera(pattern: str) -> _Name:
+    return _Name(pattern, "camera", CAMERA_NAMES)
+
+
 def joint_names(arm: str) -> list[str]:
     """JointState names of one arm: `<arm>_joint1` .. `<arm>_joint6`, `<arm>_gripper`."""
-    _check_arm(arm)
+    _check("arm", arm, ARM_NAMES)
     return [f"{arm}_joint{i}" for i in range(1, ARM_JOINT_COUNT + 1)] + [f"{arm}_gripper"]
 
 
-def base_frame(arm: str) -> str:
-    """The frame id of an arm's poses and commands (the X5 URDF's base link, prefixed)."""
-    _check_arm(arm)
-    return f"{arm}_base_link"
-
-
-def camera_frame(camera: str) -> str:
-    """The frame id of a camera's images (realsense-ros naming)."""
-    _check_camera(camera)
-    return f"{camera}_color_optical_frame"
+# The frame id of an arm's poses and commands (the X5 URDF's base link, prefixed).
+base_frame = _per_arm("{}_base_link")
+# The frame id of a camera's images (realsense-ros naming).
+camera_frame = _per_camera("{}_color_optical_frame")
 
 
 # --- topics and services ---
@@ -122,66 +143,22 @@ ENV_STATE_TOPIC = "/sim/env_state"
 SIM_TASK_STATUS_TOPIC = "/sim/task_status"
 SIM_RESET_SERVICE = "/sim/reset"
 
-
-def _check_camera(camera: str) -> None:
-    if camera not in CAMERA_NAMES:
-        raise ValueError(f"camera: unknown camera {camera!r}; valid: {list(CAMERA_NAMES)}")
-
-
-def _check_arm(arm: str) -> None:
-    if arm not in ARM_NAMES:
-        raise ValueError(f"arm: unknown arm {arm!r}; valid: {list(ARM_NAMES)}")
-
-
-def image_topic(camera: str) -> str:
-    """Raw RGB image topic (`sensor_msgs/msg/Image`) of one camera."""
-    _check_camera(camera)
-    return f"/camera/{camera}/color/image_raw"
-
-
-def compressed_image_topic(camera: str) -> str:
-    """JPEG image topic (`sensor_msgs/msg/CompressedImage`) of one camera (real rigs)."""
-    return image_topic(camera) + "/compressed"
-
-
-def joint_states_topic(arm: str) -> str:
-    _check_arm(arm)
-    return f"/{arm}_arm/joint_states"
-
-
-def ee_pose_topic(arm: str) -> str:
-    _check_arm(arm)
-    return f"/{arm}_arm/ee_pose"
-
-
-def command_topic(arm: str) -> str:
-    """The command the arm driver executed (after its safety core): the recorded action."""
-    _check_arm(arm)
-    return f"/{arm}_arm/command"
-
-
-def command_request_topic(arm: str) -> str:
-    """The mux's request to the arm driver (before safety); recorded beside the action."""
-    _check_arm(arm)
-    return f"/{arm}_arm/command_request"
-
-
-def policy_command_topic(arm: str) -> str:
-    """The policy node's row for one arm this tick (input of the mux)."""
-    _check_arm(arm)
-    return f"/policy/{arm}/command"
-
-
-def teleop_command_topic(arm: str) -> str:
-    """The human's target for one arm (input of the mux)."""
-    _check_arm(arm)
-    return f"/teleop/{arm}/command"
-
-
-def teleop_source_topic(arm: str) -> str:
-    """Where the teleop node's `topic` human source reads the human's hands (sim: the expert)."""
-    _check_arm(arm)
-    return f"/teleop/source/{arm}"
+# Raw RGB image topic (`sensor_msgs/msg/Image`) of one camera.
+image_topic = _per_camera("/camera/{}/color/image_raw")
+# JPEG image topic (`sensor_msgs/msg/CompressedImage`) of one camera (real rigs).
+compressed_image_topic = _per_camera("/camera/{}/color/image_raw/compressed")
+joint_states_topic = _per_arm("/{}_arm/joint_states")
+ee_pose_topic = _per_arm("/{}_arm/ee_pose")
+# The command the arm driver executed (after its safety core): the recorded action.
+command_topic = _per_arm("/{}_arm/command")
+# The mux's request to the arm driver (before safety); recorded beside the action.
+command_request_topic = _per_arm("/{}_arm/command_request")
+# The policy node's row for one arm this tick (input of the mux).
+policy_command_topic = _per_arm("/policy/{}/command")
+# The human's target for one arm (input of the mux).
+teleop_command_topic = _per_arm("/teleop/{}/command")
+# Where the teleop node's `topic` human source reads the human's hands (sim: the expert).
+teleop_source_topic = _per_arm("/teleop/source/{}")
 
 
 def contract_topics(*, compressed_images: bool = False) -> dict[str, str]:
@@ -320,44 +297,13 @@ def _check_int(name: str, value: Any, *, minimum: int) -> None:
 
 
 def write_sidecar(bag_dir: Path | str, meta: EpisodeMeta) -> Path:
-    """Write `episode.yaml` atomically: a reader sees the old file or the new one, never half.
-
-    The temporary file lives in the same directory so the rename stays on one filesystem; it is
-    fsynced before the rename so a power cut cannot leave an empty sidecar behind a valid name.
-    """
+    """Write `episode.yaml` atomically and durably (fsio.atomic_write_text): a reader sees the
+    old file or the new one, never half, and a power cut cannot leave an empty sidecar."""
     bag_dir = Path(bag_dir)
     if not bag_dir.is_dir():
         raise FileNotFoundError(f"{bag_dir}: episode directory does not exist")
-    target = bag_dir / SIDECAR_NAME
     text = yaml.safe_dump(meta.to_dict(), sort_keys=False)
-    fd, tmp_name = tempfile.mkstemp(prefix=".episode.", suffix=".yaml.tmp", dir=bag_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), 0o644)  # mkstemp makes 0600; other users read episodes
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    fsync_dir(bag_dir)
-    return target
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in `path` durable (its directory entry); a no-op where the
-    filesystem does not let a directory be opened or synced."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return atomic_write_text(bag_dir / SIDECAR_NAME, text)
 
 
 def read_sidecar(bag_dir: Path | str) -> EpisodeMeta | None:
@@ -424,3 +370,8 @@ def find_episode_dirs(data_root: Path | str) -> list[Path]:
         ):
             found.add(Path(dirpath))
     return sorted(found)
+
+
+# --- shared lookups of the enum values above (one definition; nodes and cores import these) ---
+# ArmCommand.mode by action space: "ee" (xyz + 6-D rotation) or "joint" (6 joints).
+MODE_BY_SPACE: dict[str, int] = {"joint": MODE_JOINT, "ee": MODE_EE}

@@ -2,7 +2,7 @@
 
 Layout::
 
-    <store>/store.json                      # manifest (atomic rewrite), see below
+    <store>/store.json                      # manifest (atomic, durable rewrite), see below
     <store>/shards/shard_<NNNNNN>/<key>.bin # one raw C-order array per feature key,
                                             # frames of consecutive episodes concatenated
 
@@ -40,7 +40,6 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -50,6 +49,7 @@ import numpy as np
 
 from habc_core.contract import SCHEMA_VERSION
 from habc_core.features import OPTIONAL_KEYS
+from habc_core.fsio import atomic_write_text, fsync_dir
 from habc_trainer.episode import Episode
 
 STORE_FORMAT = "habc-episode-store"
@@ -71,19 +71,6 @@ def bag_fingerprint(bag_dir: Path | str) -> list[list[Any]]:
             st = entry.stat()
             out.append([entry.name, st.st_size, st.st_mtime_ns])
     return out
-
-
-def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".store.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _empty_manifest(extract: dict[str, Any]) -> dict[str, Any]:
@@ -287,6 +274,7 @@ class StoreWriter:
             self._files = {}
             final = self.root / SHARDS_DIR / self._shard_name
             os.replace(self._shard_dir, final)
+            fsync_dir(final.parent)  # the manifest below names it: the rename must last
             self.manifest["shards"][self._shard_name] = self._shard_len
             self._shard_dir = None
         for entry in self._pending:
@@ -302,7 +290,7 @@ class StoreWriter:
         self._write_manifest()
 
     def _write_manifest(self) -> None:
-        _atomic_write_json(self.root / MANIFEST_NAME, self.manifest)
+        atomic_write_text(self.root / MANIFEST_NAME, json.dumps(self.manifest, indent=1))
 
     def close(self) -> None:
         self.seal()

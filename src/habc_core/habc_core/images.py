@@ -1,0 +1,80 @@
+"""Camera messages -> RGB arrays: the one decoder of `sensor_msgs` Image / CompressedImage.
+
+Used where images are read from a bag (habc_trainer.episode) and where they arrive live (the
+policy node), so training and deployment see the same pixels for the same message. numpy and
+cv2 only: no ROS import, the message is any object with the fields of the ROS type (rclpy,
+rosbags, or a test's stand-in).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+# Raw encodings the contract reads -> channels per pixel (docs/episode-format.md "Topics").
+RAW_ENCODINGS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
+
+# cv2 decode flags of a JPEG: full size, or 1/2 .. 1/8 scale in the DCT domain (coarsest first).
+JPEG_FULL_SIZE = cv2.IMREAD_COLOR
+_JPEG_REDUCED = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+)
+
+
+def _as_uint8(data: Any) -> np.ndarray:
+    """A message's `data` field as a flat uint8 array, without a copy where it can be avoided
+    (rosbags gives an ndarray, rclpy an array.array or bytes, tests a list)."""
+    if isinstance(data, np.ndarray):
+        return data.astype(np.uint8, copy=False).reshape(-1)
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:  # not a buffer: a list of ints
+        return np.asarray(data, dtype=np.uint8)
+
+
+def jpeg_reduced_flag(height: int, width: int, size: int) -> int:
+    """The cv2 flag of the coarsest JPEG downscale that still leaves >= `size` pixels per side
+    (decoding at 1/2 .. 1/8 scale is several times faster than full size, and so is the area
+    resize of the smaller image)."""
+    for factor, flag in _JPEG_REDUCED:
+        if min(height, width) // factor >= size:
+            return flag
+    return JPEG_FULL_SIZE
+
+
+def decode_image(msg: Any, *, compressed: bool, jpeg_flag: int = JPEG_FULL_SIZE) -> np.ndarray:
+    """Image (`compressed=False`) or CompressedImage -> (h, w, 3) uint8 RGB (a view where it can).
+
+    `jpeg_flag`: cv2 decode flag of a compressed image (see `jpeg_reduced_flag`). Raises
+    ValueError, in plain words, for an undecodable JPEG, an unsupported encoding or a buffer too
+    small for the size the message states.
+    """
+    data = _as_uint8(msg.data)
+    if compressed:
+        bgr = cv2.imdecode(data, jpeg_flag)
+        if bgr is None:
+            raise ValueError(f"undecodable compressed image (format {msg.format!r})")
+        return bgr[:, :, ::-1]
+    enc = str(msg.encoding).lower()
+    channels = RAW_ENCODINGS.get(enc)
+    if channels is None:
+        raise ValueError(f"unsupported image encoding {msg.encoding!r}")
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if step < w * channels or data.size < h * step:
+        raise ValueError(f"image buffer {data.size} B too small for {w}x{h} {enc} step {step}")
+    # Rows may be padded to `step` bytes: take each row's pixels, then its colour channels.
+    img = data[: h * step].reshape(h, step)[:, : w * channels].reshape(h, w, channels)
+    if enc == "mono8":
+        return np.repeat(img, 3, axis=2)
+    if enc.startswith("bgr"):
+        return img[:, :, 2::-1]
+    return img[:, :, :3]
+
+
+def resize_square(img: np.ndarray, size: int) -> np.ndarray:
+    """Area-resize to size x size (the training resolution; area keeps thin edges visible)."""
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
