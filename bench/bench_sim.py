@@ -30,18 +30,13 @@ def _peak_rss_mb() -> float:
 
 
 def _record(env, seed: int) -> np.ndarray:
+    from habc_control.collect import expert_actions
     from habc_sim.config import ExpertConfig
     from habc_sim.expert import ScriptedExpert
 
     env.reset(seed)
     expert = ScriptedExpert(env, ExpertConfig(), np.random.default_rng(seed))
-    rows, done = [], False
-    while not done:
-        a = expert.act()
-        rows.append(a)
-        _, _, term, trunc, _ = env.step(a)
-        done = term or trunc
-    return np.asarray(rows)
+    return np.asarray(expert_actions(env, expert))
 
 
 def _time_replay(env, demos: list[tuple[int, np.ndarray]]) -> tuple[int, float, float]:

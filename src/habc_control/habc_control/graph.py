@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from habc_core.paths import config_file
+
 CONFIG_NAME = "rollout.yaml"
 # Graph profiles by name -> file in the config directory; `sim` is the default.
 PROFILES: dict[str, str] = {"sim": CONFIG_NAME, "robot": "rollout_robot.yaml"}
@@ -49,20 +51,6 @@ class NodeSpec:
     @property
     def module(self) -> str:
         return f"{self.package}.{self.executable}"
-
-
-def config_file(name: str) -> Path:
-    """The installed share/habc_control/config/<name>, else the source tree's."""
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        p = Path(prefix) / "share" / "habc_control" / "config" / name
-        if prefix and p.is_file():
-            return p
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        p = parent / "config" / name
-        if p.is_file():
-            return p
-    raise FileNotFoundError(f"{name}: not installed and not found above {here}")
 
 
 def default_config_path() -> Path:

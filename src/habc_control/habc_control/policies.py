@@ -1,7 +1,8 @@
 """Policy loading for the policy node, and a stand-in policy. No rclpy.
 
-The node only needs the `Policy` boundary: `infer(obs: dict) -> {"actions": (H, D)}` with obs keys
-"proprio" (P,), "images.<camera>" (h, w, 3) uint8 RGB and "task" (str).
+The node only needs the `Policy` boundary (habc_core.policy): `infer(obs: dict) ->
+{"actions": (H, D)}` with obs keys "proprio" (P,), "images.<camera>" (h, w, 3) uint8 RGB and
+"task" (str).
 `load_policy(spec)`:
 * ""                 -> DriftPolicy (no model: repeat the current pose, optionally drifting);
 * "module:callable"  -> callable() returns a Policy (custom or remote policies);
@@ -18,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from habc_core import features as F
-
-ACTIONS_OUT = "actions"  # key of infer()'s result (habc_trainer.models.policy.ACTIONS_OUT)
+from habc_core.policy import ACTIONS_OUT
 
 
 class DriftPolicy:

@@ -34,6 +34,7 @@ from habc_core.contract import (
     read_sidecar,
     write_sidecar,
 )
+from habc_core.episode_events import write_start_event
 
 _LOG = logging.getLogger(__name__)
 
@@ -99,15 +100,7 @@ class EpisodeRecorder:
             self._intervened = False
             self._dirs[ev.episode_id] = path
             if raw is None:
-                self._writer.write_event(
-                    EVENT_START,
-                    ev.stamp_ns,
-                    episode_id=ev.episode_id,
-                    task=ev.task,
-                    source=ev.source,
-                    round_index=ev.round,
-                    model_index=ev.model_index,
-                )
+                write_start_event(self._writer, ev, ev.stamp_ns)
             else:
                 self._writer.write_raw("/episode/events", msgtype, raw, ev.stamp_ns)
             if self._last_authority is not None:

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import yaml
 
+from habc_core.paths import find_config
+
 ActionSpace = Literal["ee", "joint"]
 ObsMode = Literal["state", "pixels"]
 ACTION_SPACES: tuple[str, ...] = ("ee", "joint")
@@ -239,6 +241,15 @@ _SUBCONFIGS: dict[tuple[type, str], type] = {
 def sim_config_from_dict(data: Mapping[str, Any] | None) -> SimConfig:
     """Build a SimConfig from nested dicts; unknown keys are errors naming the key."""
     return _build(SimConfig, data, "sim")
+
+
+SIM_CONFIG_NAME = "sim.yaml"
+
+
+def default_config_path() -> Path | None:
+    """config/sim.yaml under the current directory, else the source tree's (not an installed
+    copy: a sim run reads the checkout it runs from); None: the built-in defaults."""
+    return find_config(SIM_CONFIG_NAME, cwd=True, installed=False)
 
 
 def load_sim_config(path: Path | str | None) -> SimConfig:

@@ -21,10 +21,10 @@ from habc_core.bag_writer import EpisodeBagWriter, StorageName
 from habc_core.contract import (
     AUTHORITY_HUMAN,
     AUTHORITY_POLICY,
-    EVENT_START,
     MODE_EE,
     EpisodeMeta,
 )
+from habc_core.episode_events import write_start_event
 from habc_core.features import ARM_NAMES, CAMERA_NAMES
 
 _HUMAN_ARMS = {"P": (), "H": (0,), "R": (1,), "B": (0, 1)}
@@ -90,15 +90,7 @@ def write_synthetic_episode(
     )
     writer = EpisodeBagWriter(bag_dir, storage=spec.storage, typestore=typestore)
     writer.open()
-    writer.write_event(
-        EVENT_START,
-        spec.start_ns,
-        episode_id=spec.episode_id,
-        task=spec.task,
-        source=spec.source,
-        round_index=spec.round,
-        model_index=meta.model_index,
-    )
+    write_start_event(writer, meta, meta.start_ns)
     previous: tuple[int, ...] | None = None
     for t, letter in enumerate(spec.pattern):
         now = tick_ns(spec, t)

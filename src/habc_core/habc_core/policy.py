@@ -1,0 +1,27 @@
+"""The infer boundary every runtime calls a policy through (no torch, no rclpy).
+
+The policy node, the DDS-free collector and the trainer's checkpoints all meet here: a policy is
+anything with `infer(obs) -> {ACTIONS_OUT: (H, D) float32}`. obs holds single-frame arrays keyed
+like the features (`proprio` (P,), `env_state` (S,), `images.<cam>` (h, w, 3) uint8 RGB) plus
+`task` (str); a result may also carry `model_index`. What the trainer needs on top (a loss) is
+its own protocol, built on this one (habc_trainer.models.policy.TrainablePolicy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+ACTIONS_OUT = "actions"  # key of infer()'s result: the (H, D) chunk in robot units
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What the policy node and the collector need from a policy."""
+
+    def infer(self, obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """obs: one frame (see the module docstring) -> {"actions": (H, D) float32}, un-normalised
+        (robot) units."""
+        ...
