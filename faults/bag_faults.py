@@ -14,204 +14,38 @@ reference built without the reader under test:
 * a **bad store entry** is one whose frames are not a prefix of the true episode's, or whose
   outcome is not the true one (or ``unknown`` when the end was lost), or a skip whose reason is
   raw exception text or an internal error.
+
+The reference and the judging are faults/bag_reference.py; the SIGKILLed recorder (a
+subprocess) is faults/recorder_kill.py; the faults themselves are listed here, in `FAULTS`.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
-import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mcap.reader import make_reader
-from mcap.records import Channel, Chunk, Message, Schema
-from mcap.stream_reader import StreamReader, breakup_chunk
 
+from faults.bag_reference import (
+    EPISODE_ID,
+    OUTCOME,
+    convert_store,
+    kept_by_cut,
+    plain_skip,
+    prefix_episode,
+    reference,
+    same_frames,
+    short,
+    tick_ns,
+    typestore,
+    where_in_file,
+)
 from faults.core import Fault, NotSurvived
+from faults.recorder_kill import inject_kill, kill_trials
 from habc_core import contract as c
 from habc_core.bag_writer import EpisodeBagWriter
-from habc_core.rostypes import make_typestore
-from habc_trainer.convert import ConvertSummary, convert
-from habc_trainer.episode import Episode, EpisodeError, ExtractConfig, extract_episode
-from habc_trainer.store import EpisodeStore
 from habc_trainer.synthetic import SyntheticSpec, write_synthetic_episode
-
-REPO = Path(__file__).resolve().parents[1]
-CFG = ExtractConfig(cameras=("top",), image_size=16)
-EPISODE_ID = "ep_fault_ref"
-# 12 s at 10 Hz: the writer closes a chunk every second, so the data section holds 12 chunks.
-PATTERN = "P" * 40 + "H" * 20 + "P" * 60
-OUTCOME = "failure"  # not the default "success", so a made-up outcome cannot pass
-# Raw exception text ("TypeError: ord() ...") or an internal error is not a plain skip reason.
-_RAW_TEXT = re.compile(r"\b\w+(Error|Exception): |internal error|Traceback|unpack requires")
-
-_MAGIC = b"\x89MCAP0\r\n"  # MCAP's magic, at both ends of a file
-
-
-@functools.cache
-def _cache() -> Path:
-    """References shared by the trials of one run; made on first use (a killed recorder child
-    imports this module too, and must leave nothing behind)."""
-    path = Path(tempfile.mkdtemp(prefix="habc-bag-faults-"))
-    atexit.register(shutil.rmtree, path, True)
-    return path
-
-
-# --- the reference episode --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Reference:
-    """The complete episode and what the `mcap` library says is inside it."""
-
-    bag: Path  # the episode directory: MCAP, metadata.yaml, sidecar
-    mcap: Path
-    size: int
-    chunks: tuple[tuple[int, int, int], ...]  # per chunk: start, end of its record, messages
-    data_end: int  # offset of the DataEnd record: the summary follows it
-    footer: int  # offset of the footer record
-    messages: tuple[tuple[str, str, int, bytes], ...]  # topic, type, log time, CDR, file order
-    episode: Episode  # its frames, read whole
-
-
-@functools.cache
-def _typestore() -> Any:
-    return make_typestore()
-
-
-@functools.cache
-def reference() -> _Reference:
-    bag = _cache() / "reference" / EPISODE_ID
-    spec = SyntheticSpec(EPISODE_ID, PATTERN, outcome=OUTCOME, image_hw=(12, 16), cameras=("top",))
-    write_synthetic_episode(bag, spec, typestore=_typestore())
-    mcap = c.storage_files(bag)[0]
-    with mcap.open("rb") as fh:
-        summary = make_reader(fh).get_summary()
-    if summary is None:
-        raise RuntimeError(f"{mcap}: the reference bag has no summary")
-    index = sorted(summary.chunk_indexes, key=lambda ci: ci.chunk_start_offset)
-    schemas: dict[int, str] = {}
-    topics: dict[int, tuple[str, int]] = {}
-    messages: list[tuple[str, str, int, bytes]] = []
-    counts: list[int] = []
-    with mcap.open("rb") as fh:
-        for record in StreamReader(fh, emit_chunks=True).records:
-            if not isinstance(record, Chunk):
-                continue
-            n = 0
-            for inner in breakup_chunk(record):
-                if isinstance(inner, Schema):
-                    schemas[inner.id] = inner.name
-                elif isinstance(inner, Channel):
-                    topics[inner.id] = (inner.topic, inner.schema_id)
-                elif isinstance(inner, Message):
-                    topic, sid = topics[inner.channel_id]
-                    messages.append((topic, schemas[sid], inner.log_time, bytes(inner.data)))
-                    n += 1
-            counts.append(n)
-    chunks = tuple(
-        (ci.chunk_start_offset, ci.chunk_start_offset + ci.chunk_length, n)
-        for ci, n in zip(index, counts, strict=True)
-    )
-    size = mcap.stat().st_size
-    footer = size - len(_MAGIC) - (1 + 8 + 20)  # footer: opcode, length, 8 + 8 + 4 bytes
-    data = mcap.read_bytes()
-    summary_start = int.from_bytes(data[footer + 9 : footer + 17], "little")
-    return _Reference(
-        bag=bag,
-        mcap=mcap,
-        size=size,
-        chunks=chunks,
-        data_end=summary_start - (1 + 8 + 4),  # DataEnd: opcode, length, CRC
-        footer=footer,
-        messages=tuple(messages),
-        episode=extract_episode(bag, CFG),
-    )
-
-
-@functools.cache
-def _prefix_episode(kept: int) -> Episode | str:
-    """The frames of a complete bag holding the reference's first `kept` messages (or the
-    reason such a bag converts to nothing). Read through rosbags: independent of recovery."""
-    ref = reference()
-    bag = _cache() / "prefix" / f"{EPISODE_ID}_{kept}"
-    if not bag.exists():
-        with EpisodeBagWriter(bag, typestore=_typestore()) as w:
-            for topic, msgtype, log_ns, data in ref.messages[:kept]:
-                w.write_raw(topic, msgtype, data, log_ns)
-    try:
-        return extract_episode(bag, CFG)
-    except EpisodeError as exc:
-        return str(exc)
-
-
-def _kept_by_cut(offset: int) -> int:
-    """Messages of the chunks whose record lies wholly before `offset`."""
-    return sum(n for start, end, n in reference().chunks if end <= offset)
-
-
-# --- judging a convert run -------------------------------------------------------------------
-
-
-def _convert(data_root: Path, workdir: Path) -> tuple[ConvertSummary, EpisodeStore]:
-    summary = convert([data_root], workdir / "store", CFG)
-    return summary, EpisodeStore(workdir / "store")
-
-
-def _plain_skip(summary: ConvertSummary, bag: Path) -> str:
-    reason = summary.skipped.get(str(bag))
-    if reason is None:
-        raise NotSurvived(f"{bag}: neither stored nor skipped")
-    if _RAW_TEXT.search(reason):
-        raise NotSurvived(f"skip reason is not plain words: {reason}")
-    if str(bag) not in reason:
-        raise NotSurvived(f"skip reason does not name the bag: {reason}")
-    return reason
-
-
-def _same_frames(store: EpisodeStore, i: int, want: Episode, n: int | None = None) -> None:
-    """Store episode i holds exactly `want`'s first n frames (all of them when n is None)."""
-    entry = store.episodes[i]
-    n = want.length if n is None else n
-    if entry["length"] != n:
-        raise NotSurvived(f"stored {entry['length']} frames, expected {n}")
-    for key, arr in want.arrays.items():
-        got = np.asarray(store.array(key, i))
-        if got.shape != arr[:n].shape or not np.array_equal(got, arr[:n], equal_nan=True):
-            raise NotSurvived(f"stored {key} differs from the true episode's frames")
-
-
-def _where(offset: int) -> str:
-    ref = reference()
-    if offset < len(_MAGIC):
-        return "inside the start magic"
-    if offset < ref.chunks[0][0]:
-        return "inside the header"
-    for k, (start, end, _n) in enumerate(ref.chunks):
-        if start <= offset < end:
-            return f"inside data chunk {k + 1} of {len(ref.chunks)}"
-    if offset < ref.data_end:
-        return "between data chunks"
-    if offset < ref.footer:
-        return "inside the summary"
-    if offset < ref.size - len(_MAGIC):
-        return "inside the footer"
-    return "inside the end magic"
-
-
-def _short(reason: str, limit: int = 90) -> str:
-    tail = reason.split(": ", 1)[-1]
-    return tail if len(tail) <= limit else tail[: limit - 1] + "…"
-
 
 # --- (a) a bag cut at an offset ---------------------------------------------------------------
 
@@ -250,20 +84,18 @@ def _inject_cut(param: object, workdir: Path) -> str:
         (bag / c.SIDECAR_NAME).unlink()
         (bag / c.BAG_METADATA_NAME).unlink()
     (bag / ref.mcap.name).write_bytes(ref.mcap.read_bytes()[:offset])
-    kept = _kept_by_cut(offset)
-    want = _prefix_episode(kept)
-    summary, store = _convert(workdir / "data", workdir)
-    where = f"cut at byte {offset} of {ref.size} ({_where(offset)})"
+    kept = kept_by_cut(offset)
+    want = prefix_episode(kept)
+    summary, store = convert_store(workdir / "data", workdir)
+    where = f"cut at byte {offset} of {ref.size} ({where_in_file(offset)})"
     if isinstance(want, str):
         if len(store):
             raise NotSurvived(f"{where}: stored an episode where no frame was complete")
-        return (
-            f"{where}: nothing complete to recover, skipped: {_short(_plain_skip(summary, bag))}"
-        )
+        return f"{where}: nothing complete to recover, skipped: {short(plain_skip(summary, bag))}"
     if len(store) != 1:
         reason = summary.skipped.get(str(bag), "?")
         raise NotSurvived(f"{where}: {want.length} frames were complete, none stored ({reason})")
-    _same_frames(store, 0, want)
+    same_frames(store, 0, want)
     entry = store.episodes[0]
     end_kept = kept == len(ref.messages)
     expected = OUTCOME if end_kept else "unknown"
@@ -274,7 +106,7 @@ def _inject_cut(param: object, workdir: Path) -> str:
     if f"recovered {want.length} frames" not in summary.recovered[str(bag)]:
         raise NotSurvived(f"{where}: summary says {summary.recovered[str(bag)]!r}")
     return (
-        f"cut {_where(offset)}: {want.length} of {ref.episode.length} frames recovered "
+        f"cut {where_in_file(offset)}: {want.length} of {ref.episode.length} frames recovered "
         f"(all complete chunks), outcome {entry['outcome']}"
     )
 
@@ -307,15 +139,15 @@ def _inject_flip(param: object, workdir: Path) -> str:
     data = bytearray(ref.mcap.read_bytes())
     data[offset] ^= 1 << bit
     (bag / ref.mcap.name).write_bytes(bytes(data))
-    summary, store = _convert(workdir / "data", workdir)
-    where = f"bit {bit} of byte {offset} ({_where(offset)})"
+    summary, store = convert_store(workdir / "data", workdir)
+    where = f"bit {bit} of byte {offset} ({where_in_file(offset)})"
     if not len(store):
-        return f"flip {_where(offset)}: skipped: {_short(_plain_skip(summary, bag))}"
+        return f"flip {where_in_file(offset)}: skipped: {short(plain_skip(summary, bag))}"
     entry = store.episodes[0]
     n = entry["length"]
     if n > ref.episode.length:
         raise NotSurvived(f"{where}: stored {n} frames, the episode has {ref.episode.length}")
-    _same_frames(store, 0, ref.episode, n)
+    same_frames(store, 0, ref.episode, n)
     # Every frame is there: the outcome may stand (a summary torn after the data is only an
     # index lost); a shorter prefix lost its end and must be unknown.
     whole = n == ref.episode.length
@@ -328,208 +160,7 @@ def _inject_flip(param: object, workdir: Path) -> str:
         if not whole
         else ("all frames recovered" if entry["truncated"] else "read whole")
     )
-    return f"flip {_where(offset)}: {kind}, outcome {entry['outcome']}"
-
-
-# --- (c) the recorder SIGKILLed ---------------------------------------------------------------
-
-
-class _Capture(EpisodeBagWriter):
-    """The contract's message builders, capturing the CDR bytes instead of writing a bag."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            Path(tempfile.gettempdir()) / f"habc-never-opened-{os.getpid()}",
-            typestore=_typestore(),
-        )
-        self.captured: list[tuple[str, str, bytes, int]] = []
-
-    def write_raw(
-        self, topic: str, msgtype: str, data: Any, timestamp_ns: int, **_kw: Any
-    ) -> None:
-        self.captured.append((topic, msgtype, bytes(data), int(timestamp_ns)))
-
-
-def _tick_ns(t: int) -> int:
-    return 1_000_000_000 + t * 100_000_000
-
-
-@functools.cache
-def _recorder_steps() -> tuple[tuple[str, str, bytes, int], ...]:
-    """The raw messages a recorder gets during the episode, in order (after START)."""
-    cap = _Capture()
-    spec = SyntheticSpec(EPISODE_ID, PATTERN)
-    from habc_trainer.synthetic import expected_action
-
-    for t, letter in enumerate(spec.pattern):
-        now = _tick_ns(t)
-        human = letter != "P"
-        if t == 0 or (PATTERN[t - 1] != "P") != human:
-            cap.write_authority([int(human), 0], now, source="fault")
-        for a, arm in enumerate(("left", "right")):
-            act = expected_action(t, a)
-            cap.write_joint_state(arm, np.append(np.full(6, 0.01 * t), act[-1]), now)
-            cap.write_ee_pose(arm, act[:3], [0.0, 0.0, 0.0, 1.0], now)
-        cap.write_image("top", np.full((12, 16, 3), t % 256, np.uint8), now)
-        for a, arm in enumerate(("left", "right")):
-            act = expected_action(t, a)
-            authority = c.AUTHORITY_HUMAN if human and a == 0 else c.AUTHORITY_POLICY
-            cap.write_arm_command(arm, act[:9], act[9], now, authority=authority, model_index=3)
-    return tuple(cap.captured)
-
-
-def _drive(data_root: Path, stop_after: int | None, kill_point: str = "") -> Path:
-    """Run one episode through the recorder core; `stop_after` messages written: close it
-    unfinished there (a reference). In the child, `kill_point` pauses it to be killed."""
-    from habc_control.authority import Authority
-    from habc_control.recorder import EpisodeEventData, EpisodeRecorder, RecorderConfig
-
-    rec = EpisodeRecorder(RecorderConfig(data_root=str(data_root), control_hz=10.0))
-    start = EpisodeEventData(c.EVENT_START, _tick_ns(0), EPISODE_ID, "fold the towel", "rollout")
-    rec.on_event(start)
-    bag_dir = rec.bag_dir
-    assert bag_dir is not None
-
-    def written() -> int:
-        return rec._writer.message_count if rec._writer is not None else -1
-
-    def closed() -> int:
-        # Messages in chunks already on disk: the rest sit in rosbags' pending chunk.
-        storage = rec._writer._writer.storage
-        return rec._writer.message_count - sum(len(v) for v in storage.chunk.msgs.values())
-
-    def pause(count: int) -> None:
-        print(f"ready {count}", flush=True)
-        signal.pause()
-
-    ticks = 0
-    for topic, msgtype, raw, stamp in _recorder_steps():
-        if stop_after is not None and written() >= stop_after:
-            rec.close()
-            return bag_dir
-        if topic == c.AUTHORITY_TOPIC:
-            human = PATTERN[(stamp - _tick_ns(0)) // 100_000_000] != "P"
-            left = Authority.HUMAN if human else Authority.POLICY
-            rec.on_authority({"left": left, "right": Authority.POLICY}, raw, stamp)
-        else:
-            rec.on_message(topic, msgtype, raw, stamp)
-        if topic == c.command_topic("right"):
-            ticks += 1
-            if kill_point == f"tick_{ticks}":
-                pause(closed())
-    if stop_after is not None and written() >= stop_after:
-        rec.close()
-        return bag_dir
-    if kill_point in ("before_close", "before_sidecar"):
-        import habc_core.bag_writer as bw
-
-        if kill_point == "before_close":
-            real_close = bw.EpisodeBagWriter.close
-
-            def close_paused(self: EpisodeBagWriter, meta: Any = None) -> None:
-                pause(closed())
-                real_close(self, meta)
-
-            bw.EpisodeBagWriter.close = close_paused  # type: ignore[method-assign]
-        else:
-            total = written() + 1  # + the END event
-
-            def sidecar_paused(*_a: Any, **_k: Any) -> None:
-                pause(total)
-
-            bw.write_sidecar = sidecar_paused  # type: ignore[assignment]
-    end = EpisodeEventData(
-        c.EVENT_END, _tick_ns(len(PATTERN)), EPISODE_ID, "fold the towel", "rollout", "failure"
-    )
-    rec.on_event(end)
-    return bag_dir
-
-
-def _recorder_child() -> None:
-    """Entry point of the subprocess the recorder trial kills."""
-    _drive(Path(sys.argv[1]), None, sys.argv[2])
-    print("done", flush=True)
-
-
-def _kill_trials(fast: bool) -> list[str]:
-    if fast:
-        return ["tick_37", "before_sidecar"]
-    ticks = [1, 2, 9, 10, 11, 25, 37, 60, 99, 119, 120]
-    return [f"tick_{t}" for t in ticks] + ["before_close", "before_sidecar"]
-
-
-def _inject_kill(param: object, workdir: Path) -> str:
-    point = str(param)
-    data_root = workdir / "data"
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    )
-    code = "from faults.bag_faults import _recorder_child; _recorder_child()"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(data_root), point],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline().strip() if proc.stdout else ""
-        if not line.startswith("ready "):
-            proc.wait(timeout=30)
-            err = proc.stderr.read() if proc.stderr else ""
-            raise RuntimeError(f"recorder child did not pause at {point}: {line!r} {err[-500:]}")
-        closed = int(line.split()[1])
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-    bag = next(p.parent for p in data_root.rglob("*.mcap"))
-    # The reference: the same episode through the same recorder, closed cleanly after the
-    # messages that were on disk when the child died.
-    steps = len(_recorder_steps()) + 2  # + START + END
-    ref_root = _cache() / "recorder" / f"kept_{closed}"
-    if not ref_root.exists():
-        if closed >= steps:
-            ref_bag = _drive(ref_root, None)
-            (ref_bag / c.SIDECAR_NAME).unlink()
-        else:
-            _drive(ref_root, closed)
-    ref_bag = next(p.parent for p in ref_root.rglob("*.mcap"))
-    try:
-        want: Episode | str = extract_episode(ref_bag, CFG)
-    except EpisodeError as exc:
-        want = str(exc)
-    summary, store = _convert(data_root, workdir)
-    has_sidecar = (bag / c.SIDECAR_NAME).exists()
-    where = f"killed at {point} ({closed} messages on disk)"
-    if has_sidecar:
-        raise NotSurvived(f"{where}: a sidecar was written for a killed recording")
-    if isinstance(want, str):
-        if len(store):
-            raise NotSurvived(f"{where}: stored an episode where no frame was complete")
-        return f"killed at {point}: nothing complete, skipped: {_short(_plain_skip(summary, bag))}"
-    if len(store) != 1:
-        reason = summary.skipped.get(str(bag), "?")
-        raise NotSurvived(f"{where}: {want.length} frames were on disk, none stored ({reason})")
-    _same_frames(store, 0, want)
-    entry = store.episodes[0]
-    end_on_disk = closed >= steps
-    expected = "failure" if end_on_disk else "unknown"
-    if entry["outcome"] != expected:
-        raise NotSurvived(f"{where}: outcome {entry['outcome']!r}, expected {expected!r}")
-    complete = (bag / c.BAG_METADATA_NAME).exists()
-    if entry["truncated"] == complete:
-        raise NotSurvived(f"{where}: truncated={entry['truncated']} for a bag complete={complete}")
-    if entry["truncated"] and str(bag) not in summary.recovered:
-        raise NotSurvived(f"{where}: the recovery is not named in the convert summary")
-    state = "complete bag, no sidecar" if complete else "torn bag"
-    return (
-        f"killed at {point}: {state}; {want.length} frames recovered (all on disk), "
-        f"outcome {entry['outcome']} ({entry['outcome_from']})"
-    )
+    return f"flip {where_in_file(offset)}: {kind}, outcome {entry['outcome']}"
 
 
 # --- (d) metadata.yaml (and the sidecar) missing ----------------------------------------------
@@ -547,13 +178,13 @@ def _inject_no_metadata(param: object, workdir: Path) -> str:
     spec = SyntheticSpec(
         "ep_nometa", "P" * 30, outcome=end_outcome, image_hw=(12, 16), cameras=("top",)
     )
-    write_synthetic_episode(bag, spec, typestore=_typestore())
+    write_synthetic_episode(bag, spec, typestore=typestore())
     (bag / c.BAG_METADATA_NAME).unlink()
     if sidecar == "none":
         (bag / c.SIDECAR_NAME).unlink()
     else:
         c.write_sidecar(bag, c.read_sidecar(bag).replace(outcome=sidecar))
-    summary, store = _convert(workdir / "data", workdir)
+    summary, store = convert_store(workdir / "data", workdir)
     if len(store) != 1:
         raise NotSurvived(f"not stored: {summary.skipped.get(str(bag))}")
     entry = store.episodes[0]
@@ -585,7 +216,7 @@ def _inject_id_mismatch(param: object, workdir: Path) -> str:
         recorded, "P" * 20, outcome="failure", image_hw=(12, 16), cameras=("top",)
     )
     if case == "no_start_event":
-        with EpisodeBagWriter(folder, typestore=_typestore()) as w:
+        with EpisodeBagWriter(folder, typestore=typestore()) as w:
             for t in range(20):
                 _write_tick(w, t)
         meta = c.EpisodeMeta(
@@ -604,21 +235,21 @@ def _inject_id_mismatch(param: object, workdir: Path) -> str:
         )
         c.write_sidecar(folder, meta)
     else:
-        write_synthetic_episode(folder, spec, typestore=_typestore())
+        write_synthetic_episode(folder, spec, typestore=typestore())
         if case == "copied_sidecar":
             # Another episode's sidecar (id and outcome) copied beside this recording.
             meta = c.read_sidecar(folder).replace(episode_id="ep_other", outcome="success")
             c.write_sidecar(folder, meta)
         elif case == "renamed_without_sidecar":
             (folder / c.SIDECAR_NAME).unlink()
-    summary, store = _convert(data, workdir)
+    summary, store = convert_store(data, workdir)
     if case in ("copied_sidecar", "no_start_event"):
         if len(store):
             raise NotSurvived(f"{case}: stored with another episode's sidecar")
-        reason = _plain_skip(summary, folder)
+        reason = plain_skip(summary, folder)
         if "ep_other" not in reason or "mismatch" not in reason:
             raise NotSurvived(f"{case}: the skip does not name the mismatch: {reason}")
-        return f"{case}: skipped, {_short(reason, 70)}"
+        return f"{case}: skipped, {short(reason, 70)}"
     if len(store) != 1:
         raise NotSurvived(f"{case}: not stored: {summary.skipped.get(str(folder))}")
     warnings = " ".join(summary.warnings.get(str(folder), []))
@@ -633,7 +264,7 @@ def _inject_id_mismatch(param: object, workdir: Path) -> str:
 def _write_tick(w: EpisodeBagWriter, t: int) -> None:
     from habc_trainer.synthetic import expected_action
 
-    now = _tick_ns(t)
+    now = tick_ns(t)
     w.write_image("top", np.zeros((12, 16, 3), np.uint8), now)
     for a, arm in enumerate(("left", "right")):
         act = expected_action(t, a)
@@ -672,8 +303,8 @@ FAULTS: tuple[Fault, ...] = (
         "the recorder core (subprocess) SIGKILLed at a tick, before the close, before the sidecar",
         "every message on disk is recovered into the same frames as a clean bag of them; outcome "
         "unknown without END, from END without sidecar",
-        _kill_trials,
-        _inject_kill,
+        kill_trials,
+        inject_kill,
     ),
     _fault(
         "bag_no_metadata",
