@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from habc_core.contract import AUTHORITY_HOLD, AUTHORITY_HUMAN, AUTHORITY_POLICY
 from habc_core.rotations import orthonormalize_rot6d
 
 INPUT_MODES = ("hold", "toggle")
@@ -39,11 +40,11 @@ AUTHORITY_TIMEOUT_S = 2.0
 
 
 class Authority(enum.IntEnum):
-    """Mirrors habc_interfaces/msg/ControlAuthority constants (values are the wire values)."""
+    """The typed view of the contract's authority values (the ControlAuthority wire values)."""
 
-    POLICY = 0
-    HUMAN = 1
-    HOLD = 2
+    POLICY = AUTHORITY_POLICY
+    HUMAN = AUTHORITY_HUMAN
+    HOLD = AUTHORITY_HOLD
 
 
 @dataclass(frozen=True)

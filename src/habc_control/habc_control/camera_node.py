@@ -25,6 +25,7 @@ from habc_control.camera import (
 from habc_control.ros_common import (
     IMAGE_QOS,
     declare,
+    exit_on_bad_parameter,
     refuse_runtime_changes,
 )
 from habc_core.contract import camera_frame, compressed_image_topic, image_topic
@@ -100,15 +101,8 @@ class CameraNode(Node):
             t.join(timeout=2.0)
 
 
-def _make_node() -> CameraNode:
-    try:
-        return CameraNode()
-    except ValueError as exc:  # a bad parameter: its one-line reason, no traceback
-        raise SystemExit(f"cameras: {exc}") from None
-
-
 def main(args=None) -> None:
-    run_node(_make_node, args)
+    run_node(exit_on_bad_parameter(CameraNode, "cameras"), args)
 
 
 NODE = CameraNode

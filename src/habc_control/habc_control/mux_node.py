@@ -14,12 +14,11 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from geometry_msgs.msg import PoseStamped
 from rclpy.duration import Duration
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
 
 from arx_x5_driver.node_main import run_node
+from habc_control.arm_state import ArmStates
 from habc_control.authority import AUTHORITY_TIMEOUT_S, Authority, AuthorityWatch
 from habc_control.command_mux import (
     POLICY_TIMEOUT_S,
@@ -31,23 +30,21 @@ from habc_control.ros_common import (
     AUTHORITY_QOS,
     COMMAND_QOS,
     EVENTS_QOS,
-    MODE_BY_SPACE,
-    STATE_QOS,
     arm_command_msg,
     authority_from_msg,
     declare,
-    pose_to_ee9,
+    follow_ee_poses,
+    follow_joint_states,
     refuse_runtime_changes,
+    subscribe_arms,
     target_from_command,
-    target_from_state,
 )
 from habc_core.contract import (
     AUTHORITY_TOPIC,
     EPISODE_EVENTS_TOPIC,
     EVENT_START,
+    MODE_BY_SPACE,
     command_request_topic,
-    ee_pose_topic,
-    joint_states_topic,
     policy_command_topic,
     teleop_command_topic,
 )
@@ -86,9 +83,7 @@ class MuxNode(Node):
         # before or just after ours. A short FIFO uses each row exactly once either way.
         self._policy = {a: deque(maxlen=3) for a in self.arms}
         self._human: dict = dict.fromkeys(self.arms)
-        self._joints: dict = dict.fromkeys(self.arms)
-        self._ee: dict = dict.fromkeys(self.arms)
-        self._gripper = dict.fromkeys(self.arms, 0.0)
+        self.states = ArmStates(self.arms)
         self._lock = threading.Lock()
         self._pub = {
             a: self.create_publisher(ArmCommand, command_request_topic(a), COMMAND_QOS)
@@ -98,28 +93,14 @@ class MuxNode(Node):
             ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS
         )
         self.create_subscription(EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS)
-        for a in self.arms:
-            self.create_subscription(
-                ArmCommand,
-                policy_command_topic(a),
-                lambda m, a=a: self._on_policy(a, m),
-                COMMAND_QOS,
-            )
-            self.create_subscription(
-                ArmCommand,
-                teleop_command_topic(a),
-                lambda m, a=a: self._on_human(a, m),
-                COMMAND_QOS,
-            )
-            self.create_subscription(
-                PoseStamped, ee_pose_topic(a), lambda m, a=a: self._on_pose(a, m), STATE_QOS
-            )
-            self.create_subscription(
-                JointState,
-                joint_states_topic(a),
-                lambda m, a=a: self._on_tick(a, m),
-                STATE_QOS,
-            )
+        subscribe_arms(
+            self, ArmCommand, policy_command_topic, self.arms, self._on_policy, COMMAND_QOS
+        )
+        subscribe_arms(
+            self, ArmCommand, teleop_command_topic, self.arms, self._on_human, COMMAND_QOS
+        )
+        follow_ee_poses(self, self.states, self._lock)
+        follow_joint_states(self, self.states, self._lock, then=self._on_tick)  # the tick
         self.published = 0
         refuse_runtime_changes(self)
 
@@ -145,18 +126,9 @@ class MuxNode(Node):
         with self._lock:
             self._human[arm] = target_from_command(msg)
 
-    def _on_pose(self, arm: str, msg: PoseStamped) -> None:
+    def _on_tick(self, arm: str) -> None:
         with self._lock:
-            self._ee[arm] = pose_to_ee9(msg.pose.position, msg.pose.orientation)
-
-    def _on_tick(self, arm: str, msg: JointState) -> None:
-        with self._lock:
-            self._joints[arm] = list(msg.position[:6])
-            if len(msg.position) > 6:
-                self._gripper[arm] = float(msg.position[6])
-            measured = target_from_state(
-                self._joints[arm], self._ee[arm], self._gripper[arm], self.space
-            )
+            measured = self.states.target(arm, self.space)
             now = self._now()
             authority = self.watch.current(now)
             stale = self.watch.heard and self.watch.stale(now)  # lost, not "not yet heard"

@@ -13,12 +13,12 @@ import queue
 import threading
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 
 from arx_x5_driver.node_main import run_node
+from habc_control.arm_state import ArmStates
 from habc_control.authority import Authority
 from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
 from habc_control.command_mux import ActionLayout
@@ -29,13 +29,13 @@ from habc_control.ros_common import (
     COMMAND_QOS,
     EVENTS_QOS,
     IMAGE_QOS,
-    MODE_BY_SPACE,
     STATE_QOS,
     arm_command_msg,
     authority_from_msg,
     declare,
     entries,
-    pose_to_ee9,
+    follow_ee_poses,
+    follow_joint_states,
     refuse_runtime_changes,
 )
 from habc_core import features as F
@@ -44,9 +44,9 @@ from habc_core.contract import (
     AUTHORITY_TOPIC,
     ENV_STATE_TOPIC,
     EPISODE_EVENTS_TOPIC,
-    ee_pose_topic,
+    EVENT_START,
+    MODE_BY_SPACE,
     image_topic,
-    joint_states_topic,
     policy_command_topic,
 )
 from habc_core.images import decode_image, resize_square
@@ -85,9 +85,7 @@ class PolicyNode(Node):
         self._worker.start()
         # Unknown until the first /control_authority message: no inference, no commands before.
         self.authority: dict[str, Authority] = {}
-        self._joints: dict = dict.fromkeys(self.arms)
-        self._gripper = dict.fromkeys(self.arms, 0.0)
-        self._ee: dict = dict.fromkeys(self.arms)
+        self.states = ArmStates(self.arms)
         self._images = LatestInputs(float(image_timeout))
         self._env_state: np.ndarray | None = None
         self._chunk_pub = self.create_publisher(ActionChunk, ACTION_CHUNK_TOPIC, 10)
@@ -99,13 +97,8 @@ class PolicyNode(Node):
             ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS
         )
         self.create_subscription(EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS)
-        for a in self.arms:
-            self.create_subscription(
-                JointState, joint_states_topic(a), lambda m, a=a: self._on_js(a, m), STATE_QOS
-            )
-            self.create_subscription(
-                PoseStamped, ee_pose_topic(a), lambda m, a=a: self._on_pose(a, m), STATE_QOS
-            )
+        follow_joint_states(self, self.states, self._lock, then=self._on_joint_state)
+        follow_ee_poses(self, self.states, self._lock)
         # Privileged sim state for state-mode sim policies (published by the sim arm driver).
         self.create_subscription(Float64MultiArray, ENV_STATE_TOPIC, self._on_env_state, STATE_QOS)
         for cam in self.cameras:
@@ -130,7 +123,7 @@ class PolicyNode(Node):
                     self.authority[arm] = auth
 
     def _on_event(self, msg: EpisodeEvent) -> None:
-        if msg.event != EpisodeEvent.START:
+        if msg.event != EVENT_START:
             return
         with self._lock:
             if msg.task:
@@ -141,9 +134,6 @@ class PolicyNode(Node):
 
     def _on_env_state(self, msg: Float64MultiArray) -> None:
         self._env_state = np.asarray(msg.data, dtype=np.float32)
-
-    def _on_pose(self, arm: str, msg: PoseStamped) -> None:
-        self._ee[arm] = pose_to_ee9(msg.pose.position, msg.pose.orientation)
 
     def _on_image(self, cam: str, msg: Image) -> None:
         try:
@@ -157,20 +147,8 @@ class PolicyNode(Node):
         with self._lock:
             self._images.put(cam, np.ascontiguousarray(img), now)
 
-    def _proprio(self) -> np.ndarray | None:
-        parts = []
-        for arm in self.arms:
-            values = self._ee[arm] if self.space == "ee" else self._joints[arm]
-            if values is None:
-                return None
-            parts += [np.asarray(values, np.float32), [self._gripper[arm]]]
-        return np.concatenate(parts).astype(np.float32)
-
-    def _on_js(self, arm: str, msg: JointState) -> None:
-        self._joints[arm] = np.asarray(msg.position[:6])
-        if len(msg.position) > 6:
-            self._gripper[arm] = float(msg.position[6])
-        if arm == self.arms[0]:
+    def _on_joint_state(self, arm: str) -> None:
+        if arm == self.arms[0]:  # the first arm's joint_states is the tick
             self._tick()
 
     # --- the control tick ---
@@ -180,7 +158,7 @@ class PolicyNode(Node):
                 return
             self.chunker.on_authority(self.authority)
             if self.chunker.should_request():
-                proprio = self._proprio()
+                proprio = self.states.proprio(self.space)
                 if proprio is not None:
                     now = self.get_clock().now().nanoseconds * 1e-9
                     for cam in self._images.newly_stale(now):

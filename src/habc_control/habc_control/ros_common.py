@@ -5,18 +5,25 @@ The only module here besides the *_node.py files that imports rclpy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
+from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
 
 from arx_x5_driver.backend import ee9_from_xyz_quat
+from habc_control.arm_state import ArmStates
 from habc_control.authority import Authority
 from habc_control.command_mux import ArmTarget
+from habc_core.contract import ee_pose_topic, joint_states_topic
 from habc_interfaces.msg import ArmCommand, ControlAuthority
+
+N = TypeVar("N", bound=Node)
 
 # /control_authority: a late subscriber (recorder, mux, policy) must get the current state.
 AUTHORITY_QOS = QoSProfile(
@@ -29,8 +36,6 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 EVENTS_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
-
-MODE_BY_SPACE = {"joint": ArmCommand.MODE_JOINT, "ee": ArmCommand.MODE_EE}
 
 
 def declare(node: Node, name: str, default: Any, description: str) -> Any:
@@ -102,17 +107,62 @@ def target_from_command(msg: ArmCommand) -> ArmTarget:
     return ArmTarget(np.asarray(msg.targets, dtype=np.float64), float(msg.gripper))
 
 
-def target_from_state(
-    joint_positions: np.ndarray | None, ee: np.ndarray | None, gripper: float, space: str
-) -> ArmTarget | None:
-    """The measured pose in the action space (`ee`: 9 values, `joint`: 6)."""
-    values = ee if space == "ee" else joint_positions
-    if values is None:
-        return None
-    return ArmTarget(np.asarray(values, dtype=np.float64), float(gripper))
-
-
 def pose_to_ee9(position: Any, orientation: Any) -> np.ndarray:
     """geometry_msgs Pose (xyz + quaternion) -> xyz + 6-D rotation."""
     o = orientation
     return ee9_from_xyz_quat([position.x, position.y, position.z], [o.x, o.y, o.z, o.w])
+
+
+def subscribe_arms(
+    node: Node,
+    msg_type: type,
+    topic_of: Callable[[str], str],
+    arms: Iterable[str],
+    callback: Callable[[str, Any], None],
+    qos: QoSProfile,
+) -> None:
+    """One subscription per arm on `topic_of(arm)`, delivered as `callback(arm, msg)`."""
+    for arm in arms:
+        node.create_subscription(msg_type, topic_of(arm), lambda m, a=arm: callback(a, m), qos)
+
+
+def follow_joint_states(
+    node: Node,
+    states: ArmStates,
+    lock: threading.Lock,
+    then: Callable[[str], None] | None = None,
+) -> None:
+    """Keep `states` current from every arm's joint_states; `then(arm)` after each message
+    (outside `lock`): the arm driver's tick, which the mux and the policy node run on."""
+
+    def on_joint_state(arm: str, msg: JointState) -> None:
+        with lock:
+            states.set_joint_state(arm, msg.position)
+        if then is not None:
+            then(arm)
+
+    subscribe_arms(node, JointState, joint_states_topic, states.arms, on_joint_state, STATE_QOS)
+
+
+def follow_ee_poses(node: Node, states: ArmStates, lock: threading.Lock) -> None:
+    """Keep `states` current from every arm's ee_pose."""
+
+    def on_pose(arm: str, msg: PoseStamped) -> None:
+        ee9 = pose_to_ee9(msg.pose.position, msg.pose.orientation)
+        with lock:
+            states.set_ee(arm, ee9)
+
+    subscribe_arms(node, PoseStamped, ee_pose_topic, states.arms, on_pose, STATE_QOS)
+
+
+def exit_on_bad_parameter(make: Callable[[], N], name: str) -> Callable[[], N]:
+    """`make` for run_node, with a bad parameter (a ValueError from the node's __init__) ending
+    the process with its one-line reason under the node's `name`, not a traceback."""
+
+    def make_node() -> N:
+        try:
+            return make()
+        except ValueError as exc:
+            raise SystemExit(f"{name}: {exc}") from None
+
+    return make_node

@@ -20,12 +20,11 @@ import threading
 import tty
 
 import rclpy
-from geometry_msgs.msg import PoseStamped
 from rclpy.duration import Duration
 from rclpy.node import Node
-from sensor_msgs.msg import JointState
 
 from arx_x5_driver.node_main import run_node
+from habc_control.arm_state import ArmStates
 from habc_control.authority import AuthorityArbiter, AuthorityConfig
 from habc_control.keyboard import HELP, KeyboardCommands
 from habc_control.pedal import PedalConfig, PedalReader
@@ -33,23 +32,24 @@ from habc_control.ros_common import (
     AUTHORITY_QOS,
     COMMAND_QOS,
     EVENTS_QOS,
-    MODE_BY_SPACE,
-    STATE_QOS,
     arm_command_msg,
     authority_msg,
     declare,
     entries,
-    pose_to_ee9,
+    exit_on_bad_parameter,
+    follow_ee_poses,
+    follow_joint_states,
     refuse_runtime_changes,
+    subscribe_arms,
     target_from_command,
-    target_from_state,
 )
 from habc_control.teleop import PedalSupervisor, ScheduledOperator, parse_schedule
 from habc_core.contract import (
     AUTHORITY_TOPIC,
     EPISODE_EVENTS_TOPIC,
-    ee_pose_topic,
-    joint_states_topic,
+    EVENT_END,
+    EVENT_START,
+    MODE_BY_SPACE,
     teleop_command_topic,
     teleop_source_topic,
 )
@@ -120,22 +120,12 @@ class TeleopNode(Node):
             for a in self.arms
         }
         self._human = dict.fromkeys(self.arms)
-        self._joints: dict = dict.fromkeys(self.arms)
-        self._ee: dict = dict.fromkeys(self.arms)
-        self._gripper = dict.fromkeys(self.arms, 0.0)
-        for a in self.arms:
-            self.create_subscription(
-                ArmCommand,
-                teleop_source_topic(a),
-                lambda m, a=a: self._on_source(a, m),
-                COMMAND_QOS,
-            )
-            self.create_subscription(
-                JointState, joint_states_topic(a), lambda m, a=a: self._on_js(a, m), STATE_QOS
-            )
-            self.create_subscription(
-                PoseStamped, ee_pose_topic(a), lambda m, a=a: self._on_pose(a, m), STATE_QOS
-            )
+        self.states = ArmStates(self.arms)
+        subscribe_arms(
+            self, ArmCommand, teleop_source_topic, self.arms, self._on_source, COMMAND_QOS
+        )
+        follow_joint_states(self, self.states, self._lock)
+        follow_ee_poses(self, self.states, self._lock)
         self._leader = None
         if self.human_source == "leader":
             from habc_control.leader import LeaderArms, LeaderConfig
@@ -215,21 +205,13 @@ class TeleopNode(Node):
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
     def _on_event(self, msg: EpisodeEvent) -> None:
-        if msg.event == EpisodeEvent.START:
+        if msg.event == EVENT_START:
             self._operator.episode_start = self._now()
-        elif msg.event == EpisodeEvent.END:
+        elif msg.event == EVENT_END:
             self._operator.episode_start = None
 
     def _on_source(self, arm: str, msg: ArmCommand) -> None:
         self._human[arm] = target_from_command(msg)
-
-    def _on_js(self, arm: str, msg: JointState) -> None:
-        self._joints[arm] = list(msg.position[:6])
-        if len(msg.position) > 6:
-            self._gripper[arm] = float(msg.position[6])
-
-    def _on_pose(self, arm: str, msg: PoseStamped) -> None:
-        self._ee[arm] = pose_to_ee9(msg.pose.position, msg.pose.orientation)
 
     # --- outputs ---
     def _publish_authority(self) -> None:
@@ -244,9 +226,7 @@ class TeleopNode(Node):
             elif self.human_source == "topic":
                 target = self._human[arm]
             else:
-                target = target_from_state(
-                    self._joints[arm], self._ee[arm], self._gripper[arm], self.space
-                )
+                target = self.states.target(arm, self.space)
             if target is not None:
                 snap = self.arbiter.authority(arm)
                 self._cmd_pub[arm].publish(
@@ -271,15 +251,8 @@ class TeleopNode(Node):
             self._leader.close()
 
 
-def _make_node() -> TeleopNode:
-    try:
-        return TeleopNode()
-    except ValueError as exc:  # a bad parameter: its one-line reason, no traceback
-        raise SystemExit(f"teleop: {exc}") from None
-
-
 def main(args=None) -> None:
-    run_node(_make_node, args)
+    run_node(exit_on_bad_parameter(TeleopNode, "teleop"), args)
 
 
 NODE = TeleopNode
