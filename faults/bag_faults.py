@@ -31,6 +31,7 @@ from faults.bag_reference import (
     EPISODE_ID,
     OUTCOME,
     convert_store,
+    judge_stored,
     kept_by_cut,
     plain_skip,
     prefix_episode,
@@ -88,19 +89,10 @@ def _inject_cut(param: object, workdir: Path) -> str:
     want = prefix_episode(kept)
     summary, store = convert_store(workdir / "data", workdir)
     where = f"cut at byte {offset} of {ref.size} ({where_in_file(offset)})"
-    if isinstance(want, str):
-        if len(store):
-            raise NotSurvived(f"{where}: stored an episode where no frame was complete")
-        return f"{where}: nothing complete to recover, skipped: {short(plain_skip(summary, bag))}"
-    if len(store) != 1:
-        reason = summary.skipped.get(str(bag), "?")
-        raise NotSurvived(f"{where}: {want.length} frames were complete, none stored ({reason})")
-    same_frames(store, 0, want)
-    entry = store.episodes[0]
-    end_kept = kept == len(ref.messages)
-    expected = OUTCOME if end_kept else "unknown"
-    if entry["outcome"] != expected:
-        raise NotSurvived(f"{where}: outcome {entry['outcome']!r}, expected {expected!r}")
+    expected = OUTCOME if kept == len(ref.messages) else "unknown"
+    entry = judge_stored(summary, store, bag, want, where, kept_as="complete", outcome=expected)
+    if isinstance(entry, str):
+        return f"{where}: nothing complete to recover, skipped: {short(entry)}"
     if not entry["truncated"] or str(bag) not in summary.recovered:
         raise NotSurvived(f"{where}: the recovery is not reported in the convert summary")
     if f"recovered {want.length} frames" not in summary.recovered[str(bag)]:

@@ -176,6 +176,33 @@ def same_frames(store: EpisodeStore, i: int, want: Episode, n: int | None = None
             raise NotSurvived(f"stored {key} differs from the true episode's frames")
 
 
+def judge_stored(
+    summary: ConvertSummary,
+    store: EpisodeStore,
+    bag: Path,
+    want: Episode | str,
+    where: str,
+    *,
+    kept_as: str,
+    outcome: str,
+) -> dict[str, Any] | str:
+    """The store's one entry, checked to hold exactly `want`'s frames with `outcome`; or, when
+    `want` is the reason no frame was complete (`kept_as`: how the frames were kept, for the
+    message), the bag's plain skip reason. Raises NotSurvived for anything else."""
+    if isinstance(want, str):
+        if len(store):
+            raise NotSurvived(f"{where}: stored an episode where no frame was complete")
+        return plain_skip(summary, bag)
+    if len(store) != 1:
+        reason = summary.skipped.get(str(bag), "?")
+        raise NotSurvived(f"{where}: {want.length} frames were {kept_as}, none stored ({reason})")
+    same_frames(store, 0, want)
+    entry = store.episodes[0]
+    if entry["outcome"] != outcome:
+        raise NotSurvived(f"{where}: outcome {entry['outcome']!r}, expected {outcome!r}")
+    return entry
+
+
 def where_in_file(offset: int) -> str:
     ref = reference()
     if offset < len(MAGIC):

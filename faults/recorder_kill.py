@@ -23,8 +23,7 @@ from faults.bag_reference import (
     REPO,
     cache_dir,
     convert_store,
-    plain_skip,
-    same_frames,
+    judge_stored,
     short,
     tick_ns,
     typestore,
@@ -205,19 +204,10 @@ def inject_kill(param: object, workdir: Path) -> str:
     where = f"killed at {point} ({closed} messages on disk)"
     if has_sidecar:
         raise NotSurvived(f"{where}: a sidecar was written for a killed recording")
-    if isinstance(want, str):
-        if len(store):
-            raise NotSurvived(f"{where}: stored an episode where no frame was complete")
-        return f"killed at {point}: nothing complete, skipped: {short(plain_skip(summary, bag))}"
-    if len(store) != 1:
-        reason = summary.skipped.get(str(bag), "?")
-        raise NotSurvived(f"{where}: {want.length} frames were on disk, none stored ({reason})")
-    same_frames(store, 0, want)
-    entry = store.episodes[0]
-    end_on_disk = closed >= steps
-    expected = "failure" if end_on_disk else "unknown"
-    if entry["outcome"] != expected:
-        raise NotSurvived(f"{where}: outcome {entry['outcome']!r}, expected {expected!r}")
+    expected = "failure" if closed >= steps else "unknown"
+    entry = judge_stored(summary, store, bag, want, where, kept_as="on disk", outcome=expected)
+    if isinstance(entry, str):
+        return f"killed at {point}: nothing complete, skipped: {short(entry)}"
     complete = (bag / c.BAG_METADATA_NAME).exists()
     if entry["truncated"] == complete:
         raise NotSurvived(f"{where}: truncated={entry['truncated']} for a bag complete={complete}")
