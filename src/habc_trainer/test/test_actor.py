@@ -9,7 +9,7 @@ import torch
 from habc_core import features as F
 from habc_trainer.models.config import model_preset
 from habc_trainer.models.example import example_stats, make_example_batch, make_example_obs
-from habc_trainer.models.policy import FlowPolicy, Policy
+from habc_trainer.models.policy import FlowPolicy, Policy, TrainablePolicy
 from habc_trainer.normalize import FeatureStats, NormStats
 
 torch.set_num_threads(1)
@@ -28,7 +28,8 @@ def _loss(policy, batch, seed=0):
 
 def test_flow_policy_implements_the_policy_interface():
     policy, _ = _policy()
-    assert isinstance(policy, Policy)
+    assert isinstance(policy, Policy)  # the infer boundary (habc_core.policy)
+    assert isinstance(policy, TrainablePolicy)
 
 
 def test_loss_is_per_sample_and_ignores_steps_past_the_episode_end():

@@ -1,4 +1,4 @@
-"""The policy boundary: a tiny ``Policy`` interface and the flow-actor wrapper behind it.
+"""The trainer's side of the policy boundary: ``TrainablePolicy`` and the flow-actor wrapper.
 
 The trainer only calls ``loss(batch, generator) -> (B,)`` and the node side only calls
 ``infer(obs) -> {"actions": (H, D)}``; a pretrained VLA (LeRobot pi0 / pi0.5 / SmolVLA expose a
@@ -15,23 +15,16 @@ import torch
 from torch import nn
 
 from habc_core import features as F
+from habc_core.policy import ACTIONS_OUT, Policy
 from habc_trainer.models.actor import FlowActor
 from habc_trainer.models.config import ModelConfig
 from habc_trainer.models.inputs import action_loss_mask, as_tensor, prepare_obs
 from habc_trainer.normalize import NormStats
 
-ACTIONS_OUT = "actions"  # key of infer()'s result
-
 
 @runtime_checkable
-class Policy(Protocol):
-    """What the trainer and the policy node need from an actor."""
-
-    def infer(self, obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """obs: single-frame arrays keyed like the batch without "obs." ("proprio" (P,),
-        "env_state" (S,), "images.<cam>" (h, w, 3) uint8) plus "task" (str).
-        Returns {"actions": (H, D) float32} in un-normalised (robot) units."""
-        ...
+class TrainablePolicy(Policy, Protocol):
+    """What the trainer needs from an actor on top of the infer boundary (habc_core.policy)."""
 
     def loss(self, batch: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
         """Per-sample loss (B,) honouring action_valid and M^int; differentiable."""
@@ -41,7 +34,7 @@ class Policy(Protocol):
 
 
 class FlowPolicy(nn.Module):
-    """FlowActor + normalisation statistics; implements ``Policy``."""
+    """FlowActor + normalisation statistics; implements ``TrainablePolicy``."""
 
     def __init__(self, cfg: ModelConfig, stats: NormStats):
         super().__init__()
