@@ -7,9 +7,12 @@ sidecar is missing, so the fields must not drift between writers.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from habc_core.contract import EVENT_START
+
+if TYPE_CHECKING:  # rosbags is loaded only by those that write a bag
+    from habc_core.bag_writer import EpisodeBagWriter
 
 
 class EpisodeStart(Protocol):
@@ -27,22 +30,7 @@ class EpisodeStart(Protocol):
     def model_index(self) -> int: ...
 
 
-class EventWriter(Protocol):
-    def write_event(
-        self,
-        event: int,
-        timestamp_ns: int,
-        *,
-        episode_id: str,
-        task: str,
-        source: str,
-        outcome: str = "",
-        round_index: int = 0,
-        model_index: int = -1,
-    ) -> None: ...
-
-
-def write_start_event(writer: EventWriter, start: EpisodeStart, t_ns: int) -> None:
+def write_start_event(writer: EpisodeBagWriter, start: EpisodeStart, t_ns: int) -> None:
     """START on /episode/events at `t_ns` (the episode's start time)."""
     writer.write_event(
         EVENT_START,
