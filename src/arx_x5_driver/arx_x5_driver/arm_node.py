@@ -29,12 +29,13 @@ from std_msgs.msg import Float64MultiArray
 from arx_x5_driver.backend import KinematicRigBackend, RigBackend
 from arx_x5_driver.driver_core import DriverCore
 from arx_x5_driver.node_main import run_node
-from arx_x5_driver.safety import AUTHORITY_HOLD, MODE_EE, MODE_JOINT, Command, SafetyConfig
+from arx_x5_driver.safety import AUTHORITY_HOLD, Command, SafetyConfig
 from habc_core.contract import (
     AUTHORITY_TOPIC,
     ENV_STATE_TOPIC,
     EPISODE_EVENTS_TOPIC,
     EVENT_START,
+    MODE_BY_SPACE,
     SIM_RESET_SERVICE,
     SIM_TASK_STATUS_TOPIC,
     base_frame,
@@ -120,9 +121,10 @@ class ArmNode(Node):
                 for name, (default, text) in SafetyConfig.parameters().items()
             }
         )
-        if space not in ("ee", "joint"):
-            raise ValueError(f"action_space: expected 'ee' or 'joint', got {space!r}")
-        self.mode = MODE_EE if space == "ee" else MODE_JOINT
+        if space not in MODE_BY_SPACE:
+            choices = tuple(MODE_BY_SPACE)
+            raise ValueError(f"action_space: expected one of {choices}, got {space!r}")
+        self.mode = MODE_BY_SPACE[space]
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ready = threading.Event()

@@ -12,19 +12,18 @@ from typing import Any
 
 import numpy as np
 
+from habc_core.contract import MODE_EE, MODE_JOINT
 from habc_core.rotations import rot6d_from_matrix
 from habc_sim.config import SimConfig, load_sim_config
 from habc_sim.env import PouchEnv
 from habc_sim.model import ARMS
-
-_MODE_JOINT, _MODE_EE = 0, 1  # habc_interfaces/msg/ArmCommand
 
 
 class SimRigBackend:
     def __init__(
         self,
         arms: tuple[str, ...] = ARMS,
-        mode: int = _MODE_EE,
+        mode: int = MODE_EE,
         config: str | SimConfig | None = None,
         obs_mode: str = "pixels",
         seed: int = 0,
@@ -34,7 +33,7 @@ class SimRigBackend:
         one: the same read / send as the arm driver's, no second MuJoCo world."""
         if tuple(arms) != ARMS:
             raise ValueError(f"arms: the simulated rig has arms {ARMS}, got {tuple(arms)}")
-        if mode not in (_MODE_JOINT, _MODE_EE):
+        if mode not in (MODE_JOINT, MODE_EE):
             raise ValueError(f"mode: expected 0 (joint) or 1 (ee), got {mode!r}")
         self.arms = ARMS
         self.mode = mode
@@ -62,7 +61,7 @@ class SimRigBackend:
         if self.stopped:
             return
         part = np.append(command.targets, command.gripper)
-        if command.mode == _MODE_EE:
+        if command.mode == MODE_EE:
             if self.env.action_space != "ee":
                 raise ValueError("send: EE command to a rig configured for joint actions")
             self.env.apply_arm(arm, part)
