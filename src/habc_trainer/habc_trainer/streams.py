@@ -35,6 +35,11 @@ Streams (anchors; an anchor may be in several):
   episodes, kept out of every training stream (Imit-Recap picks its epsilon there).
 `eval` episodes are excluded unless `include_eval` (then they count as rollouts).
 
+`SampleStreams` is the trainer's view of these streams (the protocol lives here, beside its
+store-backed implementation `WindowStreams`; `models.example.SyntheticStreams` is the in-memory
+one of the tests); `draw_batch` mixes one training batch from them, `open_streams` opens them
+for a TrainConfig.
+
 Nothing is loaded eagerly except the per-frame labels (a few bytes per frame); arrays are read
 from the store's memmaps when a window is drawn.
 """
@@ -42,8 +47,10 @@ from the store's memmaps when a window is drawn.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -52,9 +59,63 @@ from torch.utils.data import Dataset
 
 from habc_core import features as F
 from habc_trainer.credit import CREDIT_MODES, assign_credit, value_targets
+from habc_trainer.models.batch import concat_batches
+from habc_trainer.normalize import NormStats
 from habc_trainer.store import EpisodeStore
 
-STREAM_NAMES: tuple[str, ...] = ("sft", "int", "auto", "auto_heldout")
+STREAMS: tuple[str, str, str] = ("sft", "int", "auto")  # D_SFT, D_int, D_auto (batch_mix order)
+HELDOUT = "auto_heldout"  # rollout windows kept out of training, for Imit-Recap's epsilon
+STREAM_NAMES: tuple[str, ...] = (*STREAMS, HELDOUT)
+# Share of labeled rollout episodes kept out of training: Imit-Recap picks epsilon on them
+# (spec §7: "picked on held-out data") and the gated HABC methods measure their critic's
+# calibration on them. Methods without a gate (SFT, Imit-DAgger) keep every episode.
+HELDOUT_FRACTION = 0.1
+
+
+class SampleStreams(Protocol):
+    """The replay buffer as the trainer sees it (WindowStreams over the store implements it)."""
+
+    def size(self, stream: str) -> int:
+        """Number of windows in ``stream`` (one of STREAMS or HELDOUT)."""
+        ...
+
+    def sample(self, stream: str, n: int, rng: np.random.Generator) -> dict[str, Any]:
+        """``n`` windows drawn with replacement as a dict batch (features.py keys)."""
+        ...
+
+    def norm_stats(self) -> NormStats: ...
+
+    def dims(self) -> dict[str, int]:
+        """{"proprio_dim", "action_dim", "env_state_dim"} of the stored episodes."""
+        ...
+
+    def manifest(self) -> dict[str, Any]:
+        """JSON-able description of the data (episodes, rounds, counts) for the checkpoint."""
+        ...
+
+
+def batch_counts(mix: Sequence[float], sizes: Sequence[int], batch_size: int) -> list[int]:
+    """Split ``batch_size`` over the streams by ``mix``; empty streams give their share away.
+
+    Largest-remainder rounding so the counts always sum to batch_size.
+    """
+    w = np.array([m if s > 0 else 0.0 for m, s in zip(mix, sizes, strict=True)], dtype=float)
+    if w.sum() <= 0:
+        raise ValueError(f"no data for batch_mix {tuple(mix)}: stream sizes {tuple(sizes)}")
+    exact = w / w.sum() * batch_size
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts))[: batch_size - counts.sum()]:
+        counts[i] += 1
+    return counts.tolist()
+
+
+def draw_batch(
+    streams: SampleStreams, counts: Sequence[int], rng: np.random.Generator
+) -> dict[str, Any]:
+    """One training batch: ``counts`` windows of each of STREAMS, in that order."""
+    return concat_batches(
+        [streams.sample(name, n, rng) for name, n in zip(STREAMS, counts, strict=True) if n > 0]
+    )
 
 
 @dataclass(frozen=True)
@@ -103,7 +164,7 @@ def _is_heldout(episode_id: str, fraction: float) -> bool:
 
 
 class WindowStreams:
-    """The sample streams over one store (implements train_round.SampleStreams)."""
+    """The sample streams over one store (implements SampleStreams)."""
 
     def __init__(self, store: EpisodeStore, cfg: StreamConfig | None = None) -> None:
         self.store = store
@@ -213,9 +274,9 @@ class WindowStreams:
             "env_state_dim": self.store.dim(F.ENV_STATE) if self.has_env_state else 0,
         }
 
-    def norm_stats(self) -> Any:
+    def norm_stats(self) -> NormStats:
         """normalize.NormStats over the included episodes (proprio, action, env_state)."""
-        from habc_trainer.normalize import FeatureStats, NormStats
+        from habc_trainer.normalize import FeatureStats
 
         return NormStats({key: FeatureStats(**stats) for key, stats in self.norm_arrays().items()})
 
@@ -367,3 +428,26 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
         return self.streams.window(int(self.anchors[idx]))
+
+
+def stream_config_for(cfg: Any, round_index: int) -> StreamConfig:
+    """The window / credit settings a TrainConfig implies."""
+    method = cfg.method_config()
+    model = cfg.model_config()
+    picks_epsilon = getattr(method, "gate", "") == "recap" and cfg.recap_epsilon is None
+    holds_out = picks_epsilon or getattr(method, "train_critic", False)
+    return StreamConfig(
+        horizon=model.horizon,
+        credit_mode=method.credit_assignment,
+        gamma=cfg.gamma,
+        failure_cost=cfg.failure_penalty,
+        cameras=tuple(model.cameras),
+        image_size=model.image_size if model.cameras else None,
+        heldout_fraction=HELDOUT_FRACTION if holds_out else 0.0,
+        max_round=round_index,
+    )
+
+
+def open_streams(data_root: Path | str, round_index: int, cfg: Any) -> WindowStreams:
+    """Streams over every episode of rounds <= round_index in the store at `data_root`."""
+    return WindowStreams(EpisodeStore(data_root), stream_config_for(cfg, round_index))

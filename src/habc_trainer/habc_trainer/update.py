@@ -19,9 +19,10 @@ from habc_core import features as F
 from habc_trainer import weights as W
 from habc_trainer.config import TrainConfig
 from habc_trainer.methods import MethodConfig
+from habc_trainer.models.batch import TrainBatch
 from habc_trainer.models.config import ModelConfig
 from habc_trainer.models.critic import DualHeadCritic, ParentValueHead
-from habc_trainer.models.inputs import action_loss_mask, as_tensor, prepare_obs
+from habc_trainer.models.inputs import as_tensor
 from habc_trainer.models.policy import FlowPolicy
 from habc_trainer.normalize import NormStats
 
@@ -82,11 +83,23 @@ class StepContext:
     recap_epsilon: float = 0.0
 
 
-def sample_kinds(batch: Mapping[str, Any]) -> torch.Tensor:
+def as_train_batch(
+    learner: Learner, batch: TrainBatch | Mapping[str, Any], cfg: TrainConfig
+) -> TrainBatch:
+    """The batch as the update consumes it; a dict batch is converted (once) here."""
+    if isinstance(batch, TrainBatch):
+        return batch
+    return TrainBatch.build(batch, learner.policy.cfg, learner.policy.stats, cfg.device)
+
+
+def sample_kinds(batch: TrainBatch | Mapping[str, Any]) -> torch.Tensor:
     """(B,) int64 kind per sample: DEMO, INTERVENTION, ROLLOUT_SUCC/FAIL/UNLABELED."""
-    src = as_tensor(batch[F.SOURCE])
-    is_int = as_tensor(batch[F.INTERVENTION_WINDOW]).bool()
-    label = as_tensor(batch[F.OUTCOME_LABEL]).float()
+    if isinstance(batch, TrainBatch):
+        src, is_int, label = batch.source, batch.intervention_window, batch.outcome_label
+    else:  # a dict batch (the benchmark's probes): only the three label fields are read
+        src = as_tensor(batch[F.SOURCE])
+        is_int = as_tensor(batch[F.INTERVENTION_WINDOW]).bool()
+        label = as_tensor(batch[F.OUTCOME_LABEL]).float()
     kinds = torch.full_like(src, ROLLOUT_UNLABELED)
     kinds[label == 1.0] = ROLLOUT_SUCC
     kinds[label == 0.0] = ROLLOUT_FAIL
@@ -96,11 +109,10 @@ def sample_kinds(batch: Mapping[str, Any]) -> torch.Tensor:
 
 
 def stale_rollouts(
-    batch: Mapping[str, Any], kinds: torch.Tensor, model_index: int, cutoff: int
+    batch: TrainBatch, kinds: torch.Tensor, model_index: int, cutoff: int
 ) -> torch.Tensor:
     """(B,) bool: policy samples from an actor more than ``cutoff`` steps old (spec §8)."""
-    mi = as_tensor(batch[F.MODEL_INDEX]).long()
-    return (kinds >= ROLLOUT_SUCC) & (mi < model_index - cutoff)
+    return (kinds >= ROLLOUT_SUCC) & (batch.model_index < model_index - cutoff)
 
 
 def pre_weights(
@@ -130,19 +142,6 @@ def pre_weights(
         assert success_keep is not None
         w = torch.where(kinds != DEMO, success_keep, w)
     return w
-
-
-def subset(batch: Mapping[str, Any], index: torch.Tensor) -> dict[str, Any]:
-    """Rows ``index`` (K,) int64 of a dict batch (tensors indexed, lists picked)."""
-    idx = index.tolist()
-    return {
-        k: [v[i] for i in idx] if isinstance(v, list | tuple) else v[index.to(v.device)]
-        for k, v in batch.items()
-    }
-
-
-def _cat_obs(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: torch.cat([a[k], b[k]]) for k in a}
 
 
 def average_gradients(module: torch.nn.Module) -> None:
@@ -208,7 +207,7 @@ def critic_gate(
 
 
 def actor_weights(
-    batch: Mapping[str, Any],
+    batch: TrainBatch,
     kinds: torch.Tensor,
     g: torch.Tensor,
     method: MethodConfig,
@@ -224,13 +223,12 @@ def actor_weights(
     or stale rollouts) weigh 0.
     """
     ir_on = method.intervention_reweighting and round_index >= cfg.ir_start_round
-    mask = action_loss_mask(batch)
-    valid = mask.any(dim=(1, 2)) & ~stale_rollouts(batch, kinds, model_index, cfg.stale_cutoff)
+    valid = batch.action_mask.any(dim=(1, 2)) & ~stale_rollouts(
+        batch, kinds, model_index, cfg.stale_cutoff
+    )
     success_keep = None
     if method.gate == "success":
-        success_keep = W.success_filter(
-            as_tensor(batch[F.OUTCOME_LABEL]).float(), as_tensor(batch[F.INTERVENTION_WINDOW])
-        )
+        success_keep = W.success_filter(batch.outcome_label, batch.intervention_window)
     w_tilde = pre_weights(kinds, g, method, ir_on, recap_pass, success_keep)
     non_sft = kinds != DEMO
     if method.normalize:
@@ -242,35 +240,21 @@ def actor_weights(
 
 @dataclass(frozen=True)
 class _Prepared:
-    batch: dict[str, Any]
-    obs: dict[str, torch.Tensor]
-    nobs: dict[str, torch.Tensor]
+    """A step's batch and what every head derives from it (computed once per step)."""
+
+    batch: TrainBatch
     kinds: torch.Tensor
-    done: torch.Tensor
-    label: torch.Tensor  # (B,) outcome label: 1 / 0, NaN when unlabeled
     labeled: torch.Tensor  # (B,) bool: outcome-labeled policy samples (the critic's BCE set)
-    term: torch.Tensor  # (B,) bool: d_t = 1, the terminal step of a success
 
 
-def _prepare(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig) -> _Prepared:
-    dev = cfg.device
-    batch = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    mcfg, stats = learner.policy.cfg, learner.policy.stats
-    kinds = sample_kinds(batch).to(dev)
-    label = as_tensor(batch[F.OUTCOME_LABEL]).float()
+def _prepare(
+    learner: Learner, batch: TrainBatch | Mapping[str, Any], cfg: TrainConfig
+) -> _Prepared:
+    b = as_train_batch(learner, batch, cfg)
+    kinds = sample_kinds(b)
     # Every outcome-labeled rollout sample: in naive mode that includes windows that are
     # also intervention windows (the ablation labels every rollout frame).
-    labeled = (kinds != DEMO) & ~label.isnan()
-    return _Prepared(
-        batch,
-        prepare_obs(batch, F.OBS_PREFIX, mcfg, stats),
-        prepare_obs(batch, F.NEXT_OBS_PREFIX, mcfg, stats),
-        kinds,
-        as_tensor(batch[F.EPISODE_DONE]).bool(),
-        label,
-        labeled,
-        as_tensor(batch[F.TERMINAL_SUCCESS]).bool(),
-    )
+    return _Prepared(b, kinds, (kinds != DEMO) & ~b.outcome_label.isnan())
 
 
 def _value_and_critic_steps(
@@ -282,15 +266,15 @@ def _value_and_critic_steps(
     metrics: dict[str, float],
 ) -> None:
     """Steps 1-3: V_psi (Eq. 9) and, when the method trains it, the dual-head critic (Eq. 4)."""
-    batch, obs, nobs, kinds, done = p.batch, p.obs, p.nobs, p.kinds, p.done
+    batch, kinds = p.batch, p.kinds
+    obs, nobs, done = batch.obs, batch.next_obs, batch.episode_done
     # 1. Parent value head V_psi on B_S ∪ B_O (Eq. 9): TD inside episodes, MC at the boundary.
     vh = learner.value
     logits = vh(obs)
     with torch.no_grad():  # s_t+1 only feeds the target: no graph (and no backward) for it
         v_next = vh.expected(vh(nobs))
-        r = as_tensor(batch[F.REWARD]).float()
         c = done.float()
-        y_v = (1 - c) * (r + cfg.gamma * v_next) + c * as_tensor(batch[F.MC_RETURN]).float()
+        y_v = (1 - c) * (batch.reward + cfg.gamma * v_next) + c * batch.mc_return
     on_v = (kinds != INTERVENTION).float()
     ce = -(vh.two_hot(y_v) * logits.log_softmax(-1)).sum(-1)
     loss_v = _masked_mean(ce, on_v)
@@ -299,8 +283,8 @@ def _value_and_critic_steps(
     if not method.train_critic:
         return
     # 2-3. Dual-head critic: BCE on labeled policy samples, Huber TD on D_succ (Eq. 3-4).
-    label, labeled, term = p.label, p.labeled, p.term
-    eff = as_tensor(batch[F.EFFICIENCY_TARGET]).bool()
+    label, labeled, term = batch.outcome_label, p.labeled, batch.terminal_success
+    eff = batch.efficiency_target
     z, ve = learner.critic(obs)
     with torch.no_grad():
         _, ve_next = learner.critic(nobs)
@@ -317,7 +301,7 @@ def _value_and_critic_steps(
 
 
 def critic_pretrain_update(
-    learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, step: int
+    learner: Learner, batch: TrainBatch | Mapping[str, Any], cfg: TrainConfig, step: int
 ) -> dict[str, float]:
     """One step of V_psi and the critic only (the actor untouched, model_index unchanged).
 
@@ -334,7 +318,7 @@ def critic_pretrain_update(
 
 @torch.no_grad()
 def critic_calibration(
-    learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig, bins: int = 10
+    learner: Learner, batch: TrainBatch | Mapping[str, Any], cfg: TrainConfig, bins: int = 10
 ) -> dict[str, float]:
     """p_v = sigmoid(z_v) against the outcome labels of a (held-out) rollout batch.
 
@@ -345,8 +329,8 @@ def critic_calibration(
     n = int(p.labeled.sum())
     if n == 0:
         return {"samples": 0}
-    z, _ = learner.critic(p.obs)
-    z, y = z[p.labeled], p.label[p.labeled]
+    z, _ = learner.critic(p.batch.obs)
+    z, y = z[p.labeled], p.batch.outcome_label[p.labeled]
     prob = torch.sigmoid(z)
     which = (prob * bins).long().clamp(max=bins - 1)
     ece = (
@@ -368,7 +352,7 @@ def critic_calibration(
 
 def update(
     learner: Learner,
-    batch: Mapping[str, Any],
+    batch: TrainBatch | Mapping[str, Any],
     cfg: TrainConfig,
     ctx: StepContext,
     generator: torch.Generator,
@@ -380,8 +364,8 @@ def update(
     method = cfg.method_config()
     dev = cfg.device
     p = _prepare(learner, batch, cfg)
-    batch, kinds, done = p.batch, p.kinds, p.done
-    both = _cat_obs(p.obs, p.nobs)
+    batch, kinds, done = p.batch, p.kinds, p.batch.episode_done
+    both = batch.both_obs()
     n = kinds.shape[0]
     roll = kinds >= ROLLOUT_SUCC
     lr = lr_scale(ctx.step_in_round, cfg.lr_warmup_steps)
@@ -392,7 +376,7 @@ def update(
     g = torch.ones(n, device=dev)
     if method.train_critic:
         # 4. Gate from the updated, detached heads.
-        g_raw, z_t = critic_gate(learner.critic, both, p.term, method)
+        g_raw, z_t = critic_gate(learner.critic, both, batch.terminal_success, method)
         p_v = torch.sigmoid(z_t)
         if p.labeled.any():
             metrics["critic/p_v_mean"] = float(p_v[p.labeled].mean())
@@ -411,7 +395,7 @@ def update(
     if method.gate == "recap":
         with torch.no_grad():
             v_t, v_n = vh.expected(vh(both)).split(n)
-            adv = W.recap_advantage(as_tensor(batch[F.REWARD]).float(), v_t, v_n, done, cfg.gamma)
+            adv = W.recap_advantage(batch.reward, v_t, v_n, done, cfg.gamma)
             recap_pass = W.recap_filter(adv, ctx.recap_epsilon)
         if roll.any():
             metrics["recap/pass_rate"] = float(recap_pass[roll].mean())
@@ -425,7 +409,7 @@ def update(
     # Samples weighing 0 (failed / unlabeled / stale rollouts) cannot change the loss: leave
     # them out of the actor's forward pass instead of multiplying their loss by 0.
     keep = (w > 0).nonzero().squeeze(1)
-    per_sample = learner.policy.loss(subset(batch, keep), generator)
+    per_sample = learner.policy.loss(batch.subset(keep), generator)
     loss_pi = (w[keep].detach() * per_sample).sum() / n
     _step(learner.opt_actor, loss_pi, learner.policy, cfg.grad_clip, cfg.lr_actor * lr)
     learner.model_index += 1
@@ -444,17 +428,12 @@ def update(
 
 
 @torch.no_grad()
-def recap_advantages(learner: Learner, batch: Mapping[str, Any], cfg: TrainConfig) -> torch.Tensor:
+def recap_advantages(
+    learner: Learner, batch: TrainBatch | Mapping[str, Any], cfg: TrainConfig
+) -> torch.Tensor:
     """TD residuals of V_psi on a (held-out) rollout batch, (B,), for picking epsilon."""
-    mcfg, stats = learner.policy.cfg, learner.policy.stats
-    batch = {k: v.to(cfg.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    b = as_train_batch(learner, batch, cfg)
     vh = learner.value
-    v_t = vh.expected(vh(prepare_obs(batch, F.OBS_PREFIX, mcfg, stats)))
-    v_n = vh.expected(vh(prepare_obs(batch, F.NEXT_OBS_PREFIX, mcfg, stats)))
-    return W.recap_advantage(
-        as_tensor(batch[F.REWARD]).float(),
-        v_t,
-        v_n,
-        as_tensor(batch[F.EPISODE_DONE]).bool(),
-        cfg.gamma,
-    )
+    v_t = vh.expected(vh(b.obs))
+    v_n = vh.expected(vh(b.next_obs))
+    return W.recap_advantage(b.reward, v_t, v_n, b.episode_done, cfg.gamma)

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from habc_core import features as F
+from habc_trainer.models.batch import TrainBatch
 from habc_trainer.models.config import model_preset
 from habc_trainer.models.example import example_stats, make_example_batch, make_example_obs
-from habc_trainer.models.policy import FlowPolicy, Policy, TrainablePolicy
+from habc_trainer.models.policy import ACTIONS_OUT, FlowPolicy, TrainablePolicy
 from habc_trainer.normalize import FeatureStats, NormStats
 
 torch.set_num_threads(1)
@@ -26,10 +27,24 @@ def _loss(policy, batch, seed=0):
     return policy.loss(batch, torch.Generator().manual_seed(seed))
 
 
-def test_flow_policy_implements_the_policy_interface():
-    policy, _ = _policy()
-    assert isinstance(policy, Policy)  # the infer boundary (habc_core.policy)
-    assert isinstance(policy, TrainablePolicy)
+def test_the_policy_boundary_gives_what_the_trainer_and_the_node_call():
+    # loss: per-sample (B,), differentiable, and computed on the prepared observation it is
+    # handed (the update prepares once); infer: an (H, D) float32 chunk, reproducible per seed.
+    policy, batch = _policy()
+    assert isinstance(policy, TrainablePolicy)  # the names; what they return is checked below
+    typed = TrainBatch.build(batch, CFG, policy.stats, "cpu")
+    from_dict, from_typed = _loss(policy, batch), _loss(policy, typed)
+    assert from_dict.shape == (16,) and torch.equal(from_dict, from_typed)
+    shifted = dataclasses.replace(typed, obs={**typed.obs, F.PROPRIO: typed.obs[F.PROPRIO] + 3})
+    assert not torch.allclose(_loss(policy, shifted), from_typed)
+    from_typed.mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.parameters())
+    obs = make_example_obs(CFG, np.random.default_rng(0))
+    chunk = policy.infer(obs, generator=torch.Generator().manual_seed(0))[ACTIONS_OUT]
+    again = policy.infer(obs, generator=torch.Generator().manual_seed(0))[ACTIONS_OUT]
+    other = policy.infer(obs, generator=torch.Generator().manual_seed(1))[ACTIONS_OUT]
+    assert chunk.shape == (CFG.horizon, CFG.action_dim) and chunk.dtype == np.float32
+    assert np.array_equal(chunk, again) and not np.array_equal(chunk, other)
 
 
 def test_loss_is_per_sample_and_ignores_steps_past_the_episode_end():

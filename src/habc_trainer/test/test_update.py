@@ -9,7 +9,8 @@ import torch
 from habc_core import features as F
 from habc_trainer.config import TrainConfig
 from habc_trainer.methods import METHODS
-from habc_trainer.models.example import concat_batches, example_stats, make_example_batch
+from habc_trainer.models.batch import TrainBatch, concat_batches
+from habc_trainer.models.example import example_stats, make_example_batch
 from habc_trainer.models.inputs import prepare_obs
 from habc_trainer.update import (
     DEMO,
@@ -53,9 +54,14 @@ def _mixed_batch(mc, n=8, seed=0, model_index=0):
     return b
 
 
+def _typed(batch, mc):
+    """The batch as the update consumes it (converted once, on the CPU)."""
+    return TrainBatch.build(batch, mc, example_stats(batch, mc), "cpu")
+
+
 def _weights(method, g, round_index=1, model_index=0, batch_model_index=0, **kw):
     cfg = _cfg(method, **kw)
-    batch = _mixed_batch(_mc(cfg), model_index=batch_model_index)
+    batch = _typed(_mixed_batch(_mc(cfg), model_index=batch_model_index), _mc(cfg))
     kinds = sample_kinds(batch)
     w, valid = actor_weights(batch, kinds, g, cfg.method_config(), cfg, round_index, model_index)
     return w, valid, kinds
@@ -74,6 +80,8 @@ def test_sample_kinds_follow_source_label_and_window():
         + [ROLLOUT_UNLABELED] * 8
     )
     assert kinds.tolist() == expect
+    cfg = _cfg("habc")
+    assert sample_kinds(_mixed_batch(_mc(cfg))).tolist() == expect  # a dict batch (probes) too
 
 
 @pytest.mark.parametrize("method", ["habc", "habc_v", "habc_ir", "habc_naive"])
@@ -115,7 +123,7 @@ def test_recap_weights_are_the_hard_filter_and_are_not_normalised():
     g = torch.ones(40)
     passed = (torch.arange(40) % 2).float()
     cfg = _cfg("imit_recap")
-    batch = _mixed_batch(_mc(cfg))
+    batch = _typed(_mixed_batch(_mc(cfg)), _mc(cfg))
     kinds = sample_kinds(batch)
     w, _ = actor_weights(batch, kinds, g, cfg.method_config(), cfg, 1, 0, passed)
     roll = kinds >= ROLLOUT_SUCC

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from habc_core import features as F
+from habc_trainer.models.batch import concat_batches
 from habc_trainer.models.config import ModelConfig
 from habc_trainer.normalize import NormStats
 
@@ -122,32 +123,8 @@ def example_stats(batch: dict[str, Any], cfg: ModelConfig) -> NormStats:
     return NormStats.from_arrays(arrays)
 
 
-def concat_batches(batches: list[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate dict batches along the batch axis (lists are joined, tensors cat'ed)."""
-    batches = [b for b in batches if b]
-    if not batches:
-        raise ValueError("concat_batches needs at least one non-empty batch")
-    keys = set(batches[0])
-    for b in batches[1:]:
-        if set(b) != keys:
-            raise KeyError(f"batches disagree on keys: {sorted(keys ^ set(b))}")
-    out: dict[str, Any] = {}
-    for k in batches[0]:
-        vals = [b[k] for b in batches]
-        if isinstance(vals[0], list | tuple):
-            out[k] = [x for v in vals for x in v]
-        else:
-            out[k] = torch.cat(
-                [
-                    torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
-                    for v in vals
-                ]
-            )
-    return out
-
-
 class SyntheticStreams:
-    """In-memory ``train_round.SampleStreams`` over fixed synthetic windows (tests, bench).
+    """In-memory ``streams.SampleStreams`` over fixed synthetic windows (tests, bench).
 
     Each stream holds ``per_stream`` windows; sampling draws indices with the caller's RNG so a
     run is reproducible and resumable exactly like one on the real store.

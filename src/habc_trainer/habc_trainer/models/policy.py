@@ -17,8 +17,9 @@ from torch import nn
 from habc_core import features as F
 from habc_core.policy import ACTIONS_OUT, Policy
 from habc_trainer.models.actor import FlowActor
+from habc_trainer.models.batch import TrainBatch
 from habc_trainer.models.config import ModelConfig
-from habc_trainer.models.inputs import action_loss_mask, as_tensor, prepare_obs
+from habc_trainer.models.inputs import as_tensor, prepare_obs
 from habc_trainer.normalize import NormStats
 
 
@@ -42,14 +43,21 @@ class FlowPolicy(nn.Module):
         self.stats = stats
         self.model = FlowActor(cfg)
 
-    def loss(self, batch: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
-        device = next(self.parameters()).device
-        obs = prepare_obs(batch, F.OBS_PREFIX, self.cfg, self.stats, device)
-        actions = self.stats[F.ACTION].normalize(as_tensor(batch[F.ACTIONS]).to(device).float())
+    def loss(
+        self, batch: TrainBatch | Mapping[str, Any], generator: torch.Generator
+    ) -> torch.Tensor:
+        """Per-sample flow loss (B,); a TrainBatch's prepared observation is used as given.
+
+        A dict batch (features.py keys) is converted first; the update hands the TrainBatch it
+        already built, so the observation is prepared once per step, not once per consumer.
+        """
+        if not isinstance(batch, TrainBatch):
+            batch = TrainBatch.build(batch, self.cfg, self.stats, next(self.parameters()).device)
+        actions = self.stats[F.ACTION].normalize(batch.actions)
         # Zero-padded steps past the episode end are masked; keep them finite after normalising.
-        mask = action_loss_mask(batch).to(device)
+        mask = batch.action_mask
         actions = torch.where(mask.any(-1, keepdim=True), actions, torch.zeros_like(actions))
-        return self.model.flow_loss(obs, actions, mask, generator)
+        return self.model.flow_loss(batch.obs, actions, mask, generator)
 
     @torch.no_grad()
     def infer_batch(
