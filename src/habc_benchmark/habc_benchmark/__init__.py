@@ -11,6 +11,6 @@ orchestration (`habc-benchmark`), critic probes and the generated docs/results.m
 | `plan.py` | the protocol as a task graph (cells), what is finished on disk |
 | `runner.py` | runs the graph on a process pool, resumable, incremental JSON |
 | `probes.py` | critic probes: g_t per source, p_v / V_e traces, viability map, calibration |
-| `report.py` | results.json, the plots and docs/results.md from whatever finished |
+| `report/` | results.json, the plots and docs/results.md from whatever finished (its own table) |
 | `cli.py` | the `habc-benchmark` console script |
 """

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from habc_benchmark.report import matched
+from habc_benchmark.report.model import matched, seed_counts
 from habc_benchmark.stats import two_proportion_z, wilson_interval
 from habc_core.cli import ArgumentParser, UserError, user_errors
 
@@ -72,8 +72,9 @@ def compare_cells(
         seeds = sorted(int(s) for s in set(a["per_seed"]) & set(b["per_seed"]))
         if not seeds:
             continue
-        ma, mb = matched(a, seeds), matched(b, seeds)
-        (ka, na), (kb, nb) = (ma["successes"], ma["n"]), (mb["successes"], mb["n"])
+        ma = matched(seed_counts(a["per_seed"]), seeds)
+        mb = matched(seed_counts(b["per_seed"]), seeds)
+        (ka, na), (kb, nb) = (ma.successes, ma.n), (mb.successes, mb.n)
         lo, hi = wilson_interval(ka, na)
         z = two_proportion_z(kb, nb, ka, na)
         rows.append(

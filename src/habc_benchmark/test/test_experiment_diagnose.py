@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from habc_benchmark import diagnose as D
-from habc_benchmark import diagnose_report
 from habc_benchmark.config import find_root, from_dict, load_preset
 from habc_benchmark.plan import build_tasks, with_dependencies
+from habc_benchmark.report import diagnose_section
 from habc_benchmark.seeds import SeedPlan, check_plans_disjoint, purpose_of
 from habc_benchmark.stats import wilson_interval
 
@@ -174,9 +174,9 @@ def test_same_rollouts_names_the_methods_whose_round_1_differs():
 
 def test_section_is_marked_not_run_or_pending():
     cfg = load_preset("smoke", ROOT)
-    off = diagnose_report.section({"enabled": False, "seeds": []}, cfg)
-    assert off[0] == diagnose_report.TITLE and len(off) == 4
-    pending = diagnose_report.section(
+    off = diagnose_section.section({"enabled": False, "seeds": []}, cfg)
+    assert off[0] == diagnose_section.TITLE and len(off) == 4
+    pending = diagnose_section.section(
         {"enabled": True, "seeds": [0], "arms": D.arm_table({}), "analysis": None, "per_seed": {}},
         cfg,
     )
@@ -233,7 +233,7 @@ def test_smoke_diagnose_runs_the_arms_and_reports_them(diagnose_run):
     # the grid outside the diagnostic did not run
     assert not (out / "state" / "seed_0" / "eval" / "imit_recap").exists()
     md = (docs / "results.md").read_text()
-    part = md.split(diagnose_report.TITLE)[1].split("\n## ")[0]
+    part = md.split(diagnose_section.TITLE)[1].split("\n## ")[0]
     rows = [line for line in part.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == (2 + len(D.ARMS)) + (1 + len(D.LOSS_ORDER)) + (1 + len(an["jitter"]))
     assert set(d["filtered_bc_windows"]) == {str(s) for s in cfg.seeds}

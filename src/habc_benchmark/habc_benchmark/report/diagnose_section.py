@@ -8,6 +8,7 @@ from typing import Any
 from habc_benchmark import diagnose as D
 from habc_benchmark.config import ExperimentConfig
 from habc_benchmark.plan import seed_context
+from habc_benchmark.report.labels import pct
 from habc_benchmark.stages import SFT, read_json
 
 TITLE = "## Diagnostic: controlled round-1 arms"
@@ -33,7 +34,7 @@ def collect(
     cfg: ExperimentConfig, out: Path, root: Path, records: dict[int, dict[str, dict]]
 ) -> dict[str, Any]:
     """results.json's "diagnose": arms pooled over the diagnosed seeds, the analysis pooled and
-    per seed. records: the state track's stage records per seed (report.TrackData.records)."""
+    per seed. records: the state track's stage records per seed (collect.TrackData.records)."""
     seeds = [s for s in cfg.seeds_of("state") if cfg.diagnosed("state", s)]
     if not seeds:
         return {"enabled": False, "seeds": []}
@@ -67,17 +68,13 @@ def collect(
     }
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.0f}"
-
-
 def _arm_row(name: str, trains_on: str, a: dict[str, Any] | None) -> str:
     if a is None:
         return f"| {name} | {trains_on} | pending | | |"
     z = a.get("z_vs_sft")
     return (
-        f"| {name} | {trains_on} | {_pct(a['rate'])} [{_pct(a['ci_low'])}, "
-        f"{_pct(a['ci_high'])}] | {a['successes']}/{a['n']} | "
+        f"| {name} | {trains_on} | {pct(a['rate'])} [{pct(a['ci_low'])}, "
+        f"{pct(a['ci_high'])}] | {a['successes']}/{a['n']} | "
         f"{'' if z is None else f'{z:+.2f}'} |"
     )
 
@@ -150,7 +147,7 @@ def section(d: dict[str, Any] | None, cfg: ExperimentConfig) -> list[str]:
         f"Operator on round 1's {rc['rollouts']} rollouts: {rc['autonomous_success']} "
         f"autonomous successes; it took over {rc['taken_over']} of {failing} failing rollouts "
         f"and recovered {rc['taken_over_success']} of {rc['taken_over']} = "
-        f"{_pct(rc['rate'])} % [{_pct(rc['ci_low'])}, {_pct(rc['ci_high'])}].",
+        f"{pct(rc['rate'])} % [{pct(rc['ci_low'])}, {pct(rc['ci_high'])}].",
         "",
     ]
     L += [
