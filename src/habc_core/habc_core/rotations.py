@@ -74,6 +74,12 @@ def matrix_from_quat_xyzw(quat: np.ndarray) -> np.ndarray:
     return Rotation.from_quat(np.asarray(quat, dtype=np.float64)).as_matrix()
 
 
+def rot6d_from_quats_xyzw(quats: np.ndarray) -> np.ndarray:
+    """(N, 4) quaternions (x, y, z, w), normalised first -> (N, 6) 6-D rotations."""
+    rot = Rotation.from_quat(np.asarray(quats, dtype=np.float64).reshape(-1, 4)).as_matrix()
+    return np.concatenate([rot[:, :, 0], rot[:, :, 1]], axis=1)
+
+
 def quat_from_ee9(ee: np.ndarray) -> tuple[float, float, float, float]:
     """xyz + 6-D rotation -> the rotation's unit quaternion (x, y, z, w)."""
     q = quat_xyzw_from_matrix(matrix_from_rot6d(np.asarray(ee, dtype=np.float64)[3:9]))

@@ -68,3 +68,10 @@ def test_a_noisy_6d_rotation_is_made_valid():
     a, b = r6[:3], r6[3:]
     assert np.linalg.norm(a) == pytest.approx(1) and np.linalg.norm(b) == pytest.approx(1)
     assert a @ b == pytest.approx(0, abs=1e-12)
+
+
+def test_batched_quaternions_match_the_single_conversion():
+    rots = random_rotations(8, seed=1)
+    quats = np.stack([R.quat_xyzw_from_matrix(r) for r in rots]) * 1.5  # not normalised
+    expected = np.stack([R.rot6d_from_matrix(r) for r in rots])
+    np.testing.assert_allclose(R.rot6d_from_quats_xyzw(quats), expected, atol=1e-12)

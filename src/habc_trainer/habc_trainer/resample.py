@@ -8,6 +8,8 @@ recorder's clock, and one older than `max_obs_staleness_s` is an error. Every va
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from habc_core.contract import (
@@ -32,6 +34,7 @@ from habc_core.features import (
     TIMESTAMP_NS,
     image_key,
 )
+from habc_core.rotations import rot6d_from_quats_xyzw
 from habc_trainer.arm_sync import pair_commands, skew_stats_ms
 from habc_trainer.episode_types import (
     TARGET_DIMS,
@@ -43,18 +46,35 @@ from habc_trainer.episode_types import (
 )
 
 
-def _rot6d_from_quat(q: np.ndarray) -> np.ndarray:
-    """(N, 4) x, y, z, w -> (N, 6) first two columns of R, column-major (ArmCommand layout)."""
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    x, y, z, w = q.T
-    col0 = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y + z * w), 2 * (x * z - y * w)], axis=1)
-    col1 = np.stack([2 * (x * y - z * w), 1 - 2 * (x * x + z * z), 2 * (y * z + x * w)], axis=1)
-    return np.concatenate([col0, col1], axis=1)
-
-
 def _newest_at_or_before(times: np.ndarray, ticks: np.ndarray) -> np.ndarray:
     """Index of the newest sample with time <= tick (-1 when none)."""
     return np.searchsorted(times, ticks, side="right") - 1
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What the episode holds: its command mode, the proprio it yields, the observation topics
+    every frame needs (joint states, wanted cameras, EE poses for EE proprio, env state)."""
+
+    action_mode: int
+    proprio_mode: str
+    obs_topics: list[str]
+    env_topic: str | None
+
+
+@dataclass(frozen=True)
+class _Frames:
+    """The command ticks that become frames, and each arm's command of each tick."""
+
+    clock: np.ndarray  # every left-arm command tick
+    start: int  # frames are clock[start:stop]
+    stop: int
+    cmd_index: dict[str, np.ndarray]  # command topic -> index of its command per clock tick
+    pairings: list  # (arm, topic, arm_sync.Pairing) of every arm but the clock's
+
+    @property
+    def ticks(self) -> np.ndarray:
+        return self.clock[self.start : self.stop]
 
 
 def resample(
@@ -65,6 +85,42 @@ def resample(
     where: Where,
 ) -> Episode:
     cmd_topics = [command_topic(a) for a in ARM_NAMES]
+    clock = _command_clock(series, cmd_topics, info, where)
+    layout = _layout(series, cmd_topics, wanted_cams, cfg, where)
+    frames = _frames(series, cmd_topics, clock, layout.obs_topics, cfg, where)
+    ticks = frames.ticks
+    _note_pairing(info, series, frames)
+    pick = _Picker(series, ticks, cfg, where)
+
+    arrays: dict[str, np.ndarray] = {}
+    authority_cmd, model_idx, arm_dims = _actions(
+        arrays, series, cmd_topics, frames, layout.action_mode, cfg, where
+    )
+    human = _human(series, ticks, authority_cmd, where)
+    arrays[HUMAN] = human
+    # The actor that acted: policy arms carry its index; human / hold carry -1.
+    arrays[MODEL_INDEX] = np.max(np.stack(model_idx, axis=1), axis=1)
+    arrays[TIMESTAMP_NS] = ticks.copy()
+    arrays[PROPRIO] = _proprio(series, pick, layout.proprio_mode, ticks, cfg, where)
+    if layout.env_topic:
+        arrays[ENV_STATE] = _env_state(series, pick, layout.env_topic, ticks, cfg, where)
+    for topic, cam in wanted_cams.items():
+        s = series[topic]
+        arrays[image_key(cam)] = np.stack([s.values[i] for i in pick(topic)])
+
+    if not info.intervened:
+        info.intervened = bool(human.any()) and info.source != "demo"
+    if info.t_max_steps <= 0:
+        info.t_max_steps = len(ticks)
+    return Episode(
+        info=info, arrays=arrays, action_arm_dims=arm_dims, action_mode=layout.action_mode
+    )
+
+
+def _command_clock(
+    series: dict[str, Series], cmd_topics: list[str], info: EpisodeInfo, where: Where
+) -> np.ndarray:
+    """The first arm's command ticks (the frames' clock); estimates control_hz if unknown."""
     for topic in cmd_topics:
         if not series[topic].times:
             raise where(
@@ -78,17 +134,24 @@ def resample(
         if len(clock) < 2:
             raise where(cmd_topics[0], None, "cannot estimate control_hz from < 2 ticks")
         info.control_hz = float(1e9 / np.median(np.diff(clock)))
-    max_gap_ns = cfg.max_command_gap_s * 1e9
-    stale_ns = cfg.max_obs_staleness_s * 1e9
+    return clock
 
+
+def _layout(
+    series: dict[str, Series],
+    cmd_topics: list[str],
+    wanted_cams: dict[str, str],
+    cfg: ExtractConfig,
+    where: Where,
+) -> _Layout:
     obs_topics = [joint_states_topic(a) for a in ARM_NAMES] + list(wanted_cams)
-    proprio_mode = cfg.proprio
     modes = {v[0] for t in cmd_topics for v in series[t].values}
     if len(modes) != 1:
         raise where(cmd_topics[0], None, f"mixed command modes {sorted(modes)} in one episode")
     action_mode = modes.pop()
     if action_mode not in TARGET_DIMS:
         raise where(cmd_topics[0], None, f"unknown command mode {action_mode}")
+    proprio_mode = cfg.proprio
     if proprio_mode == "auto":
         proprio_mode = "ee" if action_mode == MODE_EE else "joint"
     if proprio_mode == "ee":
@@ -106,7 +169,18 @@ def resample(
     for topic in obs_topics:
         if not series[topic].times:
             raise where(topic, None, "no messages", doubt=True)
+    return _Layout(action_mode, proprio_mode, obs_topics, env_topic)
 
+
+def _frames(
+    series: dict[str, Series],
+    cmd_topics: list[str],
+    clock: np.ndarray,
+    obs_topics: list[str],
+    cfg: ExtractConfig,
+    where: Where,
+) -> _Frames:
+    max_gap_ns = cfg.max_command_gap_s * 1e9
     # Ticks before every observation has arrived once cannot be frames (nothing to observe).
     first_obs = max(series[t].times[0] for t in obs_topics)
     keep = clock >= first_obs
@@ -147,41 +221,66 @@ def resample(
                 f"{pairing.gap_ns[k] / 1e9:.3f}s away; paired by {pairing.mode}): a gap in the "
                 "middle of the episode",
             )
-    ticks = clock[start:stop]
-    info.dropped_leading_frames = start
-    info.dropped_trailing_frames = len(clock) - stop
-    n = len(ticks)
+    return _Frames(clock, start, stop, cmd_index, pairings)
+
+
+def _note_pairing(info: EpisodeInfo, series: dict[str, Series], frames: _Frames) -> None:
+    """Frames dropped at either end, how the arms were paired and their skew, into `info`."""
+    ticks = frames.ticks
+    info.dropped_leading_frames = frames.start
+    info.dropped_trailing_frames = len(frames.clock) - frames.stop
     offsets = [
-        np.asarray(series[t].times, dtype=np.int64)[p.index[start:stop]] - ticks
-        for _arm, t, p in pairings
+        np.asarray(series[t].times, dtype=np.int64)[p.index[frames.start : frames.stop]] - ticks
+        for _arm, t, p in frames.pairings
     ]
     skew = skew_stats_ms(np.concatenate(offsets) if offsets else np.zeros(0, np.int64))
-    info.command_pairing = pairings[0][2].mode if pairings else "stamp"
+    info.command_pairing = frames.pairings[0][2].mode if frames.pairings else "stamp"
     info.command_skew_median_ms = skew["median"]
     info.command_skew_p95_ms = skew["p95"]
     info.command_skew_max_ms = skew["max"]
 
-    def pick(topic: str) -> np.ndarray:
-        times = np.asarray(series[topic].times, dtype=np.int64)
-        idx = _newest_at_or_before(times, ticks)
-        age = ticks - times[idx]
-        bad = np.flatnonzero(age > stale_ns)
+
+class _Picker:
+    """Per topic, the newest message at or before each frame; one too old is an error."""
+
+    def __init__(
+        self, series: dict[str, Series], ticks: np.ndarray, cfg: ExtractConfig, where: Where
+    ) -> None:
+        self.series, self.ticks, self.cfg, self.where = series, ticks, cfg, where
+        self.stale_ns = cfg.max_obs_staleness_s * 1e9
+
+    def __call__(self, topic: str) -> np.ndarray:
+        times = np.asarray(self.series[topic].times, dtype=np.int64)
+        idx = _newest_at_or_before(times, self.ticks)
+        age = self.ticks - times[idx]
+        bad = np.flatnonzero(age > self.stale_ns)
         if bad.size:
             i = int(bad[0])
-            raise where(
+            raise self.where(
                 topic,
-                int(ticks[i]),
+                int(self.ticks[i]),
                 f"stale observation: newest is {age[i] / 1e9:.3f}s "
-                f"old (bound {cfg.max_obs_staleness_s}s)",
+                f"old (bound {self.cfg.max_obs_staleness_s}s)",
             )
         return idx
 
-    arrays: dict[str, np.ndarray] = {}
-    # --- actions: both arms' executed commands of each tick, their safety bits, the requests ---
+
+def _actions(
+    arrays: dict[str, np.ndarray],
+    series: dict[str, Series],
+    cmd_topics: list[str],
+    frames: _Frames,
+    action_mode: int,
+    cfg: ExtractConfig,
+    where: Where,
+) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """Both arms' executed commands of each tick (ACTION), their safety bits and the requests
+    behind them; returns each arm's commanded authority and model index, and the arm width."""
+    ticks = frames.ticks
     action_parts, authority_cmd, model_idx, safety = [], [], [], []
     for topic in cmd_topics:
         s = series[topic]
-        idx = cmd_index[topic][start:stop]
+        idx = frames.cmd_index[topic][frames.start : frames.stop]
         arr = _command_rows(where, topic, s, idx, action_mode)
         _check_values(where, topic, ticks, arr, cfg, gripper_col=arr.shape[1] - 1)
         action_parts.append(arr)
@@ -190,7 +289,6 @@ def resample(
         safety.append(np.array([s.values[i][5] for i in idx], dtype=np.uint8))
     arrays[ACTION] = np.concatenate(action_parts, axis=1).astype(np.float32)
     arrays[SAFETY] = np.stack(safety, axis=1)
-    arm_dims = action_parts[0].shape[1]
     req_topics = [command_request_topic(a) for a in ARM_NAMES]
     if all(series.get(t) is not None and series[t].times for t in req_topics):
         parts = []
@@ -198,11 +296,17 @@ def resample(
             # The request behind an executed command precedes that arm's own command; the
             # clock tick may precede it when the arms are skewed.
             cmd_times = np.asarray(series[ctopic].times, dtype=np.int64)
-            sent = cmd_times[cmd_index[ctopic][start:stop]]
+            sent = cmd_times[frames.cmd_index[ctopic][frames.start : frames.stop]]
             parts.append(_request_rows(where, topic, series[topic], sent, action_mode, cfg))
         arrays[REQUESTED_ACTION] = np.concatenate(parts, axis=1).astype(np.float32)
+    return authority_cmd, model_idx, action_parts[0].shape[1]
 
-    # --- authority in force at t: /control_authority, else the command's own field ---
+
+def _human(
+    series: dict[str, Series], ticks: np.ndarray, authority_cmd: list[np.ndarray], where: Where
+) -> np.ndarray:
+    """(n, arms) HUMAN authority in force at each frame: /control_authority, else the command's
+    own authority field."""
     human = np.stack([a == AUTHORITY_HUMAN for a in authority_cmd], axis=1)
     auth_series = series.get(AUTHORITY_TOPIC)
     if auth_series is not None and auth_series.times:
@@ -220,12 +324,18 @@ def resample(
             for a, arm in enumerate(ARM_NAMES):
                 if arm in lookup:
                     human[k, a] = int(lookup[arm]) == AUTHORITY_HUMAN
-    arrays[HUMAN] = human
-    # The actor that acted: policy arms carry its index; human / hold carry -1.
-    arrays[MODEL_INDEX] = np.max(np.stack(model_idx, axis=1), axis=1)
-    arrays[TIMESTAMP_NS] = ticks.copy()
+    return human
 
-    # --- proprio ---
+
+def _proprio(
+    series: dict[str, Series],
+    pick: _Picker,
+    proprio_mode: str,
+    ticks: np.ndarray,
+    cfg: ExtractConfig,
+    where: Where,
+) -> np.ndarray:
+    """Per arm the joints (+ gripper), or the EE pose as xyz + 6-D rotation + gripper."""
     parts = []
     for arm in ARM_NAMES:
         topic = joint_states_topic(arm)
@@ -243,41 +353,37 @@ def resample(
         gripper = joints[:, -1:]
         if proprio_mode == "joint":
             parts.append(joints)
-        else:
-            etopic = ee_pose_topic(arm)
-            e = series[etopic]
-            eidx = pick(etopic)
-            pose = np.stack([e.values[i] for i in eidx])
-            _check_values(where, etopic, ticks, pose, cfg)
-            qn = np.linalg.norm(pose[:, 3:], axis=1)
-            bad = np.flatnonzero(np.abs(qn - 1) > cfg.quaternion_norm_tolerance)
-            if bad.size:
-                raise where(
-                    etopic, int(ticks[bad[0]]), f"out-of-range quaternion norm {qn[bad[0]]:.4f}"
-                )
-            parts.append(np.concatenate([pose[:, :3], _rot6d_from_quat(pose[:, 3:]), gripper], 1))
-    arrays[PROPRIO] = np.concatenate(parts, axis=1).astype(np.float32)
+            continue
+        etopic = ee_pose_topic(arm)
+        e = series[etopic]
+        pose = np.stack([e.values[i] for i in pick(etopic)])
+        _check_values(where, etopic, ticks, pose, cfg)
+        qn = np.linalg.norm(pose[:, 3:], axis=1)
+        bad = np.flatnonzero(np.abs(qn - 1) > cfg.quaternion_norm_tolerance)
+        if bad.size:
+            raise where(
+                etopic, int(ticks[bad[0]]), f"out-of-range quaternion norm {qn[bad[0]]:.4f}"
+            )
+        parts.append(np.concatenate([pose[:, :3], rot6d_from_quats_xyzw(pose[:, 3:]), gripper], 1))
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
-    if env_topic:
-        s = series[env_topic]
-        idx = pick(env_topic)
-        widths = {len(s.values[i]) for i in idx}
-        if len(widths) != 1:
-            raise where(env_topic, None, f"dimension mismatch: env state widths {sorted(widths)}")
-        env = np.stack([s.values[i] for i in idx])
-        _check_values(where, env_topic, ticks, env, cfg)
-        arrays[ENV_STATE] = env.astype(np.float32)
 
-    for topic, cam in wanted_cams.items():
-        s = series[topic]
-        idx = pick(topic)
-        arrays[image_key(cam)] = np.stack([s.values[i] for i in idx])
-
-    if not info.intervened:
-        info.intervened = bool(human.any()) and info.source != "demo"
-    if info.t_max_steps <= 0:
-        info.t_max_steps = n
-    return Episode(info=info, arrays=arrays, action_arm_dims=arm_dims, action_mode=action_mode)
+def _env_state(
+    series: dict[str, Series],
+    pick: _Picker,
+    env_topic: str,
+    ticks: np.ndarray,
+    cfg: ExtractConfig,
+    where: Where,
+) -> np.ndarray:
+    s = series[env_topic]
+    idx = pick(env_topic)
+    widths = {len(s.values[i]) for i in idx}
+    if len(widths) != 1:
+        raise where(env_topic, None, f"dimension mismatch: env state widths {sorted(widths)}")
+    env = np.stack([s.values[i] for i in idx])
+    _check_values(where, env_topic, ticks, env, cfg)
+    return env.astype(np.float32)
 
 
 def _command_rows(
