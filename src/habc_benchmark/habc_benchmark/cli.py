@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import shlex
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,7 +103,6 @@ def refuse_combinations(args: argparse.Namespace) -> None:
 
 def code_version(root: Path) -> str:
     """Commit and whether the tree had local changes: a resumed run may mix code versions."""
-    import subprocess
 
     def git(*a: str) -> str:
         return subprocess.run(

@@ -16,6 +16,8 @@ import yaml
 
 from habc_benchmark.seeds import MAX_PROTOCOL_SEEDS, SeedPlan
 from habc_core.cli import coerce_field, coerce_fields
+from habc_trainer.config import TrainConfig
+from habc_trainer.methods import METHODS
 
 # Step 1 (spec §8): every baseline and the naive credit-assignment ablation of HABC.
 STEP1_METHODS: tuple[str, ...] = ("imit_dagger", "imit_recap", "habc_v", "habc", "habc_naive")
@@ -27,16 +29,12 @@ PRESET_PREFIX = "experiment_"
 
 
 def _methods() -> set[str]:
-    from habc_trainer.methods import METHODS
-
     return set(METHODS)
 
 
 def _train_overrides(where: str, overrides: Any) -> dict[str, Any]:
     """`train_overrides` checked key by key against TrainConfig's fields (names and types),
     so a preset's typo or `batch_size: 5.7` is refused when it loads, not rounds later."""
-    from habc_trainer.config import TrainConfig
-
     if not isinstance(overrides, dict):
         raise ValueError(f"{where}: expected a mapping of training-config keys, got {overrides!r}")
     types = {f.name: f.type for f in fields(TrainConfig)}

@@ -35,9 +35,17 @@ from habc_benchmark.stages import (
     SFT_CONTINUED,
     SeedContext,
     _round_bag_dir,
+    extract_config,
+    use_one_thread,
     write_json,
 )
 from habc_benchmark.stats import two_proportion_z, wilson_interval
+from habc_core.features import HUMAN
+from habc_trainer.convert import convert
+from habc_trainer.smoothness import store_jitter
+from habc_trainer.store import EpisodeStore
+
+# Deferred to run_diagnose: torch and the habc_trainer modules that import it.
 
 # (arm, the grid cell that holds it at round 1), in table order
 ARMS: tuple[tuple[str, str], ...] = (
@@ -131,8 +139,6 @@ def recovery(episodes: Iterable[tuple[bool, str]]) -> Recovery:
 
 def store_rollouts(store: Any) -> list[tuple[bool, str]]:
     """(intervened, outcome) of every rollout episode in an EpisodeStore."""
-    from habc_core.features import HUMAN
-
     return [
         (bool(store.array(HUMAN, i).any()), e["outcome"])
         for i, e in enumerate(store.episodes)
@@ -142,18 +148,14 @@ def store_rollouts(store: Any) -> list[tuple[bool, str]]:
 
 def run_diagnose(ctx: SeedContext) -> dict[str, Any]:
     """SFT's loss per stream, the operator's recovery and chunk jitter on round 1's data."""
-    import torch
+    import torch  # deferred: torch, as the habc_trainer modules below
 
-    from habc_benchmark.stages import _threads, extract_config
     from habc_trainer.checkpoint import load_checkpoint, load_policy
-    from habc_trainer.convert import convert
     from habc_trainer.diagnostics import split_anchors, stream_losses
-    from habc_trainer.smoothness import store_jitter
-    from habc_trainer.store import EpisodeStore
     from habc_trainer.store_streams import stream_config_for
     from habc_trainer.streams import WindowStreams
 
-    _threads()
+    use_one_thread()
     sft_dir = ctx.ckpt(SFT, 0)
     cfg = load_checkpoint(sft_dir).train_config
     extract = extract_config(ctx, cfg)

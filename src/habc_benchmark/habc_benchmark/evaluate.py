@@ -15,9 +15,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from habc_benchmark.evaluation import EvalConfig, EvalResult, evaluate_policy
+from habc_benchmark.evaluation import EvalConfig, EvalResult, evaluate_policy, load_sim
 from habc_benchmark.seeds import EVAL_BASE
+from habc_control.collect import CollectConfig, check_checkpoint, check_policy_spec
+from habc_control.command_mux import ActionLayout
 from habc_core.cli import ArgumentParser, UserError, non_negative_int, positive_int, user_errors
+from habc_core.features import CAMERA_NAMES
 
 PROG = "evaluate"
 
@@ -74,11 +77,6 @@ def check_inputs(args: argparse.Namespace) -> EvalConfig:
     """Everything the trials need, checked before the first one: the seeds, the output paths,
     the sim config and the policy (a checkpoint whose chunks the collector cannot run is
     refused here, not mid-trial)."""
-    from habc_benchmark.evaluation import load_sim
-    from habc_control.collect import CollectConfig, check_checkpoint, check_policy_spec
-    from habc_control.command_mux import ActionLayout
-    from habc_core.features import CAMERA_NAMES
-
     cfg = EvalConfig(
         trials=args.trials,
         first_seed=args.seed,

@@ -16,7 +16,17 @@ from typing import Any
 import numpy as np
 
 from habc_benchmark.seeds import EVAL_BASE, check_eval_seeds
+
+# Deferred to the call that needs it: torch and mujoco (habc_sim.env, habc_sim.model).
 from habc_benchmark.stats import Summary, summarize
+from habc_control.collect import (
+    CollectConfig,
+    Collector,
+    NullSink,
+    _default_config_path,
+    make_policy_factory,
+)
+from habc_sim.config import load_sim_config
 
 OBS_MODES: tuple[str, ...] = ("state", "pixels")
 
@@ -120,8 +130,7 @@ class GripperClampedPolicy:
 
 def rig_policy_factory(policy: str, env: Any, horizon: int, execute_steps: int) -> Any:
     """collect's policy factory for `policy`, with gripper commands kept on the rig's stroke."""
-    from habc_control.collect import make_policy_factory
-    from habc_sim.model import ARMS, GRIPPER_STROKE
+    from habc_sim.model import ARMS, GRIPPER_STROKE  # deferred: mujoco
 
     inner = make_policy_factory(policy, env.cfg, horizon, execute_steps, 0)
 
@@ -134,9 +143,6 @@ def rig_policy_factory(policy: str, env: Any, horizon: int, execute_steps: int) 
 
 
 def load_sim(sim_config: str | None) -> Any:
-    from habc_control.collect import _default_config_path
-    from habc_sim.config import load_sim_config
-
     return load_sim_config(sim_config or _default_config_path())
 
 
@@ -145,10 +151,9 @@ def evaluate_policy(
 ) -> EvalResult:
     """Run `cfg.trials` held-out trials of `policy` (a checkpoint directory, or any spec
     `collect --policy` accepts) and summarise them."""
-    import torch
+    import torch  # deferred: torch
 
-    from habc_control.collect import CollectConfig, Collector, NullSink
-    from habc_sim.env import PouchEnv
+    from habc_sim.env import PouchEnv  # deferred: mujoco
 
     torch.set_num_threads(cfg.torch_threads)
     sim_cfg = load_sim(cfg.sim_config)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from habc_benchmark import diagnose
+from habc_benchmark import diagnose, probes, stages
 from habc_benchmark.config import ExperimentConfig
 from habc_benchmark.stages import (
     DIAGNOSE_ROLLOUTS_OF,
@@ -68,8 +68,6 @@ class Task:
 
 def execute(task: Task) -> dict[str, Any]:
     """Run one task (in a worker process)."""
-    from habc_benchmark import stages
-
     c = task.ctx
     if task.kind == "demos":
         return stages.run_demos(c) if task.method == SFT else stages.run_fresh_demos(c)
@@ -82,7 +80,7 @@ def execute(task: Task) -> dict[str, Any]:
     if task.kind == "eval":
         return stages.run_eval(c, task.method, task.round_index)
     if task.kind == "probes":
-        return stages.run_probes(c)
+        return probes.run_probes(c)
     if task.kind == "diagnose":
         return diagnose.run_diagnose(c)
     raise ValueError(f"task kind: {task.kind!r} is not one of {list(KINDS)}")
@@ -141,19 +139,10 @@ def build_tasks(
             )
             evals = []
             for method, r in chains(ctx):
+                steps: list[tuple[str, tuple[str, ...]]] = []
                 if method == SFT_CONTINUED:  # no rollouts: it trains on the demos alone
                     prev = key("train", SFT) if r == 1 else key("train", method, r - 1)
-                    tasks.append(
-                        Task(
-                            key("train", method, r),
-                            "train",
-                            ctx,
-                            method,
-                            r,
-                            (prev,),
-                            priority=(ti, si, r, 1),
-                        )
-                    )
+                    steps.append(("train", (prev,)))
                 elif method != SFT:
                     if r == 1:
                         init_key = key("train", SFT)
@@ -168,39 +157,10 @@ def build_tasks(
                             key("rollouts", "habc", q)
                             for q in range(1, ctx.track.step1_rounds + 1)
                         )
-                    tasks.append(
-                        Task(
-                            key("rollouts", method, r),
-                            "rollouts",
-                            ctx,
-                            method,
-                            r,
-                            (init_key,),
-                            priority=(ti, si, r, 0),
-                        )
-                    )
-                    tasks.append(
-                        Task(
-                            key("train", method, r),
-                            "train",
-                            ctx,
-                            method,
-                            r,
-                            (key("rollouts", method, r), *extra),
-                            priority=(ti, si, r, 1),
-                        )
-                    )
-                tasks.append(
-                    Task(
-                        key("eval", method, r),
-                        "eval",
-                        ctx,
-                        method,
-                        r,
-                        (key("train", method, r),),
-                        priority=(ti, si, r, 2),
-                    )
-                )
+                    steps.append(("rollouts", (init_key,)))
+                    steps.append(("train", (key("rollouts", method, r), *extra)))
+                steps.append(("eval", (key("train", method, r),)))
+                tasks += _cell_tasks(ctx, key, method, r, steps, (ti, si, r))
                 evals.append(key("eval", method, r))
             tasks.append(
                 Task(key("probes"), "probes", ctx, deps=tuple(evals), priority=(ti, si, 99, 0))
@@ -208,6 +168,24 @@ def build_tasks(
             if ctx.diagnose:
                 tasks += _diagnose_tasks(ctx, key, (ti, si))
     return tasks
+
+
+STAGE_ORDER = {"rollouts": 0, "train": 1, "eval": 2}  # within a round: collect, train, evaluate
+
+
+def _cell_tasks(
+    ctx: SeedContext,
+    key: Any,
+    method: str,
+    r: int,
+    steps: list[tuple[str, tuple[str, ...]]],
+    prio: tuple[int, ...],
+) -> list[Task]:
+    """One cell's tasks, each (kind, deps) of `steps`; priority: `prio`, then the stage."""
+    return [
+        Task(key(kind, method, r), kind, ctx, method, r, deps, priority=(*prio, STAGE_ORDER[kind]))
+        for kind, deps in steps
+    ]
 
 
 def _diagnose_tasks(ctx: SeedContext, key: Any, prio: tuple[int, int]) -> list[Task]:
@@ -221,28 +199,8 @@ def _diagnose_tasks(ctx: SeedContext, key: Any, prio: tuple[int, int]) -> list[T
     }
     for cell in diagnose.cells(ctx):
         if diagnose.trains_itself(ctx, cell):
-            out.append(
-                Task(
-                    key("train", cell, 1),
-                    "train",
-                    ctx,
-                    cell,
-                    1,
-                    deps[cell],
-                    priority=(*prio, 1, 1),
-                )
-            )
-            out.append(
-                Task(
-                    key("eval", cell, 1),
-                    "eval",
-                    ctx,
-                    cell,
-                    1,
-                    (key("train", cell, 1),),
-                    priority=(*prio, 1, 2),
-                )
-            )
+            steps = [("train", deps[cell]), ("eval", (key("train", cell, 1),))]
+            out += _cell_tasks(ctx, key, cell, 1, steps, (*prio, 1))
     evals = tuple(key("eval", cell, 1) for cell in diagnose.cells(ctx))
     out.append(
         Task(

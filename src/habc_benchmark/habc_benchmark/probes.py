@@ -17,7 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from habc_benchmark.stages import SeedContext, read_json
+from habc_benchmark.evaluation import load_sim, rig_policy_factory
+from habc_benchmark.seeds import PROBE_BASE
+from habc_benchmark.stages import SeedContext, read_json, use_one_thread, write_json
+from habc_control.authority import Authority
+from habc_control.collect import CollectConfig, Collector
+from habc_core import features as F
+
+# Deferred to the probe that needs it: torch (habc_trainer's checkpoint, models, store_streams,
+# update) and mujoco (habc_sim.env, habc_sim.model).
 
 G_BINS = np.linspace(0.0, 2.0, 41)  # g_t in (0, 2)
 GATE_SAMPLES = 2048  # windows per stream for the histograms
@@ -33,7 +41,7 @@ class LoadedCritic:
 
     def heads(self, batch: dict[str, Any], prefix: str) -> tuple[np.ndarray, np.ndarray]:
         """(p_v, V_e) for the observations under `prefix` of a batch."""
-        import torch
+        import torch  # deferred: torch
 
         from habc_trainer.models.inputs import prepare_obs
 
@@ -43,6 +51,7 @@ class LoadedCritic:
 
 
 def load_critic(path: Path | str) -> LoadedCritic:
+    # deferred: torch
     from habc_trainer.checkpoint import load_checkpoint
     from habc_trainer.models.critic import DualHeadCritic
 
@@ -58,8 +67,6 @@ def load_critic(path: Path | str) -> LoadedCritic:
 
 def obs_batch(observations: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Single-frame env observations -> an `obs.`-prefixed batch."""
-    from habc_core import features as F
-
     batch: dict[str, Any] = {F.TASK: [o[F.TASK] for o in observations]}
     for key in observations[0]:
         if key != F.TASK:
@@ -73,9 +80,8 @@ def gate_histograms(
 ) -> dict[str, Any]:
     """g_t (Eq. 7, or 1 + tanh(A_v) for habc_v) from the checkpoint's critic on windows of the
     replay buffer it trained on, split by source."""
-    import torch
+    import torch  # deferred: torch, as the habc_trainer modules below
 
-    from habc_core import features as F
     from habc_trainer.models.inputs import as_tensor, prepare_obs
     from habc_trainer.store_streams import open_streams
     from habc_trainer.update import (
@@ -143,8 +149,6 @@ class RecordingSink:
         pass
 
     def command(self, arm: str, executed: Any, t_ns: int) -> None:
-        from habc_control.authority import Authority
-
         self._tick_human |= int(executed.command.authority) == int(Authority.HUMAN)
         self._arms_seen += 1
         if self._arms_seen == 2:  # both arms commanded: the tick is complete
@@ -166,9 +170,7 @@ def traces(ctx: SeedContext, critic: LoadedCritic, policy: Path) -> list[dict[st
 
     Runs up to seeds.PROBE_TRIES x probe_episodes rollouts and keeps probe_episodes of them,
     those with an operator takeover first (the authority shading is the point of the figure)."""
-    from habc_benchmark.evaluation import load_sim, rig_policy_factory
-    from habc_control.collect import CollectConfig, Collector
-    from habc_sim.env import PouchEnv
+    from habc_sim.env import PouchEnv  # deferred: mujoco
 
     want = ctx.plan.probe_episodes
     seeds = ctx.plan.probe_seeds()
@@ -211,7 +213,7 @@ def initial_obs(env: Any, seed: int, marker_xy: Sequence[float] | None = None) -
     obs = env.reset(seed)
     if marker_xy is None:
         return obs
-    from habc_sim.model import ARMS
+    from habc_sim.model import ARMS  # deferred: mujoco
 
     lay = env.layout
     env.rig.reset(
@@ -228,9 +230,7 @@ def initial_obs(env: Any, seed: int, marker_xy: Sequence[float] | None = None) -
 
 def viability_map(ctx: SeedContext, critic: LoadedCritic, grid: int) -> dict[str, Any]:
     """p_v(s_0) over the marker's randomisation range (pouch layout of the first probe seed)."""
-    from habc_benchmark.evaluation import load_sim
-    from habc_benchmark.seeds import PROBE_BASE
-    from habc_sim.env import PouchEnv
+    from habc_sim.env import PouchEnv  # deferred: mujoco
 
     sim = load_sim(ctx.sim_config)
     env = PouchEnv(sim, obs_mode=ctx.track.obs_mode)
@@ -249,8 +249,7 @@ def calibration(
 ) -> dict[str, Any]:
     """p_v(s_0) on the held-out layouts vs. the evaluation outcomes of the policy that
     generated the critic's training rollouts (same seeds, so per-layout comparison)."""
-    from habc_benchmark.evaluation import load_sim
-    from habc_sim.env import PouchEnv
+    from habc_sim.env import PouchEnv  # deferred: mujoco
 
     seeds = ctx.plan.eval_seeds()
     env = PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
@@ -309,3 +308,11 @@ def probe_seed(ctx: SeedContext) -> dict[str, Any]:
         out["traces"] = traces(ctx, critic, final)
         out["traces_checkpoint"] = f"habc/r{t.step1_rounds:03d}"
     return out
+
+
+def run_probes(ctx: SeedContext) -> dict[str, Any]:
+    """The probes stage (plan.execute): every probe of one seed, written to probes.json."""
+    use_one_thread()
+    out = probe_seed(ctx)
+    write_json(ctx.probes_json, out)
+    return {"probes": sorted(out)}

@@ -17,8 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from habc_benchmark.config import TrackConfig
-from habc_benchmark.evaluation import EvalConfig, evaluate_policy
+from habc_benchmark.evaluation import EvalConfig, evaluate_policy, load_sim, rig_policy_factory
 from habc_benchmark.seeds import SeedPlan
+from habc_control.collect import BagSink, CollectConfig, Collector
+from habc_core.contract import round_dir_name
+from habc_core.features import CAMERA_NAMES
+from habc_trainer.config import TrainConfig
+from habc_trainer.convert import convert
+from habc_trainer.episode import ExtractConfig
+
+# Deferred to the stage that needs it: torch (habc_trainer's store_streams, train_round,
+# diagnostics), mujoco (habc_sim.env) and tensorboard, so planning and the report load none.
 
 SFT = "sft"
 # Control arm: SFT trained on, on the demos alone, round by round with every method's per-round
@@ -87,9 +96,9 @@ class SeedContext:
         return self.ckpt_root / arm if self.trainer_method(arm) != arm else self.ckpt_root
 
     def ckpt(self, method: str, round_index: int) -> Path:
-        from habc_trainer.train_round import round_dir
-
-        return round_dir(self.ckpt_root_of(method), self.trainer_method(method), round_index)
+        # train_round's round_dir, spelled with the contract's name so a path needs no torch
+        root = self.ckpt_root_of(method)
+        return root / self.trainer_method(method) / round_dir_name(round_index)
 
     def record(self, kind: str, method: str = SFT, round_index: int = 0) -> Path:
         return self.root / "records" / f"{kind}_{method}_r{round_index:03d}.json"
@@ -117,15 +126,14 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text("utf-8")) if path.is_file() else None
 
 
-def _threads() -> None:
-    import torch
+def use_one_thread() -> None:
+    import torch  # deferred: heavy, and only a worker running a stage needs it
 
     torch.set_num_threads(1)  # workers share the CPU; one thread each avoids oversubscription
 
 
 def _env(ctx: SeedContext) -> Any:
-    from habc_benchmark.evaluation import load_sim
-    from habc_sim.env import PouchEnv
+    from habc_sim.env import PouchEnv  # deferred: mujoco
 
     return PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
 
@@ -134,9 +142,6 @@ def _collect(
     ctx: SeedContext, mode: str, seeds: range, out: Path, round_index: int, policy: str | None
 ) -> dict[str, Any]:
     """Run episodes through collect's Collector into bags under `out`."""
-    from habc_benchmark.evaluation import rig_policy_factory
-    from habc_control.collect import BagSink, CollectConfig, Collector
-
     env = _env(ctx)
     cfg = CollectConfig(mode=mode, episodes=len(seeds), seed=seeds.start, round=round_index)
     sink = BagSink(out, write_images=env.obs_mode == "pixels")
@@ -170,7 +175,7 @@ def _collect(
 
 
 def run_demos(ctx: SeedContext) -> dict[str, Any]:
-    _threads()
+    use_one_thread()
     shutil.rmtree(ctx.demos_dir, ignore_errors=True)  # a half-written set is redone
     rec = _collect(ctx, "demo", ctx.plan.demo_seeds(), ctx.demos_dir, 0, None)
     write_json(ctx.record("demos"), rec)
@@ -178,14 +183,12 @@ def run_demos(ctx: SeedContext) -> dict[str, Any]:
 
 
 def _round_bag_dir(data_dir: Path, round_index: int) -> list[Path]:
-    from habc_core.contract import round_dir_name
-
     return sorted(data_dir.glob(f"*/{round_dir_name(round_index)}"))
 
 
 def run_fresh_demos(ctx: SeedContext) -> dict[str, Any]:
     """The diagnostic's fresh expert demos (seeds after the protocol's demos, same block)."""
-    _threads()
+    use_one_thread()
     shutil.rmtree(ctx.data_dir(FRESH_DEMOS), ignore_errors=True)
     rec = _collect(ctx, "demo", ctx.plan.fresh_demo_seeds(), ctx.data_dir(FRESH_DEMOS), 0, None)
     write_json(ctx.record("demos", FRESH_DEMOS), rec)
@@ -195,7 +198,7 @@ def run_fresh_demos(ctx: SeedContext) -> dict[str, Any]:
 def run_rollouts(ctx: SeedContext, method: str, round_index: int, policy: Path) -> dict[str, Any]:
     """Round `round_index`'s rollouts by `policy` (the method's checkpoint of round - 1), with
     the simulated operator intervening on about half of the failures."""
-    _threads()
+    use_one_thread()
     for d in _round_bag_dir(ctx.data_dir(method), round_index):
         shutil.rmtree(d)
     rec = _collect(
@@ -213,9 +216,6 @@ def run_rollouts(ctx: SeedContext, method: str, round_index: int, policy: Path) 
 
 def train_config(ctx: SeedContext, method: str, steps: int) -> Any:
     """The same TrainConfig for every method but the method switch (and SFT's step count)."""
-    from habc_benchmark.evaluation import load_sim
-    from habc_trainer.config import TrainConfig
-
     overrides: dict[str, Any] = {
         # V_e's range is the task's step limit (the sim's T_max), whatever the YAML assumed.
         "t_max": float(load_sim(ctx.sim_config).task.t_max),
@@ -227,8 +227,6 @@ def train_config(ctx: SeedContext, method: str, steps: int) -> Any:
         "seed": ctx.protocol_seed,
     }
     if ctx.track.obs_mode == "pixels":
-        from habc_core.features import CAMERA_NAMES
-
         mo = dict(overrides.get("model_overrides", {}))
         mo.setdefault("cameras", list(CAMERA_NAMES))
         # the policy sees the rig's renders as they are: train at the rendered resolution
@@ -276,8 +274,6 @@ def is_step2_start(ctx: SeedContext, method: str, round_index: int) -> bool:
 
 def extract_config(ctx: SeedContext, cfg: Any) -> Any:
     """How bags become store arrays for a TrainConfig: the cameras and resolution it consumes."""
-    from habc_trainer.episode import ExtractConfig
-
     model = cfg.model_config()
     return ExtractConfig(
         cameras=tuple(model.cameras),
@@ -288,11 +284,11 @@ def extract_config(ctx: SeedContext, cfg: Any) -> Any:
 
 
 def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]:
-    from habc_trainer.convert import convert
+    # deferred: torch
     from habc_trainer.store_streams import open_streams
     from habc_trainer.train_round import run_round
 
-    _threads()
+    use_one_thread()
     steps = ctx.track.sft_steps if method == SFT else ctx.track.steps_per_round
     cfg = train_config(ctx, method, steps)
     t0 = time.perf_counter()
@@ -302,7 +298,7 @@ def run_train(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]
     t_conv = time.perf_counter() - t0
     streams = open_streams(ctx.store_dir(method), round_index, cfg)
     if cfg.method_config().gate == "success":
-        from habc_trainer.diagnostics import success_only
+        from habc_trainer.diagnostics import success_only  # deferred: torch
 
         # filtered BC: its D_auto share goes to kept frames only (update.py does not drop the
         # rest for this gate), so the batch is demos / successful policy frames as mixed
@@ -344,6 +340,7 @@ def tb_summary(log_dir: Path, warmup_steps: int) -> dict[str, float]:
     as the paper's App. G figures are), so the report can compare them with the paper."""
     if not log_dir.is_dir():
         return {}
+    # deferred: tensorboard is heavy to import and only a finished round reads its logs
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
@@ -370,12 +367,3 @@ def run_eval(ctx: SeedContext, method: str, round_index: int) -> dict[str, Any]:
     result = evaluate_policy(str(ctx.ckpt(method, round_index)), cfg)
     result.write_json(ctx.eval_json(method, round_index))
     return result.summary.to_dict() | {"wall_s": result.wall_s}
-
-
-def run_probes(ctx: SeedContext) -> dict[str, Any]:
-    from habc_benchmark.probes import probe_seed
-
-    _threads()
-    out = probe_seed(ctx)
-    write_json(ctx.probes_json, out)
-    return {"probes": sorted(out)}

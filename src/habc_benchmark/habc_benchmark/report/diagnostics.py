@@ -11,6 +11,7 @@ import yaml
 from habc_benchmark.report.labels import label, pct
 from habc_benchmark.report.model import CriticCalibration, TrackResults
 from habc_benchmark.report.reading import PAPER_G_SUCC, PAPER_RECAP_PASS, metric_values
+from habc_trainer.methods import METHODS
 
 MILESTONES = (
     "lid_opened",
@@ -100,8 +101,7 @@ def rollout_table(td: TrackResults, methods: list[str], last: int) -> list[str]:
 def data_reuse_table(td: TrackResults, methods: list[str], round_index: int = 1) -> list[str]:
     """How a round's batches use each stream: the share of demonstrations in a batch and how
     many passes the round's steps make over each stream (summed over seeds), next to success."""
-    # deferred: habc_trainer imports torch, which the rest of the report does without
-    from habc_trainer.methods import METHODS
+    # deferred: train_round imports torch, which the rest of the report does without
     from habc_trainer.train_round import batch_counts
 
     rows = []
