@@ -9,6 +9,7 @@ from habc_benchmark import diagnose as D
 from habc_benchmark.config import find_root, from_dict, load_preset
 from habc_benchmark.plan import build_tasks, with_dependencies
 from habc_benchmark.report import diagnose_section
+from habc_benchmark.report.diagnose_model import DiagnoseResults
 from habc_benchmark.seeds import SeedPlan, check_plans_disjoint, purpose_of
 from habc_benchmark.stats import wilson_interval
 
@@ -174,12 +175,12 @@ def test_same_rollouts_names_the_methods_whose_round_1_differs():
 
 def test_section_is_marked_not_run_or_pending():
     cfg = load_preset("smoke", ROOT)
-    off = diagnose_section.section({"enabled": False, "seeds": []}, cfg)
+    off = diagnose_section.section(DiagnoseResults.from_dict({"enabled": False, "seeds": []}), cfg)
     assert off[0] == diagnose_section.TITLE and len(off) == 4
-    pending = diagnose_section.section(
-        {"enabled": True, "seeds": [0], "arms": D.arm_table({}), "analysis": None, "per_seed": {}},
-        cfg,
-    )
+    d = {"enabled": True, "seeds": [0], "arms": D.arm_table({}), "analysis": None, "per_seed": {}}
+    typed = DiagnoseResults.from_dict(d)
+    assert typed.analysis is None and all(a is None for a in typed.arms.values())
+    pending = diagnose_section.section(typed, cfg)
     rows = [line for line in pending if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + 1 + len(D.ARMS)  # header, SFT, one per arm (all pending)
 

@@ -14,6 +14,7 @@ records and the probes under the run directory. Missing cells are listed as pend
 | `tables.py` | protocol, success / length grids, completion status, timings |
 | `diagnostics.py` | the "Diagnostics" tables (milestones, rollouts, batches, critic, probes) |
 | `plots.py` | the figures (habc_trainer.plots) |
+| `diagnose_model.py` | results.json's "diagnose" part as frozen dataclasses |
 | `diagnose_section.py` | the diagnostic's part of results.json and its section (diagnose.py) |
 | `markdown.py` | results.md assembled from the above |
 """

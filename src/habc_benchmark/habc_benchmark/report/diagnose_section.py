@@ -8,6 +8,7 @@ from typing import Any
 from habc_benchmark import diagnose as D
 from habc_benchmark.config import ExperimentConfig
 from habc_benchmark.plan import seed_context
+from habc_benchmark.report.diagnose_model import Analysis, ArmResult, DiagnoseResults
 from habc_benchmark.report.labels import pct
 from habc_benchmark.stages import SFT, read_json
 
@@ -68,27 +69,67 @@ def collect(
     }
 
 
-def _arm_row(name: str, trains_on: str, a: dict[str, Any] | None) -> str:
+def _arm_row(name: str, trains_on: str, a: ArmResult | None) -> str:
     if a is None:
         return f"| {name} | {trains_on} | pending | | |"
-    z = a.get("z_vs_sft")
+    z = a.z_vs_sft
     return (
-        f"| {name} | {trains_on} | {pct(a['rate'])} [{pct(a['ci_low'])}, "
-        f"{pct(a['ci_high'])}] | {a['successes']}/{a['n']} | "
+        f"| {name} | {trains_on} | {pct(a.rate)} [{pct(a.ci_low)}, "
+        f"{pct(a.ci_high)}] | {a.successes}/{a.n} | "
         f"{'' if z is None else f'{z:+.2f}'} |"
     )
 
 
-def section(d: dict[str, Any] | None, cfg: ExperimentConfig) -> list[str]:
+def _analysis_lines(an: Analysis) -> list[str]:
+    L = [
+        f"SFT's flow-matching loss per stream (the actor's own per-sample loss with its "
+        f"masks; {an.windows} windows drawn per stream and "
+        "seed; mean over seeds, min–max over seeds):",
+        "",
+        "| stream | windows | SFT loss | min–max |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in D.LOSS_ORDER:
+        row = an.loss[name]
+        if row.mean is None:
+            L.append(f"| {STREAM_TEXT[name]} | 0 | – | |")
+            continue
+        L.append(
+            f"| {STREAM_TEXT[name]} | {row.windows} | {row.mean:.3f} | "
+            f"{row.min:.3f}–{row.max:.3f} |"
+        )
+    rc = an.recovery
+    failing = rc.taken_over + rc.autonomous_failure
+    L += [
+        "",
+        f"Operator on round 1's {rc.rollouts} rollouts: {rc.autonomous_success} "
+        f"autonomous successes; it took over {rc.taken_over} of {failing} failing rollouts "
+        f"and recovered {rc.taken_over_success} of {rc.taken_over} = "
+        f"{pct(rc.rate)} % [{pct(rc.ci_low)}, {pct(rc.ci_high)}].",
+        "",
+    ]
+    L += [
+        "Chunk jitter per source on round 1's store (executed EE second difference, "
+        "`habc_trainer.smoothness`; median per seed, mean over seeds):",
+        "",
+        "| source | arm-ticks | median mm |",
+        "| --- | --- | --- |",
+    ]
+    for source, j in an.jitter.items():
+        L.append(f"| {source} | {j.samples} | {j.median_mm_mean:.2f} |")
+    return L
+
+
+def section(d: DiagnoseResults, cfg: ExperimentConfig) -> list[str]:
     """The markdown lines of the diagnostic's section."""
     L = [TITLE, ""]
-    if not d or not d.get("enabled"):
+    if not d.enabled:
         return L + [
             "Not run by this preset (`diagnose: true` in its YAML turns it on; "
             "`habc-benchmark --diagnose` runs only the diagnostic and what it needs).",
             "",
         ]
-    seeds = ", ".join(map(str, d["seeds"]))
+    seeds = ", ".join(map(str, d.seeds))
     t = cfg.state
     L += [
         f"Protocol seeds {seeds}. Every arm starts from the seed's SFT checkpoint and gets "
@@ -104,72 +145,33 @@ def section(d: dict[str, Any] | None, cfg: ExperimentConfig) -> list[str]:
         "| arm | trains on | success r1 % [95 %] | successes | z vs SFT |",
         "| --- | --- | --- | --- | --- |",
     ]
-    arms = d["arms"]
-    L.append(_arm_row("SFT (r0)", "demos (the starting point)", arms.get("sft")))
+    L.append(_arm_row("SFT (r0)", "demos (the starting point)", d.arms.get("sft")))
     for arm, _ in D.ARMS:
-        if arm in arms:
-            L.append(_arm_row(D.ARM_LABELS[arm], TRAINS_ON[arm], arms[arm]))
+        if arm in d.arms:
+            L.append(_arm_row(D.ARM_LABELS[arm], TRAINS_ON[arm], d.arms[arm]))
     L.append("")
-    kept = d.get("filtered_bc_windows") or {}
-    if kept:
+    if d.filtered_bc_windows:
         # an empty stream gives its batch share away (train_round.batch_counts): with no
         # autonomous success to imitate, filtered BC is the control again
         L += [
             "Filtered BC's rollout windows (successful policy frames) per seed: "
-            + ", ".join(f"seed {s}: {n}" for s, n in kept.items())
+            + ", ".join(f"seed {s}: {n}" for s, n in d.filtered_bc_windows.items())
             + " (0: nothing to imitate, its batch was all demos).",
             "",
         ]
-    an = d.get("analysis")
-    if an is None:
+    if d.analysis is None:
         return L + ["Analysis of SFT on round 1's data: pending.", ""]
-    L += [
-        f"SFT's flow-matching loss per stream (the actor's own per-sample loss with its "
-        f"masks; {d['per_seed'][str(an['seeds'][0])]['windows']} windows drawn per stream and "
-        "seed; mean over seeds, min–max over seeds):",
-        "",
-        "| stream | windows | SFT loss | min–max |",
-        "| --- | --- | --- | --- |",
-    ]
-    for name in D.LOSS_ORDER:
-        row = an["loss"][name]
-        if row["mean"] is None:
-            L.append(f"| {STREAM_TEXT[name]} | 0 | – | |")
-            continue
-        L.append(
-            f"| {STREAM_TEXT[name]} | {row['windows']} | {row['mean']:.3f} | "
-            f"{row['min']:.3f}–{row['max']:.3f} |"
-        )
-    rc = an["recovery"]
-    failing = rc["taken_over"] + rc["autonomous_failure"]
-    L += [
-        "",
-        f"Operator on round 1's {rc['rollouts']} rollouts: {rc['autonomous_success']} "
-        f"autonomous successes; it took over {rc['taken_over']} of {failing} failing rollouts "
-        f"and recovered {rc['taken_over_success']} of {rc['taken_over']} = "
-        f"{pct(rc['rate'])} % [{pct(rc['ci_low'])}, {pct(rc['ci_high'])}].",
-        "",
-    ]
-    L += [
-        "Chunk jitter per source on round 1's store (executed EE second difference, "
-        "`habc_trainer.smoothness`; median per seed, mean over seeds):",
-        "",
-        "| source | arm-ticks | median mm |",
-        "| --- | --- | --- |",
-    ]
-    for source, j in an["jitter"].items():
-        L.append(f"| {source} | {j['samples']} | {j['median_mm_mean']:.2f} |")
-    differ = {s: c["differ"] for s, c in d.get("same_rollouts", {}).items() if c["differ"]}
-    if d.get("same_rollouts"):
+    L += _analysis_lines(d.analysis)
+    if d.same_rollouts_checked:
         L += [
             "",
             "Round-1 rollouts identical across methods (outcome and length per episode): "
             + (
                 "yes"
-                if not differ
+                if not d.differ
                 else "no: "
                 + "; ".join(
-                    f"seed {s}: {', '.join(m)} differ from HABC's" for s, m in differ.items()
+                    f"seed {s}: {', '.join(m)} differ from HABC's" for s, m in d.differ.items()
                 )
             )
             + ".",

@@ -189,7 +189,7 @@ def render(report: Report, rel_figs: dict[str, str], command: str) -> str:
         L += track_section(report, td, rel_figs)
     if cfg.pixel is None:
         L += PIXEL_NOT_RUN
-    L += diagnose_section.section(None if report.diagnose is None else dict(report.diagnose), cfg)
+    L += diagnose_section.section(report.diagnose, cfg)
     L += ["## Timings (this machine)", ""] + timing_lines(report.timing) + [""]
     return "\n".join(L + RERUNNING)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from habc_benchmark.config import ExperimentConfig, TrackConfig
+from habc_benchmark.report.diagnose_model import DiagnoseResults
 from habc_benchmark.report.labels import parse_cell_key
 from habc_benchmark.stages import SFT
 from habc_benchmark.stats import Summary
@@ -306,7 +307,7 @@ class Report:
     t_max: int
     generated: str
     commit: str | None
-    diagnose: Mapping[str, Any] | None  # rendered by diagnose_section, which owns its shape
+    diagnose: DiagnoseResults
 
     @staticmethod
     def from_results(results: Mapping[str, Any], cfg: ExperimentConfig) -> Report:
@@ -320,5 +321,5 @@ class Report:
             t_max=int(results.get("t_max") or 0),
             generated=results["generated"],
             commit=results.get("commit"),
-            diagnose=results.get("diagnose"),
+            diagnose=DiagnoseResults.from_dict(results.get("diagnose")),
         )
