@@ -19,7 +19,7 @@ import numpy as np
 
 from habc_benchmark.evaluation import load_sim, rig_policy_factory
 from habc_benchmark.seeds import PROBE_BASE
-from habc_benchmark.stages import SeedContext, read_json, use_one_thread, write_json
+from habc_benchmark.stages import SeedContext, read_json, seed_env, use_one_thread, write_json
 from habc_control.authority import Authority
 from habc_control.collect import CollectConfig, Collector
 from habc_core import features as F
@@ -170,13 +170,11 @@ def traces(ctx: SeedContext, critic: LoadedCritic, policy: Path) -> list[dict[st
 
     Runs up to seeds.PROBE_TRIES x probe_episodes rollouts and keeps probe_episodes of them,
     those with an operator takeover first (the authority shading is the point of the figure)."""
-    from habc_sim.env import PouchEnv  # deferred: mujoco
-
     want = ctx.plan.probe_episodes
     seeds = ctx.plan.probe_seeds()
     if want == 0:
         return []
-    env = PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
+    env = seed_env(ctx)
     cfg = CollectConfig(mode="rollout", episodes=len(seeds), seed=seeds.start, round=0)
     sink = RecordingSink()
     factory = rig_policy_factory(str(policy), env, cfg.horizon, cfg.execute_steps)
@@ -249,10 +247,8 @@ def calibration(
 ) -> dict[str, Any]:
     """p_v(s_0) on the held-out layouts vs. the evaluation outcomes of the policy that
     generated the critic's training rollouts (same seeds, so per-layout comparison)."""
-    from habc_sim.env import PouchEnv  # deferred: mujoco
-
     seeds = ctx.plan.eval_seeds()
-    env = PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
+    env = seed_env(ctx)
     try:
         obs = [initial_obs(env, s) for s in seeds]
     finally:

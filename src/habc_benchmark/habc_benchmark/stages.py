@@ -132,7 +132,8 @@ def use_one_thread() -> None:
     torch.set_num_threads(1)  # workers share the CPU; one thread each avoids oversubscription
 
 
-def _env(ctx: SeedContext) -> Any:
+def seed_env(ctx: SeedContext) -> Any:
+    """The simulated rig of this seed's track (its observation mode), for one stage."""
     from habc_sim.env import PouchEnv  # deferred: mujoco
 
     return PouchEnv(load_sim(ctx.sim_config), obs_mode=ctx.track.obs_mode)
@@ -142,7 +143,7 @@ def _collect(
     ctx: SeedContext, mode: str, seeds: range, out: Path, round_index: int, policy: str | None
 ) -> dict[str, Any]:
     """Run episodes through collect's Collector into bags under `out`."""
-    env = _env(ctx)
+    env = seed_env(ctx)
     cfg = CollectConfig(mode=mode, episodes=len(seeds), seed=seeds.start, round=round_index)
     sink = BagSink(out, write_images=env.obs_mode == "pixels")
     factory = (
