@@ -150,11 +150,9 @@ def claims(report: Report) -> list[Claim]:
         out.append(_ordered(ClaimId.IMPROVES_ON_SFT, c))
     if c := _compare(td, "habc", R, "habc_v", R):
         out.append(_ordered(ClaimId.BEATS_HABC_V, c))
-    base = [m for m in ("imit_dagger", "imit_recap") if td.cell(m, R) is not None]
-    if td.cell("habc_v", R) is not None and base:
-        best = max(base, key=lambda m: td.cell(m, R).pooled.rate)  # type: ignore[union-attr]
-        c = _compare(td, "habc_v", R, best, R)
-        out.append(None if c is None else _ordered(ClaimId.HABC_V_BEATS_BASELINES, c, best))
+    base = {m: c.pooled.rate for m in ("imit_dagger", "imit_recap") if (c := td.cell(m, R))}
+    if base and (c := _compare(td, "habc_v", R, best := max(base, key=base.__getitem__), R)):
+        out.append(_ordered(ClaimId.HABC_V_BEATS_BASELINES, c, best))
     if c := _compare(td, "habc", R, "habc_naive", R):
         out.append(_ordered(ClaimId.CREDIT_BEATS_NAIVE, c))
     out.append(_length_claim(td, R))
