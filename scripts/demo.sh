@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 step() { printf '\n=== %s\n' "$*"; }
 
 step "1/7 scripted demonstrations (state mode)"
-collect --demos 12 --obs state --out "$DATA" --round 0 --seed 0
+habc-collect --demos 12 --obs state --out "$DATA" --round 0 --seed 0
 
 step "2/7 SFT round 0 ($STEPS gradient steps)"
 train_round --config config/train_sim.yaml --data-root "$DATA" --ckpt-root "$CKPT" \
@@ -33,7 +33,7 @@ habc-rollout backend=sim checkpoint="$CKPT/sft/round_000" data_root="$DATA" \
   --outcome sim --duration 20
 
 step "4/7 rollouts of the SFT policy (DDS-free collector), simulated operator taking over"
-collect --rollouts 8 --obs state --policy "$CKPT/sft/round_000" --out "$DATA" --round 1 \
+habc-collect --rollouts 8 --obs state --policy "$CKPT/sft/round_000" --out "$DATA" --round 1 \
   --seed 10000
 
 step "5/7 HABC round 1 (initialised from SFT) on demos + both runtimes' rollouts"
@@ -42,7 +42,7 @@ train_round --config config/train_sim.yaml --data-root "$DATA" --ckpt-root "$CKP
   checkpoint_every=100
 
 step "6/7 evaluation on held-out seeds"
-collect --eval 6 --obs state --policy "$CKPT/habc/round_001" --out "$OUT/eval" --seed 900000
+habc-collect --eval 6 --obs state --policy "$CKPT/habc/round_001" --out "$OUT/eval" --seed 900000
 
 step "7/7 summary (bags in $DATA, checkpoints in $CKPT, evaluation in $OUT/eval)"
 python scripts/demo_summary.py "$OUT"

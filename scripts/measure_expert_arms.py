@@ -1,4 +1,4 @@
-"""Controlled arms for the chunked scripted expert (`collect --policy expert`), 20 eval seeds.
+"""Controlled arms for the chunked scripted expert (`habc-collect --policy expert`), 20 eval seeds.
 
     python scripts/measure_expert_arms.py
 

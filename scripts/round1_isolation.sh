@@ -38,7 +38,7 @@ for pair in "SFT r0:$CK/sft/round_000" "control r1:$CK/sft_continued/sft/round_0
   tag=$(echo "$name" | tr -c 'A-Za-z0-9' '_')
   for first in 9000000 9000050; do
     n=$([ $first = 9000000 ] && echo 50 || echo 100)
-    [ -f "$WORK/eval_${tag}_$first.json" ] || evaluate "$ck" --trials $n --seed $first --quiet \
+    [ -f "$WORK/eval_${tag}_$first.json" ] || habc-evaluate "$ck" --trials $n --seed $first --quiet \
       --json "$WORK/eval_${tag}_$first.json" > /dev/null
   done
   python3 - "$name" "$WORK/eval_${tag}_9000000.json" "$WORK/eval_${tag}_9000050.json" <<'PY'

@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 
 PROGS = {
-    "collect": ("habc_control.collect", "collect"),
-    "evaluate": ("habc_benchmark.evaluate", "evaluate"),
+    "collect": ("habc_control.collect", "habc-collect"),
+    "evaluate": ("habc_benchmark.evaluate", "habc-evaluate"),
     "habc-rollout": ("habc_control.runner", "habc-rollout"),
     "habc-benchmark": ("habc_benchmark.cli", "habc-benchmark"),
     "habc-benchmark-compare": ("habc_benchmark.compare", "habc-benchmark-compare"),
     "smoothness": ("habc_trainer.smoothness", "python -m habc_trainer.smoothness"),
     "train_round": ("habc_trainer.train_round", "train_round"),
-    "convert": ("habc_trainer.convert", "convert"),
+    "convert": ("habc_trainer.convert", "habc-convert"),
 }
 
 TR = ["--data-root", "TMP/data", "--ckpt-root", "TMP/ckpt"]  # train_round's required flags
@@ -188,8 +188,11 @@ CASES: list[tuple[str, list[str], str]] = [
 
 # The real console scripts: exit status and stderr end to end (~1-3 s each).
 SUBPROCESS_CASES: list[tuple[list[str], str]] = [
-    (["collect", "--demos", "-3"], "collect: error: argument --demos: must be >= 0, got -3"),
-    (["collect", "--eval", "1", "--policy", "TINY"], "checkpoint horizon 10 < execute_steps"),
+    (
+        ["habc-collect", "--demos", "-3"],
+        "habc-collect: error: argument --demos: must be >= 0, got -3",
+    ),
+    (["habc-collect", "--eval", "1", "--policy", "TINY"], "checkpoint horizon 10 < execute_steps"),
     (["habc-rollout", "backend=foo"], "habc-rollout: error: arm_driver.backend: 'foo'"),
     (["habc-rollout", "teleop.debounce_s=abc"], "override 'teleop.debounce_s'"),
     (

@@ -1,11 +1,11 @@
-"""One runtime: the same seeded sim episode through the ROS graph and through `collect`.
+"""One runtime: the same seeded sim episode through the ROS graph and through `habc-collect`.
 
 Both run the arm driver's DriverCore (safety core), the command mux, the chunk executor and the
 scheduled operator from one graph config; both bags convert, and the training data agree within
 the tolerances below. What differs, and why: the graph runs in wall-clock time on DDS (the
 episode starts and ends by service calls a few ticks off the sim's own counter, the operator's
 pedal window is timed on the teleop node's clock, inference runs in a worker thread), while
-`collect` steps the same objects in one loop with one tick of modelled inference latency.
+`habc-collect` steps the same objects in one loop with one tick of modelled inference latency.
 """
 
 import os

@@ -1,4 +1,4 @@
-"""Policy node end to end with engineer C's FlowPolicy behind the Policy interface."""
+"""Policy node end to end with habc_trainer's FlowPolicy behind the Policy interface."""
 
 import os
 import threading

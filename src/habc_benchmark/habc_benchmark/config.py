@@ -16,6 +16,7 @@ import yaml
 
 from habc_benchmark.seeds import MAX_PROTOCOL_SEEDS, SeedPlan
 from habc_core.cli import coerce_field, coerce_fields
+from habc_core.paths import find_config
 from habc_trainer.config import TrainConfig
 from habc_trainer.methods import METHODS
 
@@ -268,12 +269,12 @@ def from_dict(d: dict[str, Any]) -> ExperimentConfig:
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The workspace root (the directory holding config/sim.yaml)."""
-    here = (start or Path.cwd()).resolve()
-    for parent in [here, *here.parents, *Path(__file__).resolve().parents]:
-        if (parent / PRESET_DIR / "sim.yaml").is_file():
-            return parent
-    raise FileNotFoundError("could not find the workspace root (config/sim.yaml)")
+    """The directory holding config/ (the workspace, or the installed share directory): the
+    one above `start` (default: the current directory) if any, else habc_core's lookup."""
+    found = find_config("sim.yaml", start=start or Path.cwd())
+    if found is None:
+        raise FileNotFoundError("could not find the workspace root (config/sim.yaml)")
+    return found.parent.parent
 
 
 def preset_names(root: Path) -> list[str]:

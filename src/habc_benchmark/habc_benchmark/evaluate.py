@@ -1,7 +1,7 @@
-"""`evaluate`: N held-out trials of a checkpoint on the simulated rig.
+"""`habc-evaluate`: N held-out trials of a checkpoint on the simulated rig.
 
-    evaluate ckpt/habc/round_003                       # 50 trials, state observations
-    evaluate ckpt/sft/round_000 --trials 100 --obs pixels --json out/sft.json --md out/sft.md
+    habc-evaluate ckpt/habc/round_003                       # 50 trials, state observations
+    habc-evaluate ckpt/sft/round_000 --trials 100 --obs pixels --json out/sft.json --md out/sft.md
 
 Success rate with its Wilson 95 % interval and the mean ± std trajectory length (action frames)
 over successful trials (spec §8). Trials run collect's own episode loop (`--eval`: no operator
@@ -22,7 +22,7 @@ from habc_control.command_mux import ActionLayout
 from habc_core.cli import ArgumentParser, UserError, non_negative_int, positive_int, user_errors
 from habc_core.features import CAMERA_NAMES
 
-PROG = "evaluate"
+PROG = "habc-evaluate"
 
 
 def fmt_pct(x: float) -> str:
@@ -56,7 +56,7 @@ def markdown(result: EvalResult) -> str:
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("policy", help="checkpoint directory (or any `collect --policy` spec)")
+    p.add_argument("policy", help="checkpoint directory (or any `habc-collect --policy` spec)")
     p.add_argument("--trials", type=positive_int, default=50, help="number of trials (default 50)")
     p.add_argument(
         "--seed",

@@ -1,7 +1,7 @@
 """Held-out evaluation of one policy: N trials through collect's own episode loop.
 
 The trials run `collect.Collector` in `eval` mode (no operator takeover) with a `NullSink`, so
-evaluation and `collect --eval` are the same code path; only the bookkeeping is added here.
+evaluation and `habc-collect --eval` are the same code path; only the bookkeeping is added here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from habc_control.collect import (
     CollectConfig,
     Collector,
     NullSink,
-    _default_config_path,
+    default_config_path,
     make_policy_factory,
 )
 from habc_sim.config import load_sim_config
@@ -143,14 +143,14 @@ def rig_policy_factory(policy: str, env: Any, horizon: int, execute_steps: int) 
 
 
 def load_sim(sim_config: str | None) -> Any:
-    return load_sim_config(sim_config or _default_config_path())
+    return load_sim_config(sim_config or default_config_path())
 
 
 def evaluate_policy(
     policy: str, cfg: EvalConfig, on_trial: Callable[[Trial], None] | None = None
 ) -> EvalResult:
     """Run `cfg.trials` held-out trials of `policy` (a checkpoint directory, or any spec
-    `collect --policy` accepts) and summarise them."""
+    `habc-collect --policy` accepts) and summarise them."""
     import torch  # deferred: torch
 
     from habc_sim.env import PouchEnv  # deferred: mujoco

@@ -1,6 +1,6 @@
 """Per-arm control authority: who commands each arm (POLICY / HUMAN / HOLD).
 
-Pure Python (no rclpy): the teleop node, the command mux and engineer A's DDS-free collector all
+Pure Python (no rclpy): the teleop node, the command mux and the DDS-free collector all
 run this same code.
 
 Typical use, one call per control tick (or per pedal event)::

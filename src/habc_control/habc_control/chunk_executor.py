@@ -1,6 +1,6 @@
 """Action-chunk execution: run `execute_steps` (25) of each H (50)-step chunk, then re-plan.
 
-Pure Python (no rclpy): the policy node and engineer A's DDS-free collector share it.
+Pure Python (no rclpy): the policy node and the DDS-free collector share it.
 
 Synchronous use (collector; inference inside the tick)::
 

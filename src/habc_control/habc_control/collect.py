@@ -7,12 +7,12 @@ episode with the trainer's EpisodeBagWriter: the topics the recorder node record
 command (after safety) as the action and the mux's request beside it. Where it differs from the
 ROS graph it says so in docs/sim-rig.md ("Two runtimes, one rig").
 
-    collect --demos 20 --out data                       # scripted operator demonstrations
-    collect --rollouts 100 --policy expert --out data   # policy + intervention model
-    collect --eval 50 --policy module:factory --obs pixels
+    habc-collect --demos 20 --out data                       # scripted operator demonstrations
+    habc-collect --rollouts 100 --policy expert --out data   # policy + intervention model
+    habc-collect --eval 50 --policy module:factory --obs pixels
 
 This module holds the collector's settings (`CollectConfig`, read from the graph config) and the
-`collect` command; the episode loop is habc_control.collector, the sinks
+`habc-collect` command; the episode loop is habc_control.collector, the sinks
 habc_control.collect_sinks, the policies habc_control.collect_policies (their names are
 re-exported here for the callers that import them from `habc_control.collect`).
 """
@@ -92,7 +92,7 @@ __all__ = [
 
 Mode = Literal["demo", "rollout", "eval"]
 MODES: tuple[str, ...] = ("demo", "rollout", "eval")
-PROG = "collect"
+PROG = "habc-collect"
 
 
 @dataclass(frozen=True)
@@ -249,11 +249,11 @@ def _refuse_combinations(args: argparse.Namespace, mode: str) -> None:
                 raise UserError(f"{flag}: not with --dry-run (nothing is written)")
 
 
-def _default_config_path() -> Path | None:
+def default_config_path() -> Path | None:
     """`--config` unset: config/sim.yaml if found (habc_benchmark's evaluation imports this)."""
-    from habc_sim.config import default_config_path
+    from habc_sim import config as sim_config  # optional: a robot PC has no habc_sim
 
-    return default_config_path()
+    return sim_config.default_config_path()
 
 
 def summarize(results: list[EpisodeSummary], wall_s: float, control_hz: float) -> str:
@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"--schedule: {exc}") from None
         if args.config is not None and not Path(args.config).is_file():
             raise UserError(f"--config: no such file {args.config}")
-        cfg_path = args.config or _default_config_path()
+        cfg_path = args.config or default_config_path()
         sim_cfg = load_sim_config(cfg_path)
         obs_mode = args.obs or sim_cfg.env.obs_mode
         if args.compressed and obs_mode != "pixels":

@@ -6,7 +6,7 @@ The node only needs the `Policy` boundary (habc_core.policy): `infer(obs: dict) 
 `load_policy(spec)`:
 * ""                 -> DriftPolicy (no model: repeat the current pose, optionally drifting);
 * "module:callable"  -> callable() returns a Policy (custom or remote policies);
-* anything else      -> a habc_trainer checkpoint directory (engineer C's `load_policy`).
+* anything else      -> a habc_trainer checkpoint directory (habc_trainer.checkpoint.load_policy).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Episode recorder core: /episode/events + raw messages -> one bag directory + sidecar.
 
 Pure Python (no rclpy): the recorder node hands it raw CDR bytes (rclpy.serialization) and the
-decoded episode events; engineer B's `habc_core.bag_writer.EpisodeBagWriter` writes the bag.
+decoded episode events; `habc_core.bag_writer.EpisodeBagWriter` writes the bag.
 
     rec = EpisodeRecorder(RecorderConfig(data_root="data", robot="arx_x5_bimanual_sim"))
     rec.on_event(EpisodeEventData(START, t0, "ep_...", "task", "rollout"))

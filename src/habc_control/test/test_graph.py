@@ -186,8 +186,8 @@ def test_every_profile_parameter_is_declared_by_its_node(profile):
 
 
 def test_profiles_are_installed_with_the_package():
-    setup = (ROOT / "src" / "habc_control" / "setup.py").read_text()
-    assert 'glob("../../config/*.yaml")' in setup  # share/habc_control/config
+    setup = (ROOT / "src" / "habc_control" / "setup.cfg").read_text()
+    assert "share/habc_control/config = ../../config/*.yaml" in setup
     for file in PROFILES.values():
         assert (ROOT / "config" / file).is_file(), file
 

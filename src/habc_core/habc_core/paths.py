@@ -22,10 +22,18 @@ def _installed(name: str) -> Path | None:
     return None
 
 
-def find_config(name: str, *, cwd: bool = False, installed: bool = True) -> Path | None:
-    """config/<name>: under the current directory (with `cwd`), then the installed share
-    directory (with `installed`), then the nearest `config/` above this source file (the source
-    tree); None where none has it."""
+def find_config(
+    name: str, *, cwd: bool = False, installed: bool = True, start: Path | None = None
+) -> Path | None:
+    """config/<name>: in `start` or a directory above it, under the current directory (with
+    `cwd`), then the installed share directory (with `installed`), then the nearest `config/`
+    above this source file (the source tree); None where none has it."""
+    if start is not None:
+        here = Path(start).resolve()
+        for parent in [here, *here.parents]:
+            p = parent / CONFIG_DIR / name
+            if p.is_file():
+                return p
     if cwd:
         p = Path.cwd() / CONFIG_DIR / name
         if p.is_file():

@@ -1,7 +1,7 @@
-"""`convert`: episode bags under one or more data roots -> the episode store (incremental).
+"""`habc-convert`: episode bags under one or more data roots -> the episode store (incremental).
 
-    convert --data-root data/ --store store/            # only new or changed bags are read
-    convert --data-root data/ --store store/ --rebuild  # from scratch
+    habc-convert --data-root data/ --store store/            # only new or changed bags are read
+    habc-convert --data-root data/ --store store/ --rebuild  # from scratch
 
 One episode at a time is held in memory. A bad bag is reported with its reason and skipped; it
 never stops the conversion (an unexpected error in this code is caught too, reported as an
@@ -39,7 +39,7 @@ from habc_trainer.arm_sync import PAIRING_MODES
 from habc_trainer.episode import Episode, EpisodeError, ExtractConfig, extract_episode
 from habc_trainer.store import EpisodeStore, StoreError, StoreWriter, bag_fingerprint
 
-PROG = "convert"
+PROG = "habc-convert"
 # How many bags a summary line lists before it says "... and N more" (the JSON has them all).
 _LIST_LIMIT = 10
 

@@ -30,7 +30,7 @@ def default_init(ckpt_root: Path, method: str, round_index: int) -> Path | None:
 
 
 def convert_bags(data_root: Path, store: Path, cfg: TrainConfig, progress: bool) -> str:
-    """Convert new or changed bags under ``data_root`` into the store (engineer B's converter).
+    """Convert new or changed bags under ``data_root`` into the store.
 
     The store keeps the cameras and resolution the model consumes (none in state mode).
     """

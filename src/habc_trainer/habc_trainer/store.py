@@ -98,7 +98,7 @@ def load_manifest(root: Path | str) -> dict[str, Any]:
     if data.get("format_version") != STORE_FORMAT_VERSION:
         raise StoreError(
             f"{path}: store format version {data.get('format_version')} but this trainer "
-            f"reads {STORE_FORMAT_VERSION}; rebuild the store with convert --rebuild"
+            f"reads {STORE_FORMAT_VERSION}; rebuild the store with habc-convert --rebuild"
         )
     return data
 
@@ -140,7 +140,7 @@ class StoreWriter:
         if manifest["extract"] != extract:
             raise StoreError(
                 f"{self.root}: store was built with {manifest['extract']}, not {extract}; "
-                "use another store directory or convert --rebuild"
+                "use another store directory or habc-convert --rebuild"
             )
         return manifest
 

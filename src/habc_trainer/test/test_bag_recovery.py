@@ -395,7 +395,7 @@ def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message
         main(["--data-root", str(tmp_path / "data"), "--store", str(tmp_path / "s"), *args])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("convert: error: ") and err.count("\n") == 1 and message in err
+    assert err.startswith("habc-convert: error: ") and err.count("\n") == 1 and message in err
 
 
 def test_cli_refuses_a_store_that_is_a_file_and_a_missing_json_dir(tmp_path, capsys):
@@ -412,7 +412,7 @@ def test_cli_refuses_a_store_that_is_a_file_and_a_missing_json_dir(tmp_path, cap
         with pytest.raises(SystemExit):
             main([*base, *extra])
         err = capsys.readouterr().err
-        assert err.startswith(f"convert: error: {message} ") and err.count("\n") == 1
+        assert err.startswith(f"habc-convert: error: {message} ") and err.count("\n") == 1
 
 
 # --- the recorder SIGKILLed ------------------------------------------------------------------

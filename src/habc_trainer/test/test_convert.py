@@ -278,7 +278,9 @@ def test_cli_prints_summary(data_root, tmp_path, capsys):
         main(["--data-root", str(tmp_path / "nope"), "--store", str(tmp_path / "t")])
     assert exit_info.value.code == 2
     nope = str(tmp_path / "nope")
-    assert capsys.readouterr().err == f"convert: error: --data-root {nope!r}: does not exist\n"
+    assert (
+        capsys.readouterr().err == f"habc-convert: error: --data-root {nope!r}: does not exist\n"
+    )
 
 
 @pytest.mark.slow
@@ -451,7 +453,7 @@ def test_cli_max_command_gap_and_skip_reasons(tmp_path, capsys):
         main([*args, "--store", str(tmp_path / "s3"), "--max-command-gap", "0"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == (
-        "convert: error: argument --max-command-gap: must be > 0, got 0\n"
+        "habc-convert: error: argument --max-command-gap: must be > 0, got 0\n"
     )
 
 

@@ -169,7 +169,7 @@ RERUNNING = [
     "    habc-benchmark --preset cpu --diagnose           # only the round-1 diagnostic",
     "    habc-benchmark --preset smoke                    # minutes; the test suite's run",
     "    habc-benchmark --preset gpu                      # paper-sized budgets",
-    "    evaluate out/benchmark/cpu/state/seed_0/ckpt/habc/round_003 --trials 50",
+    "    habc-evaluate out/benchmark/cpu/state/seed_0/ckpt/habc/round_003 --trials 50",
     "    habc-benchmark-compare before.json docs/results/results.json  # rerun vs earlier",
     "",
     "Runs resume: a finished cell (its record on disk) is skipped. Evaluation trials are a "

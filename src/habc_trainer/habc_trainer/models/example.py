@@ -1,6 +1,6 @@
 """Synthetic batches in exactly the sample-stream format (like openpi's make_example).
 
-Used by tests, the benchmark and warm-up; the layout mirrors features.py and engineer B's window
+Used by tests, the benchmark and warm-up; the layout mirrors features.py and the window
 dataset: obs./next_obs. keys, (B, H, D) chunks, masks, labels and bookkeeping ints.
 """
 
