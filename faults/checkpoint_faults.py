@@ -264,17 +264,6 @@ def _expect_refused(path: Path, name: str) -> str:
     return message
 
 
-CHECKPOINT_FILES = (
-    "model.safetensors",
-    "optim.safetensors",
-    "rng.safetensors",
-    "trainer.json",
-    "config.yaml",
-    "manifest.json",
-    "checksums.json",
-)
-
-
 def _flip_trials(fast: bool) -> list[tuple[str, float]]:
     if fast:
         return [
@@ -285,8 +274,10 @@ def _flip_trials(fast: bool) -> list[tuple[str, float]]:
             ("trainer.json", 0.3),
             ("model.safetensors", -200),
         ]
+    from habc_trainer.checkpoint_files import ALL_FILES  # torch: only when the sweep runs
+
     fractions = (0.0, 0.05, 0.2, 0.4, 0.6, 0.8, 1.0)
-    out = [(name, f) for name in CHECKPOINT_FILES for f in fractions]
+    out = [(name, f) for name in ALL_FILES for f in fractions]
     return out + [("model.safetensors", -200), ("optim.safetensors", -200)]
 
 

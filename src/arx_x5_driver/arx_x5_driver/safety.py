@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from habc_core.action_layout import TARGET_DIMS
 from habc_core.contract import (
     AUTHORITY_HOLD,
-    MODE_EE,
+    MODE_EE,  # noqa: F401 - the backends import the command modes from here
     MODE_JOINT,
     SAFETY_GRIPPER,
     SAFETY_HOLD,
@@ -138,7 +139,7 @@ class Command:
     authority: int = 0
 
     def __post_init__(self) -> None:
-        want = 6 if self.mode == MODE_JOINT else 9 if self.mode == MODE_EE else None
+        want = TARGET_DIMS.get(self.mode)
         if want is None:
             raise ValueError(f"mode: expected MODE_JOINT (0) or MODE_EE (1), got {self.mode!r}")
         t = np.asarray(self.targets, dtype=np.float64)

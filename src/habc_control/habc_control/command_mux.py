@@ -28,11 +28,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 from habc_control.authority import Authority, blend_pose
+from habc_core.action_layout import ActionLayout, ArmTarget
 
-ACTION_SPACES = {"ee": 9, "joint": 6}  # target values per arm, the gripper comes on top
 # A policy silent this long under POLICY is stalled: well above the sim presets' inference
 # (23-39 ms) with prefetch, short enough that a dead policy never looks like one that acts.
 POLICY_TIMEOUT_S = 0.5
@@ -43,61 +41,6 @@ def policy_timeout_ticks(timeout_s: float, control_hz: float) -> int:
     if not timeout_s > 0:
         raise ValueError(f"policy_timeout_s: must be > 0, got {timeout_s!r}")
     return max(1, math.ceil(timeout_s * control_hz - 1e-9))
-
-
-@dataclass(frozen=True)
-class ArmTarget:
-    """One arm's command: `targets` (9 for ee, 6 for joint) and the gripper opening [m]."""
-
-    targets: np.ndarray
-    gripper: float
-
-    def vector(self) -> np.ndarray:
-        return np.append(np.asarray(self.targets, dtype=np.float64), float(self.gripper))
-
-
-@dataclass(frozen=True)
-class ActionLayout:
-    arms: tuple[str, ...] = ("left", "right")
-    action_space: str = "ee"
-
-    def __post_init__(self) -> None:
-        if self.action_space not in ACTION_SPACES:
-            raise ValueError(
-                f"action_space: expected one of {tuple(ACTION_SPACES)}, got {self.action_space!r}"
-            )
-
-    @property
-    def per_arm(self) -> int:
-        return ACTION_SPACES[self.action_space] + 1
-
-    @property
-    def dim(self) -> int:
-        return self.per_arm * len(self.arms)
-
-    def dim_names(self) -> list[str]:
-        if self.action_space == "ee":
-            names = ["x", "y", "z", "r11", "r21", "r31", "r12", "r22", "r32"]
-        else:
-            names = [f"joint{i}" for i in range(1, 7)]
-        return [f"{arm}.{n}" for arm in self.arms for n in [*names, "gripper"]]
-
-    def arm_slice(self, arm: str) -> slice:
-        i = self.arms.index(arm)
-        return slice(i * self.per_arm, (i + 1) * self.per_arm)
-
-    def split(self, action: np.ndarray) -> dict[str, ArmTarget]:
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != (self.dim,):
-            raise ValueError(f"action: expected shape ({self.dim},), got {action.shape}")
-        out = {}
-        for arm in self.arms:
-            v = action[self.arm_slice(arm)]
-            out[arm] = ArmTarget(v[:-1].copy(), float(v[-1]))
-        return out
-
-    def join(self, targets: Mapping[str, ArmTarget]) -> np.ndarray:
-        return np.concatenate([targets[arm].vector() for arm in self.arms]).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 import yaml
 
+from habc_core.action_layout import ACTION_SPACES
 from habc_core.paths import find_config
 
 ActionSpace = Literal["ee", "joint"]
 ObsMode = Literal["state", "pixels"]
-ACTION_SPACES: tuple[str, ...] = ("ee", "joint")
 OBS_MODES: tuple[str, ...] = ("state", "pixels")
 
 

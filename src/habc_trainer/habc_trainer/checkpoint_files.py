@@ -37,6 +37,8 @@ CHECKSUMS_FORMAT = "habc-checkpoint-checksums"
 CHECKPOINT_VERSION = 2
 UNVERIFIED_VERSION = 1
 REQUIRED_FILES = (MODEL_FILE, OPTIM_FILE, RNG_FILE, STATE_FILE, CONFIG_FILE)
+# Every file a finished checkpoint holds (the manifest is written by train_round).
+ALL_FILES = (*REQUIRED_FILES, MANIFEST_FILE, CHECKSUMS_FILE)
 # The policy node deploys as another user than the trainer: a checkpoint is world-readable
 # whatever the trainer's umask (it holds weights, no secrets), and writable by its owner only.
 FILE_MODE = 0o644

@@ -13,12 +13,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from habc_core.contract import MODE_EE, MODE_JOINT, SOURCES
+from habc_core.contract import SOURCES
 from habc_core.features import ACTION, CAMERA_NAMES
 
 ProprioMode = Literal["auto", "ee", "joint"]
 ARRAYS_VERSION = 2
-TARGET_DIMS = {MODE_JOINT: 6, MODE_EE: 9}
 
 
 class EpisodeError(ValueError):

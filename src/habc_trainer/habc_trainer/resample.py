@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from habc_core.action_layout import TARGET_DIMS
 from habc_core.contract import (
     AUTHORITY_HUMAN,
     AUTHORITY_TOPIC,
@@ -37,7 +38,6 @@ from habc_core.features import (
 from habc_core.rotations import rot6d_from_quats_xyzw
 from habc_trainer.arm_sync import pair_commands, skew_stats_ms
 from habc_trainer.episode_types import (
-    TARGET_DIMS,
     Episode,
     EpisodeInfo,
     ExtractConfig,

@@ -24,6 +24,7 @@ from habc_trainer.checkpoint import (
     restore_learner,
     save_checkpoint,
 )
+from habc_trainer.checkpoint_files import ALL_FILES
 from habc_trainer.config import TrainConfig
 from habc_trainer.models.example import SyntheticStreams, make_example_obs
 from habc_trainer.train_round import batch_counts, draw_batch
@@ -122,15 +123,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 # --- integrity: sha256 of every file, checked at every load ---
 
-FILES = [
-    "model.safetensors",
-    "optim.safetensors",
-    "rng.safetensors",
-    "trainer.json",
-    "config.yaml",
-    "manifest.json",
-    "checksums.json",
-]
+FILES = ALL_FILES
 # A pickle of {"a": 1} (protocol 2), and one that would run `touch` if anything unpickled it.
 PICKLE = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01K\x01s."
 
