@@ -38,7 +38,6 @@ from habc_control.ros_common import (
     follow_joint_states,
     refuse_runtime_changes,
 )
-from habc_core import features as F
 from habc_core.contract import (
     ACTION_CHUNK_TOPIC,
     AUTHORITY_TOPIC,
@@ -50,6 +49,7 @@ from habc_core.contract import (
     policy_command_topic,
 )
 from habc_core.images import decode_image, resize_square
+from habc_core.observation import build_observation
 from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
 
 
@@ -166,10 +166,9 @@ class PolicyNode(Node):
                             f"camera {cam}: no image for more than {self._images.timeout_s} s: "
                             "left out of the observation (a policy that needs it holds)"
                         )
-                    obs = {F.PROPRIO: proprio, F.TASK: self.task}
-                    obs.update({F.image_key(c): im for c, im in self._images.fresh(now).items()})
-                    if self._env_state is not None:
-                        obs[F.ENV_STATE] = self._env_state
+                    obs = build_observation(
+                        proprio, self.task, self._images.fresh(now), self._env_state
+                    )
                     token = self.chunker.begin_request()
                     self._requests.put((obs, token))
             step = self.chunker.step()

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from habc_core.features import ENV_STATE, PROPRIO, TASK, image_key
+from habc_core.observation import build_observation
 from habc_core.rotations import matrix_from_rot6d, rot6d_from_matrix
 from habc_sim.cameras import CameraSet
 from habc_sim.config import SimConfig
@@ -41,10 +41,6 @@ ENV_STATE_NAMES: tuple[str, ...] = (
     "pouch_y",
     "pouch_yaw",
 )
-# Observation keys: the feature keys the store and the models use (one place for key strings).
-PROPRIO_KEY = PROPRIO
-ENV_STATE_KEY = ENV_STATE
-TASK_KEY = TASK
 
 
 HOME_TOOL = np.array([0.17, 0.0, 0.15])  # base frame: in front of the base, above the table
@@ -256,15 +252,8 @@ class PouchEnv:
         return self.cameras.render(self.rig.data)
 
     def observe(self, images: bool = True) -> dict[str, Any]:
-        obs: dict[str, Any] = {
-            PROPRIO_KEY: self.proprio(),
-            ENV_STATE_KEY: self.env_state(),
-            TASK_KEY: self.prompt,
-        }
-        if images and self.cameras is not None:
-            for cam, img in self.render().items():
-                obs[image_key(cam)] = img
-        return obs
+        rendered = self.render() if images and self.cameras is not None else None
+        return build_observation(self.proprio(), self.prompt, rendered, self.env_state())
 
     def close(self) -> None:
         if self.cameras is not None:
