@@ -356,8 +356,8 @@ MUTANTS = (
     M(
         "policy node feeds stale images",
         CONTROL + "policy_node.py",
-        "self._images.fresh(now).items()",
-        "((k, v) for k, (v, _t) in self._images._values.items())",
+        "self._images.fresh(now), self._env_state",
+        "{k: v for k, (v, _t) in self._images._values.items()}, self._env_state",
     ),
     M(
         "collector blend default",
