@@ -16,8 +16,12 @@ import numpy as np
 import yaml
 
 from habc_control.authority import Authority
+from habc_core.bag_writer import EpisodeBagWriter
+from habc_core.contract import episode_dir
 from habc_core.episode_events import write_start_event
 from habc_core.features import CAMERA_NAMES, ENV_STATE, image_key
+from habc_core.rostypes import make_typestore
+from habc_core.rotations import quat_xyzw_from_matrix
 
 SIM_LOG_NAME = "sim_log.yaml"  # operator decisions and task milestones, next to the sidecar
 
@@ -80,10 +84,6 @@ class BagSink(EpisodeSink):
         self._typestore: Any = None  # one per sink: rosbags compiles its serializers once
 
     def begin(self, meta: Any) -> None:
-        from habc_core.bag_writer import EpisodeBagWriter
-        from habc_core.contract import episode_dir
-        from habc_core.rostypes import make_typestore
-
         if self._typestore is None:
             self._typestore = make_typestore()
         path = episode_dir(self.data_root, meta.task, meta.round, meta.episode_id)
@@ -100,7 +100,7 @@ class BagSink(EpisodeSink):
             dq = np.append(rig.joint_vel(arm), 0.0)
             w.write_joint_state(arm, q, t_ns, velocity=dq)
             xyz, rot = rig.ee_pose(arm)
-            w.write_ee_pose(arm, xyz, _quat_xyzw(rot), t_ns)
+            w.write_ee_pose(arm, xyz, quat_xyzw_from_matrix(rot), t_ns)
         if hasattr(w, "write_env_state"):  # /sim/env_state: newer writers only
             w.write_env_state(obs[ENV_STATE], t_ns)
         if self.write_images:
@@ -160,11 +160,3 @@ class BagSink(EpisodeSink):
         self._w = None
         (path / SIM_LOG_NAME).write_text(yaml.safe_dump(extra, sort_keys=False), "utf-8")
         return str(path)
-
-
-def _quat_xyzw(rot: np.ndarray) -> np.ndarray:
-    import mujoco
-
-    q = np.empty(4)
-    mujoco.mju_mat2Quat(q, np.ascontiguousarray(rot).reshape(-1))
-    return np.array([q[1], q[2], q[3], q[0]])

@@ -26,6 +26,7 @@ from habc_control.command_mux import ActionLayout, ArmTarget, CommandMux, MuxCon
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
 from habc_control.teleop import ScheduledOperator, parse_schedule
 from habc_core.contract import MODE_BY_SPACE
+from habc_core.rotations import rot6d_from_matrix
 
 if TYPE_CHECKING:  # the config lives with the CLI that builds it; no import cycle at run time
     from habc_control.collect import CollectConfig
@@ -224,8 +225,6 @@ class Collector:
         )
 
     def _measured(self, arm: str) -> np.ndarray:
-        from habc_sim.rotations import rot6d_from_matrix
-
         rig = self.env.rig
         if self.env.action_space == "ee":
             xyz, rot = rig.ee_pose(arm)
