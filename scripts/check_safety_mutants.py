@@ -410,15 +410,13 @@ def copy_tree(dest: Path) -> None:
 def environment(root: Path) -> dict[str, str]:
     """Imports and the graph config resolve to the private copy, messages to the build."""
     env = dict(os.environ)
-    pkgs = [str(root / "src" / p) for p in ("arx_x5_driver", "habc_control", "habc_trainer")]
+    # Every Python package of the workspace (a src/<pkg>/setup.py), imported from the copy.
+    names = sorted(d.name for d in (root / "src").iterdir() if (d / "setup.py").is_file())
+    pkgs = [str(root / "src" / n) for n in names]
     keep = [
         p
         for p in env.get("PYTHONPATH", "").split(os.pathsep)
-        if p
-        and "/build/" not in p
-        and not any(
-            f"/install/{n}/" in p for n in ("arx_x5_driver", "habc_control", "habc_trainer")
-        )
+        if p and "/build/" not in p and not any(f"/install/{n}/" in p for n in names)
     ]
     env["PYTHONPATH"] = os.pathsep.join([str(root), *pkgs, *keep])
     env["AMENT_PREFIX_PATH"] = os.pathsep.join(
