@@ -66,6 +66,7 @@ def make_backend(node: Node, name: str, arms: tuple[str, ...], mode: int) -> Rig
     if name == "kinematic":
         return KinematicRigBackend(arms)
     if name == "arx5":
+        # optional: the ARX SDK (arx5_interface), needed by backend arx5 only
         from arx_x5_driver.real_backend import RealBackendConfig, RealRigBackend
 
         ifaces = list(node.get_parameter("can_interfaces").value)
@@ -206,7 +207,7 @@ class ArmNode(Node):
     def _make_expert(self, seed: int):
         if not self._publish_expert:
             return None
-        from habc_sim.expert import ScriptedExpert
+        from habc_sim.expert import ScriptedExpert  # optional: the sim rig, backend sim only
 
         env = self.backend.env
         # The human's hands get their own stream per layout, like collect's operator.

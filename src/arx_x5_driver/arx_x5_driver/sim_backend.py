@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from arx_x5_driver.safety import Measured
 from habc_core.contract import MODE_EE, MODE_JOINT
 from habc_core.rotations import rot6d_from_matrix
 from habc_sim.config import SimConfig, load_sim_config
@@ -50,8 +51,6 @@ class SimRigBackend:
         self.stopped = False
 
     def read(self, arm: str) -> Any:
-        from arx_x5_driver.safety import Measured
-
         rig = self.env.rig
         xyz, rot = rig.ee_pose(arm)
         ee = np.concatenate([xyz, rot6d_from_matrix(rot)])

@@ -275,6 +275,7 @@ def summarize(results: list[EpisodeSummary], wall_s: float, control_hz: float) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # optional: the sim rig (habc_sim, MuJoCo) is not installed on a robot PC
     from habc_sim.config import load_sim_config
     from habc_sim.env import PouchEnv
 
@@ -342,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = range(args.seed, args.seed + n)
     bar = None
     if not args.quiet:
-        from tqdm import tqdm
+        from tqdm import tqdm  # imported only for a progress bar
 
         bar = tqdm(total=n, desc=f"collect {mode}", unit="ep", file=sys.stderr)
     results: list[EpisodeSummary] = []

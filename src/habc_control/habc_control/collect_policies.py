@@ -53,7 +53,7 @@ def checkpoint_model_config(path: Path | str, name: str = "--policy") -> Any:
     """The ModelConfig a checkpoint directory was trained with, read by the trainer's own loader
     (habc_trainer.checkpoint.load_checkpoint: its layout, version and integrity checks); a
     damaged or foreign directory is a UserError naming it instead of a traceback."""
-    from habc_trainer.checkpoint import CheckpointError, load_checkpoint
+    from habc_trainer.checkpoint import CheckpointError, load_checkpoint  # torch: deferred
 
     try:
         return load_checkpoint(path).model_config
@@ -116,7 +116,7 @@ def make_policy_factory(
     """`expert` (good skill), `weak-expert` (poor skill: the imperfect policy), `replay`
     (open-loop replay of a demo recorded on another seed), or what the policy node loads: a
     trainer checkpoint directory or `module:callable` (callable() -> object with infer(obs))."""
-    from habc_sim.policies import ExpertChunkPolicy, ReplayPolicy
+    from habc_sim.policies import ExpertChunkPolicy, ReplayPolicy  # optional: habc_sim
 
     if spec in ("expert", "weak-expert"):
         skill = sim_cfg.operator.expert if spec == "expert" else weak_skill()
@@ -163,7 +163,7 @@ def make_policy_factory(
 
 def weak_skill() -> Any:
     """A policy that roughly knows the task but aims badly: grasps miss or slip now and then."""
-    from habc_sim.config import ExpertConfig
+    from habc_sim.config import ExpertConfig  # optional: habc_sim
 
     return ExpertConfig(pos_noise=0.011, yaw_noise=0.3, hesitation_prob=0.3, regrasp_prob=0.0)
 
@@ -181,7 +181,7 @@ def expert_actions(env: Any, expert: Any) -> list[np.ndarray]:
 
 def record_demo_actions(env: Any, seed: int, skill: Any) -> np.ndarray:
     """Run the scripted expert on `seed` and return its (T, D) actions."""
-    from habc_sim.expert import ScriptedExpert
+    from habc_sim.expert import ScriptedExpert  # optional: habc_sim
 
     env.reset(seed)
     expert = ScriptedExpert(env, skill, np.random.default_rng([seed, 2]))

@@ -19,7 +19,7 @@ from habc_control.authority import Authority
 from habc_core.bag_writer import EpisodeBagWriter
 from habc_core.contract import episode_dir
 from habc_core.episode_events import write_start_event
-from habc_core.features import CAMERA_NAMES, ENV_STATE, image_key
+from habc_core.features import ARM_NAMES, CAMERA_NAMES, ENV_STATE, image_key
 from habc_core.rostypes import make_typestore
 from habc_core.rotations import quat_xyzw_from_matrix
 
@@ -92,10 +92,8 @@ class BagSink(EpisodeSink):
         write_start_event(self._w, meta, meta.start_ns)
 
     def observation(self, env: Any, obs: dict[str, Any], t_ns: int) -> None:
-        from habc_sim.model import ARMS
-
         w, rig = self._w, env.rig
-        for arm in ARMS:
+        for arm in ARM_NAMES:
             q = np.append(rig.joint_pos(arm), rig.gripper_opening(arm))
             dq = np.append(rig.joint_vel(arm), 0.0)
             w.write_joint_state(arm, q, t_ns, velocity=dq)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from arx_x5_driver.driver_core import DriverCore
 from arx_x5_driver.safety import Command
 from habc_control.authority import Authority, AuthorityArbiter, AuthorityConfig
 from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
@@ -82,7 +83,7 @@ class Collector:
         )
 
     def run_episode(self, seed: int) -> EpisodeSummary:
-        from arx_x5_driver.driver_core import DriverCore
+        # optional: the sim rig (habc_sim, MuJoCo) is not installed on a robot PC
         from arx_x5_driver.sim_backend import SimRigBackend
         from habc_sim.expert import ScriptedExpert
         from habc_sim.operator import InterventionModel, label_outcome

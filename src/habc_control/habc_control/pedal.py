@@ -60,7 +60,7 @@ def _default_open(path: str) -> Any:
 
 
 def _default_code(name: str) -> int:
-    from evdev import ecodes
+    from evdev import ecodes  # optional: evdev needs /dev/input only when a pedal is used
 
     try:
         return int(ecodes.ecodes[name])

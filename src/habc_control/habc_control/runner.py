@@ -36,7 +36,10 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
+from arx_x5_driver.arm_node import BACKENDS
 from arx_x5_driver.node_main import SHUTDOWN_PHASES, install_shutdown_signals
+from habc_control.collect import check_checkpoint
+from habc_control.command_mux import ActionLayout
 from habc_control.graph import (
     NodeSpec,
     apply_overrides,
@@ -44,6 +47,7 @@ from habc_control.graph import (
     load_graph_config,
     node_specs,
 )
+from habc_control.teleop_node import HUMAN_SOURCES, INPUTS
 from habc_core.cli import (
     ArgumentParser,
     UserError,
@@ -327,11 +331,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def check_graph(config: Mapping[str, Any], opts: argparse.Namespace) -> None:
     """What the config and the flags need of each other, checked before any node starts."""
-    from arx_x5_driver.arm_node import BACKENDS
-    from habc_control.collect import check_checkpoint
-    from habc_control.command_mux import ActionLayout
-    from habc_control.teleop_node import HUMAN_SOURCES, INPUTS
-
     specs = {spec.name: spec.parameters for spec in node_specs(config)}
     # The nodes refuse these too, but only once the graph has started (the sim backend loaded).
     choices = {

@@ -128,7 +128,7 @@ class TeleopNode(Node):
         follow_ee_poses(self, self.states, self._lock)
         self._leader = None
         if self.human_source == "leader":
-            from habc_control.leader import LeaderArms, LeaderConfig
+            from habc_control.leader import LeaderArms, LeaderConfig  # optional: the ARX SDK
 
             if len(leader_ifaces) != len(self.arms):
                 raise ValueError(

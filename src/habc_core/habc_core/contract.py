@@ -19,6 +19,7 @@ A bag directory without `episode.yaml` is an episode whose writer died (or a bag
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import re
 from collections.abc import Mapping
@@ -345,9 +346,7 @@ def episode_dir(data_root: Path | str, task: str, round_index: int, episode_id: 
 def make_episode_id(start_ns: int, *, prefix: str = "ep", suffix: str = "") -> str:
     """A sortable id from the start time (UTC), e.g. `ep_20261122T010203_123456`."""
     _check_int("start_ns", start_ns, minimum=0)
-    import datetime as _dt
-
-    stamp = _dt.datetime.fromtimestamp(start_ns / 1e9, tz=_dt.UTC)
+    stamp = datetime.datetime.fromtimestamp(start_ns / 1e9, tz=datetime.UTC)
     out = f"{prefix}_{stamp:%Y%m%dT%H%M%S}_{stamp.microsecond:06d}"
     return f"{out}_{suffix}" if suffix else out
 

@@ -29,7 +29,7 @@ class ArmIk:
     """One arm's IK in its base frame (the SDK's base_link frame)."""
 
     def __init__(self, pos_tol: float = 0.01, rot_tol: float = 0.1) -> None:
-        import arx5_interface as arx5
+        import arx5_interface as arx5  # the SDK's IK solver, loaded with the first arm
 
         lim = sdk_limits()
         self.q_min = lim.joint_pos_min

@@ -81,7 +81,7 @@ def quiet_native_output() -> Iterator[None]:
 @cache
 def sdk_limits() -> SdkArmLimits:
     with quiet_native_output():
-        import arx5_interface as arx5
+        import arx5_interface as arx5  # the SDK's model files, read once per build
 
         robot = arx5.RobotConfigFactory.get_instance().get_config("X5")
         ctrl = arx5.ControllerConfigFactory.get_instance().get_config(

@@ -35,7 +35,7 @@ def convert_bags(data_root: Path, store: Path, cfg: TrainConfig, progress: bool)
     The store keeps the cameras and resolution the model consumes (none in state mode).
     """
     from habc_trainer.convert import convert  # the data path; imported only when used
-    from habc_trainer.episode import ExtractConfig
+    from habc_trainer.episode import ExtractConfig  # the bag reader: only when converting
 
     model = cfg.model_config()
     extract = ExtractConfig(cameras=tuple(model.cameras), image_size=model.image_size)

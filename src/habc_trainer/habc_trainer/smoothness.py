@@ -20,6 +20,7 @@ import numpy as np
 
 from habc_core.cli import ArgumentParser, UserError, one_line, user_errors
 from habc_core.features import ACTION, HUMAN
+from habc_trainer.store import EpisodeStore, StoreError
 
 SOURCES: tuple[str, ...] = ("demo", "policy", "human")
 POS_DIMS = 3  # xyz lead each arm's EE action slice (features.PROPRIO layout)
@@ -121,8 +122,6 @@ PROG = "python -m habc_trainer.smoothness"
 def open_stores(paths: Sequence[str]) -> list:
     """Every store opened (and its action / authority arrays found) before any is measured:
     a bad path among several is refused up front, not after the first tables were printed."""
-    from habc_trainer.store import EpisodeStore, StoreError
-
     if len(set(paths)) != len(paths):
         raise UserError(f"stores: one given twice in {list(paths)}")
     stores = []

@@ -60,7 +60,7 @@ from torch.utils.data import Dataset
 from habc_core import features as F
 from habc_trainer.credit import CREDIT_MODES, assign_credit, value_targets
 from habc_trainer.models.batch import concat_batches
-from habc_trainer.normalize import NormStats
+from habc_trainer.normalize import FeatureStats, NormStats
 from habc_trainer.store import EpisodeStore
 
 STREAMS: tuple[str, str, str] = ("sft", "int", "auto")  # D_SFT, D_int, D_auto (batch_mix order)
@@ -276,8 +276,6 @@ class WindowStreams:
 
     def norm_stats(self) -> NormStats:
         """normalize.NormStats over the included episodes (proprio, action, env_state)."""
-        from habc_trainer.normalize import FeatureStats
-
         return NormStats({key: FeatureStats(**stats) for key, stats in self.norm_arrays().items()})
 
     def norm_arrays(self) -> dict[str, dict[str, np.ndarray]]:
