@@ -101,3 +101,23 @@ def wait_until() -> Callable[..., bool]:
         return False
 
     return wait
+
+
+@pytest.fixture(scope="session")
+def kill_when_ready() -> Callable[[str, str], None]:
+    """kill_when_ready(script, arg): run `python -c script arg` until it prints "ready", then
+    SIGKILL it (no cleanup runs, as when power is cut): what it wrote so far is left as is."""
+    import signal
+    import subprocess
+
+    def run(script: str, arg: str) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, arg], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+    return run

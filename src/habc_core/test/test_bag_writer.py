@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -160,16 +156,9 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
-def test_sigkilled_writer_leaves_recoverable_chunks(tmp_path: Path):
+def test_sigkilled_writer_leaves_recoverable_chunks(tmp_path: Path, kill_when_ready):
     bag = tmp_path / "ep_k"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_WRITER, str(bag)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    kill_when_ready(_KILLED_WRITER, str(bag))
     assert not (bag / c.BAG_METADATA_NAME).exists()
     assert not (bag / c.SIDECAR_NAME).exists()
     with pytest.raises(Exception):  # noqa: B017 - rosbags refuses the unfinished bag

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import tracemalloc
 from pathlib import Path
@@ -62,26 +58,15 @@ _KILLED = textwrap.dedent(
 )
 
 
-def write_killed_episode(bag: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED, str(bag)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert not (bag / c.BAG_METADATA_NAME).exists()
-
-
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
+def data_root(tmp_path_factory, kill_when_ready):
     root = tmp_path_factory.mktemp("data")
     typestore = rostypes.make_typestore()
     for name, kw in EPISODES.items():
         spec = SyntheticSpec(name, image_hw=(12, 16), cameras=("top",), **kw)
         write_synthetic_episode(c.episode_dir(root, spec.task, 1, name), spec, typestore=typestore)
-    write_killed_episode(root / "killed")
+    kill_when_ready(_KILLED, str(root / "killed"))
+    assert not (root / "killed" / c.BAG_METADATA_NAME).exists()
     junk = root / "corrupt"
     junk.mkdir()
     (junk / "corrupt.mcap").write_bytes(b"not an mcap file at all")
