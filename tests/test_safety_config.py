@@ -8,7 +8,7 @@ defaults each node declares.
 
 import pytest
 
-from arx_x5_driver.safety import SafetyConfig
+from arx_x5_driver.safety import UPPER_BOUNDS, SafetyConfig
 from habc_control.authority import AUTHORITY_TIMEOUT_S, AuthorityConfig
 from habc_control.collect import CollectConfig
 from habc_control.command_mux import POLICY_TIMEOUT_S, MuxConfig, policy_timeout_ticks
@@ -29,13 +29,7 @@ def test_the_arm_driver_profile_is_not_looser_than_the_shipped_bounds(profile):
     safety = SafetyConfig.from_parameters(
         {k: v for k, v in driver.items() if k in SafetyConfig.parameters()}
     )
-    for name in (
-        "max_joint_step",
-        "max_ee_step",
-        "max_rot_step",
-        "max_gripper_step",
-        "watchdog_s",
-    ):
+    for name in UPPER_BOUNDS:
         assert getattr(safety, name) <= getattr(SHIPPED, name), name
     assert safety.joint_margin >= SHIPPED.joint_margin
     for axis in range(3):

@@ -47,6 +47,8 @@ from habc_core.rotations import matrix_from_rot6d
 X5_JOINT_MIN = (-3.14, -0.05, -0.1, -1.6, -1.57, -2.0)
 X5_JOINT_MAX = (2.618, 3.5, 3.2, 1.55, 1.57, 2.0)
 GRIPPER_MAX = 0.088
+# The bounds whose larger value is looser: each must be > 0, and a profile may only lower them.
+UPPER_BOUNDS = ("max_joint_step", "max_ee_step", "max_rot_step", "max_gripper_step", "watchdog_s")
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,7 @@ class SafetyConfig:
         for name in ("joint_margin",):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
-        for name in (
-            "max_joint_step",
-            "max_ee_step",
-            "max_rot_step",
-            "max_gripper_step",
-            "watchdog_s",
-        ):
+        for name in UPPER_BOUNDS:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: must be > 0, got {getattr(self, name)!r}")
         box = zip(self.workspace_min, self.workspace_max, strict=True)
