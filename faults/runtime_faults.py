@@ -34,8 +34,9 @@ class ArmSide:
     def __init__(self) -> None:
         from arx_x5_driver.backend import KinematicRigBackend
         from arx_x5_driver.driver_core import DriverCore
-        from arx_x5_driver.safety import MODE_EE, SafetyConfig
+        from arx_x5_driver.safety import SafetyConfig
         from habc_control.command_mux import CommandMux, MuxConfig
+        from habc_core.contract import MODE_EE
 
         self.backend = KinematicRigBackend(ARMS)
         self.core = DriverCore(self.backend, SafetyConfig(), MODE_EE)

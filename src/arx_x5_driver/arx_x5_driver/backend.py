@@ -19,8 +19,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from arx_x5_driver.safety import MODE_JOINT, Command, Measured
-from habc_core.rotations import ee9_from_xyz_quat, quat_from_ee9  # noqa: F401 - the nodes import them from here
+from arx_x5_driver.safety import Command, Measured
+from habc_core.contract import MODE_JOINT
 
 
 @runtime_checkable

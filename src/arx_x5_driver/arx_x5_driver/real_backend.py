@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from arx_x5_driver.safety import MODE_EE, MODE_JOINT, Command, Measured
-from habc_core.rotations import ee9_from_pose6 as pose9_from_pose6
-from habc_core.rotations import pose6_from_ee9 as pose6_from_pose9
+from arx_x5_driver.safety import Command, Measured
+from habc_core.contract import MODE_EE, MODE_JOINT
+from habc_core.rotations import ee9_from_pose6, pose6_from_ee9
 
 _LOG = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class RealRigBackend:
         js = ctrl.get_joint_state()
         ee = ctrl.get_eef_state()
         joints = np.asarray(js.pos(), dtype=np.float64).reshape(-1)[: self._dof]
-        return Measured(joints, pose9_from_pose6(ee.pose_6d()), float(js.gripper_pos))
+        return Measured(joints, ee9_from_pose6(ee.pose_6d()), float(js.gripper_pos))
 
     def send(self, arm: str, command: Command) -> None:
         ctrl = self._ctrl[arm]
@@ -99,7 +99,7 @@ class RealRigBackend:
                 f"{self.config.mode} (set `mode` in the config to match the policy's action space)"
             )
         if command.mode == MODE_EE:
-            state = self._sdk.EEFState(pose6_from_pose9(command.targets), float(command.gripper))
+            state = self._sdk.EEFState(pose6_from_ee9(command.targets), float(command.gripper))
             ctrl.set_eef_cmd(state)
         else:
             zeros = np.zeros(self._dof)

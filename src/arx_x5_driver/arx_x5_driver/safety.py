@@ -31,7 +31,6 @@ import numpy as np
 from habc_core.action_layout import TARGET_DIMS
 from habc_core.contract import (
     AUTHORITY_HOLD,
-    MODE_EE,  # noqa: F401 - the backends import the command modes from here
     MODE_JOINT,
     SAFETY_GRIPPER,
     SAFETY_HOLD,

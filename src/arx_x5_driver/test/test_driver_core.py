@@ -5,8 +5,14 @@ import pytest
 
 from arx_x5_driver.backend import KinematicRigBackend
 from arx_x5_driver.driver_core import DriverCore
-from arx_x5_driver.safety import MODE_JOINT, Command, SafetyConfig
-from habc_core.contract import AUTHORITY_HOLD, SAFETY_HOLD, SAFETY_STEP, SAFETY_WATCHDOG
+from arx_x5_driver.safety import Command, SafetyConfig
+from habc_core.contract import (
+    AUTHORITY_HOLD,
+    MODE_JOINT,
+    SAFETY_HOLD,
+    SAFETY_STEP,
+    SAFETY_WATCHDOG,
+)
 
 
 def core(**limits) -> tuple[DriverCore, KinematicRigBackend]:

@@ -9,10 +9,10 @@ from arx_x5_driver.real_backend import (
     CanInterfaceError,
     RealBackendConfig,
     RealRigBackend,
-    pose6_from_pose9,
-    pose9_from_pose6,
 )
-from arx_x5_driver.safety import MODE_EE, MODE_JOINT, Command
+from arx_x5_driver.safety import Command
+from habc_core.contract import MODE_EE, MODE_JOINT
+from habc_core.rotations import ee9_from_pose6, pose6_from_ee9
 
 
 class FakeEEFState:
@@ -105,14 +105,14 @@ def test_one_controller_per_arm_and_ee_commands(net):
     be = RealRigBackend(RealBackendConfig({"left": "can0", "right": "can1"}), sdk, net)
     left, right = _FakeController.instances
     assert (left.interface, right.interface) == ("can0", "can1")
-    pose9 = pose9_from_pose6(np.array([0.3, 0.1, 0.2, 0.1, -0.2, 0.3]))
+    pose9 = ee9_from_pose6(np.array([0.3, 0.1, 0.2, 0.1, -0.2, 0.3]))
     be.send("left", Command(MODE_EE, pose9, 0.05))
     sent = left.eef_cmds[-1]
     np.testing.assert_allclose(sent.pose_6d().ravel(), [0.3, 0.1, 0.2, 0.1, -0.2, 0.3], atol=1e-9)
     assert sent.gripper_pos == pytest.approx(0.05)
     m = be.read("right")
     np.testing.assert_allclose(m.joints, [0.1, 0.2, 0.3, 0, 0, 0])
-    np.testing.assert_allclose(m.ee, pose9_from_pose6([0.24, 0.0, 0.16, 0.0, 0.3, 0.2]))
+    np.testing.assert_allclose(m.ee, ee9_from_pose6([0.24, 0.0, 0.16, 0.0, 0.3, 0.2]))
     with pytest.raises(ValueError, match="mode"):
         be.send("left", Command(MODE_JOINT, np.zeros(6), 0.0))
 
@@ -128,4 +128,4 @@ def test_joint_mode_and_safe_stop_damps_every_arm(net):
 
 def test_rpy_roundtrip():
     p6 = np.array([0.1, 0.2, 0.3, 0.4, -0.5, 1.2])
-    np.testing.assert_allclose(pose6_from_pose9(pose9_from_pose6(p6)), p6, atol=1e-12)
+    np.testing.assert_allclose(pose6_from_ee9(ee9_from_pose6(p6)), p6, atol=1e-12)

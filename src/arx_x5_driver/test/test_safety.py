@@ -1,15 +1,8 @@
 import numpy as np
 import pytest
 
-from arx_x5_driver.safety import (
-    AUTHORITY_HOLD,
-    MODE_EE,
-    MODE_JOINT,
-    ArmSafety,
-    Command,
-    Measured,
-    SafetyConfig,
-)
+from arx_x5_driver.safety import ArmSafety, Command, Measured, SafetyConfig
+from habc_core.contract import AUTHORITY_HOLD, MODE_EE, MODE_JOINT
 
 HOME_EE = np.array([0.24, 0.0, 0.16, 1, 0, 0, 0, 1, 0], dtype=float)
 

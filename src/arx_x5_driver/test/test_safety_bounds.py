@@ -14,8 +14,6 @@ from arx_x5_driver.backend import KinematicRigBackend
 from arx_x5_driver.driver_core import DriverCore
 from arx_x5_driver.safety import (
     GRIPPER_MAX,
-    MODE_EE,
-    MODE_JOINT,
     X5_JOINT_MAX,
     X5_JOINT_MIN,
     ArmSafety,
@@ -27,6 +25,8 @@ from habc_core.contract import (
     AUTHORITY_HOLD,
     AUTHORITY_HUMAN,
     AUTHORITY_POLICY,
+    MODE_EE,
+    MODE_JOINT,
     SAFETY_GRIPPER,
     SAFETY_HOLD,
     SAFETY_JOINT_LIMIT,

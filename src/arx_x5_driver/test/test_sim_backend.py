@@ -3,8 +3,9 @@
 import numpy as np
 
 from arx_x5_driver.backend import RigBackend
-from arx_x5_driver.safety import MODE_EE, MODE_JOINT, Command
+from arx_x5_driver.safety import Command
 from arx_x5_driver.sim_backend import SimRigBackend
+from habc_core.contract import MODE_EE, MODE_JOINT
 from habc_sim.config import SceneConfig, SimConfig
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from arx_x5_driver.real_backend import check_can_interface, pose9_from_pose6
+from arx_x5_driver.real_backend import check_can_interface
 from habc_control.command_mux import ArmTarget
+from habc_core.rotations import ee9_from_pose6
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class LeaderArms:
         if self.config.action_space == "joint":
             targets = np.asarray(js.pos(), dtype=np.float64).reshape(-1)[:6]
         else:
-            targets = pose9_from_pose6(ctrl.get_eef_state().pose_6d())
+            targets = ee9_from_pose6(ctrl.get_eef_state().pose_6d())
         return ArmTarget(targets, float(js.gripper_pos))
 
     def close(self) -> None:

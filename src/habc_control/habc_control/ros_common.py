@@ -16,11 +16,11 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
-from arx_x5_driver.backend import ee9_from_xyz_quat
 from habc_control.arm_state import ArmStates
 from habc_control.authority import Authority
 from habc_control.command_mux import ArmTarget
 from habc_core.contract import ee_pose_topic, joint_states_topic
+from habc_core.rotations import ee9_from_xyz_quat
 from habc_interfaces.msg import ArmCommand, ControlAuthority
 
 N = TypeVar("N", bound=Node)

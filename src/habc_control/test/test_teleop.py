@@ -79,8 +79,9 @@ def test_leader_arms_float_and_report_pose_in_action_space(tmp_path):
     import numpy as np
     import pytest
 
-    from arx_x5_driver.real_backend import CanInterfaceError, pose9_from_pose6
+    from arx_x5_driver.real_backend import CanInterfaceError
     from habc_control.leader import LeaderArms, LeaderConfig
+    from habc_core.rotations import ee9_from_pose6
 
     made = []
 
@@ -108,7 +109,7 @@ def test_leader_arms_float_and_report_pose_in_action_space(tmp_path):
     leaders = LeaderArms(LeaderConfig({"left": "can2"}, "ee"), sdk, str(tmp_path))
     assert np.all(made[0].gain.kp == 0) and np.all(made[0].gain.kd > 0)
     t = leaders.read("left")
-    np.testing.assert_allclose(t.targets, pose9_from_pose6([0.3, 0, 0.2, 0, 0.5, 0]))
+    np.testing.assert_allclose(t.targets, ee9_from_pose6([0.3, 0, 0.2, 0, 0.5, 0]))
     assert t.gripper == 0.03
     leaders.close()
     assert made[0].damped

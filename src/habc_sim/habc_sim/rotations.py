@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from habc_core.rotations import (
-    cross3,
-    rot6d_from_matrix,  # noqa: F401 - collect.py imports it from here
-)
+from habc_core.rotations import cross3
 
 
 def top_down_rotation(close_dir_xy: np.ndarray, tilt: float = 0.0) -> np.ndarray:
