@@ -5,7 +5,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,20 +72,54 @@ def ros():
     rclpy.shutdown(context=context)
 
 
+class Spinning:
+    """Nodes spinning on a background thread. ``stop`` (idempotent) shuts them down the way a
+    node's process does (node_main): the spin ends, then each node's shutdown hooks run (HOLD,
+    END, the driver's safe state, closing devices), then the nodes are destroyed."""
+
+    def __init__(self, context, nodes, threads: int) -> None:
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.nodes = list(nodes)
+        self._executor: MultiThreadedExecutor | None = MultiThreadedExecutor(
+            num_threads=threads, context=context
+        )
+        for n in self.nodes:
+            self._executor.add_node(n)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        from arx_x5_driver.node_main import SHUTDOWN_PHASES, run_shutdown_phase
+
+        if self._executor is None:
+            return
+        self._executor.shutdown(timeout_sec=2.0)
+        self._thread.join(timeout=2.0)
+        for phase in range(len(SHUTDOWN_PHASES)):
+            for n in self.nodes:
+                run_shutdown_phase(n, phase)
+        for n in self.nodes:
+            n.destroy_node()
+        # Freed now, before the test's context is shut down: an executor collected after that
+        # leaves futures that print "exception was never retrieved" at exit.
+        self._executor = None
+        self.nodes = []
+
+
 @pytest.fixture()
-def spin() -> Callable:
-    """spin(context, nodes) -> (executor, thread): nodes spinning on a background thread."""
-    from rclpy.executors import MultiThreadedExecutor
+def spin() -> Iterator[Callable[..., Spinning]]:
+    """spin(context, nodes, threads=2) -> Spinning; whatever a test leaves spinning is stopped
+    after it."""
+    started: list[Spinning] = []
 
-    def start(context, nodes):
-        ex = MultiThreadedExecutor(num_threads=2, context=context)
-        for n in nodes:
-            ex.add_node(n)
-        thread = threading.Thread(target=ex.spin, daemon=True)
-        thread.start()
-        return ex, thread
+    def start(context, nodes, threads: int = 2) -> Spinning:
+        started.append(Spinning(context, nodes, threads))
+        return started[-1]
 
-    return start
+    yield start
+    for s in started:
+        s.stop()
 
 
 @pytest.fixture()

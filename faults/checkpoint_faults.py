@@ -372,26 +372,11 @@ def _write_bag(root: Path, episode_id: str, round_index: int, ticks: int) -> Non
 
 def _cli(bags: Path, ckpt: Path, *extra: str) -> tuple[int, str]:
     from habc_trainer import train_round as tr
+    from habc_trainer.round_cli import round_argv
 
     err = io.StringIO()
-    argv = [
-        "--config",
-        str(TINY_YAML),
-        "--data-root",
-        str(bags),
-        "--ckpt-root",
-        str(ckpt),
-        "--round",
-        "0",
-        "--method",
-        "sft",
-        "--no-progress",
-        "--set",
-        f"steps_per_round={STEPS // 2}",
-        f"checkpoint_every={EVERY}",
-        "t_max=100",
-        *extra,
-    ]
+    overrides = {"steps_per_round": STEPS // 2, "checkpoint_every": EVERY, "t_max": 100}
+    argv = round_argv(TINY_YAML, bags, ckpt, 0, "sft", overrides, extra)
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
             rc = tr.main(argv)

@@ -1,7 +1,5 @@
 """Policy node end to end with habc_trainer's FlowPolicy behind the Policy interface."""
 
-import os
-import threading
 import time
 
 import numpy as np
@@ -25,10 +23,7 @@ def make_flow_policy():
     return policy
 
 
-def test_policy_node_runs_flow_policy_chunks_through_the_arm_clock():
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
+def test_policy_node_runs_flow_policy_chunks_through_the_arm_clock(ros, spin):
     from rclpy.node import Node
     from rclpy.parameter import Parameter
 
@@ -37,8 +32,7 @@ def test_policy_node_runs_flow_policy_chunks_through_the_arm_clock():
     from habc_control.ros_common import AUTHORITY_QOS
     from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority
 
-    context = Context()
-    rclpy.init(context=context, domain_id=100 + (os.getpid() + 71) % 100)
+    context = ros
     arm = ArmNode(context=context, parameter_overrides=[Parameter("backend", value="kinematic")])
     policy = PolicyNode(
         context=context,
@@ -52,24 +46,14 @@ def test_policy_node_runs_flow_policy_chunks_through_the_arm_clock():
     probe.create_subscription(ActionChunk, "/policy/action_chunk", chunks.append, 10)
     probe.create_subscription(ArmCommand, "/policy/right/command", cmds.append, 10)
     auth = probe.create_publisher(ControlAuthority, "/control_authority", AUTHORITY_QOS)
-    ex = MultiThreadedExecutor(num_threads=3, context=context)
-    for n in (arm, policy, probe):
-        ex.add_node(n)
-    thread = threading.Thread(target=ex.spin, daemon=True)
-    thread.start()
+    spinning = spin(context, [arm, policy, probe], threads=3)
     try:
         auth.publish(ControlAuthority(arm_names=["left", "right"], authority=[0, 0]))
         deadline = time.monotonic() + 15.0
         while time.monotonic() < deadline and (len(chunks) < 2 or len(cmds) < 30):
             time.sleep(0.05)
     finally:
-        policy.shutdown()
-        arm.safe_stop()
-        ex.shutdown(timeout_sec=2.0)
-        thread.join(timeout=2.0)
-        for n in (arm, policy, probe):
-            n.destroy_node()
-        rclpy.shutdown(context=context)
+        spinning.stop()
     assert len(chunks) >= 2 and len(cmds) >= 30, (len(chunks), len(cmds))
     c = chunks[0]
     assert (c.horizon, c.action_dim, c.execute_steps, c.model_index) == (50, 20, 25, 7)

@@ -41,7 +41,7 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(ros, 
         durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
     auth_pub = probe.create_publisher(ControlAuthority, "/control_authority", qos)
-    ex, thread = spin(ros, [arm, probe])
+    spinning = spin(ros, [arm, probe])
     backend = arm.backend
     try:
         assert wait_until(lambda: len(states) > 3 and cmd_pub.get_subscription_count() > 0)
@@ -109,11 +109,7 @@ def test_arm_node_clamps_jumps_holds_on_watchdog_and_hold_and_stops_safely(ros, 
         refused = arm.set_parameters([Parameter("watchdog_s", value=5.0)])[0]
         assert not refused.successful and "restart" in refused.reason
     finally:
-        arm.safe_stop()
-        ex.shutdown(timeout_sec=2.0)
-        thread.join(timeout=2.0)
-        arm.destroy_node()
-        probe.destroy_node()
+        spinning.stop()
     assert backend.stopped and backend.closed  # safe state on shutdown
 
 

@@ -36,23 +36,17 @@ def test_teleop_pedal_press_loss_and_heartbeat_on_control_authority(ros, spin, w
     # a late subscriber still gets the current state: transient-local
     time.sleep(0.2)
     probe.create_subscription(ControlAuthority, "/control_authority", got.append, AUTHORITY_QOS)
-    ex, thread = spin(ros, [teleop, probe])
-    try:
-        assert wait_until(lambda: got and list(got[-1].authority) == [0, 0])
-        pedal.queue.append(InputEvent(0, 0, ecodes.EV_KEY, KEY_A, 1))
-        assert wait_until(lambda: list(got[-1].authority) == [1, 0] and got[-1].source == "pedal")
-        n0, t0 = len(got), time.monotonic()
-        time.sleep(1.0)
-        rate = (len(got) - n0) / (time.monotonic() - t0)
-        assert rate >= 3.0  # heartbeat every 0.2 s (>= 1 Hz required)
-        pedal.unplugged = True
-        assert wait_until(lambda: list(got[-1].authority) == [2, 2])
-        assert got[-1].arm_names == ["left", "right"]
-    finally:
-        ex.shutdown(timeout_sec=2.0)
-        thread.join(timeout=2.0)
-        teleop.destroy_node()
-        probe.destroy_node()
+    spin(ros, [teleop, probe])
+    assert wait_until(lambda: got and list(got[-1].authority) == [0, 0])
+    pedal.queue.append(InputEvent(0, 0, ecodes.EV_KEY, KEY_A, 1))
+    assert wait_until(lambda: list(got[-1].authority) == [1, 0] and got[-1].source == "pedal")
+    n0, t0 = len(got), time.monotonic()
+    time.sleep(1.0)
+    rate = (len(got) - n0) / (time.monotonic() - t0)
+    assert rate >= 3.0  # heartbeat every 0.2 s (>= 1 Hz required)
+    pedal.unplugged = True
+    assert wait_until(lambda: list(got[-1].authority) == [2, 2])
+    assert got[-1].arm_names == ["left", "right"]
 
 
 def test_camera_node_publishes_raw_and_jpeg_and_survives_device_loss(ros, spin, wait_until):
@@ -80,19 +74,12 @@ def test_camera_node_publishes_raw_and_jpeg_and_survives_device_loss(ros, spin, 
     probe.create_subscription(
         CompressedImage, "/camera/top/color/image_raw/compressed", jpg.append, 5
     )
-    ex, thread = spin(ros, [cam, probe])
-    try:
-        assert wait_until(lambda: len(raw) > 2 and len(jpg) > 2)
-        assert (raw[-1].height, raw[-1].width, raw[-1].encoding) == (24, 32, "rgb8")
-        assert jpg[-1].format == "jpeg" and bytes(jpg[-1].data[:2]) == b"\xff\xd8"
-        rs.present.clear()  # unplugged
-        time.sleep(0.3)
-        n = cam.frames["top"]
-        rs.present.add("111")  # back
-        assert wait_until(lambda: cam.frames["top"] > n + 2)
-    finally:
-        cam.close()
-        ex.shutdown(timeout_sec=2.0)
-        thread.join(timeout=2.0)
-        cam.destroy_node()
-        probe.destroy_node()
+    spin(ros, [cam, probe])
+    assert wait_until(lambda: len(raw) > 2 and len(jpg) > 2)
+    assert (raw[-1].height, raw[-1].width, raw[-1].encoding) == (24, 32, "rgb8")
+    assert jpg[-1].format == "jpeg" and bytes(jpg[-1].data[:2]) == b"\xff\xd8"
+    rs.present.clear()  # unplugged
+    time.sleep(0.3)
+    n = cam.frames["top"]
+    rs.present.add("111")  # back
+    assert wait_until(lambda: cam.frames["top"] > n + 2)

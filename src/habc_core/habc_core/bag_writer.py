@@ -71,6 +71,7 @@ from habc_core.contract import (
     joint_states_topic,
     write_sidecar,
 )
+from habc_core.episode_events import write_end_event
 from habc_core.features import ARM_NAMES
 from habc_core.fsio import fsync_dir
 from habc_core.rostypes import make_typestore, register_msg_texts
@@ -159,16 +160,7 @@ class EpisodeBagWriter:
 
     def finish(self, meta: EpisodeMeta, end_ns: int | None = None) -> None:
         """Write the END event (outcome from `meta`), close the bag, then write the sidecar."""
-        self.write_event(
-            EVENT_END,
-            meta.end_ns if end_ns is None else end_ns,
-            episode_id=meta.episode_id,
-            task=meta.task,
-            source=meta.source,
-            outcome=meta.outcome,
-            round_index=meta.round,
-            model_index=meta.model_index,
-        )
+        write_end_event(self, meta, meta.end_ns if end_ns is None else end_ns, meta.outcome)
         self.close(meta)
 
     def flush(self) -> None:

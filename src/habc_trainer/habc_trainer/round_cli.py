@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,26 @@ from habc_trainer.round_state import PROG, RESTART_FLAG, round_dir
 from habc_trainer.streams import SampleStreams, open_streams
 
 DESCRIPTION = "one HABC training round, resumable"
+
+
+def round_argv(
+    config: Path,
+    data_root: Path,
+    ckpt_root: Path,
+    round_index: int,
+    method: str | None = None,
+    overrides: Mapping[str, object] | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """train_round's command line for one round without a progress bar: what the scripts and
+    tests that drive ``main`` pass it (``overrides`` become ``--set key=value``)."""
+    argv = ["--config", str(config), "--data-root", str(data_root), "--ckpt-root", str(ckpt_root)]
+    argv += ["--round", str(round_index), "--no-progress"]
+    if method is not None:
+        argv += ["--method", method]
+    if overrides:
+        argv += ["--set", *(f"{k}={v}" for k, v in overrides.items())]
+    return argv + list(extra)
 
 
 def default_init(ckpt_root: Path, method: str, round_index: int) -> Path | None:

@@ -11,6 +11,7 @@ from habc_core import features as F
 from habc_core.contract import episode_dir
 from habc_trainer import train_round as tr
 from habc_trainer.checkpoint import load_checkpoint, load_policy
+from habc_trainer.round_cli import round_argv
 from habc_trainer.synthetic import SyntheticSpec, write_synthetic_episode
 
 torch.set_num_threads(1)
@@ -34,24 +35,8 @@ def data_root(tmp_path_factory):
 
 
 def _cli(data_root, ckpt, rnd, method):
-    return tr.main(
-        [
-            "--config",
-            str(TINY),
-            "--data-root",
-            str(data_root),
-            "--ckpt-root",
-            str(ckpt),
-            "--round",
-            str(rnd),
-            "--method",
-            method,
-            "--set",
-            "steps_per_round=3",
-            "t_max=100",
-            "--no-progress",
-        ]
-    )
+    overrides = {"steps_per_round": 3, "t_max": 100}
+    return tr.main(round_argv(TINY, data_root, ckpt, rnd, method, overrides))
 
 
 def test_rounds_train_on_the_converted_store(data_root, tmp_path, capsys):
@@ -76,24 +61,8 @@ def test_rounds_train_on_the_converted_store(data_root, tmp_path, capsys):
 
 
 def test_episodes_longer_than_t_max_are_flagged(data_root, tmp_path, capsys):
-    rc = tr.main(
-        [
-            "--config",
-            str(TINY),
-            "--data-root",
-            str(data_root),
-            "--ckpt-root",
-            str(tmp_path),
-            "--round",
-            "0",
-            "--method",
-            "sft",
-            "--no-progress",
-            "--set",
-            "steps_per_round=1",
-            "t_max=20",
-        ]
-    )
+    overrides = {"steps_per_round": 1, "t_max": 20}
+    rc = tr.main(round_argv(TINY, data_root, tmp_path, 0, "sft", overrides))
     assert rc == 0
     assert "episodes allow up to 45 steps but t_max is 20" in capsys.readouterr().err
 
@@ -117,26 +86,8 @@ def _killed_round(ckpt, data_root, steps=2):
 
 
 def _cli4(data_root, ckpt, *extra):
-    return tr.main(
-        [
-            "--config",
-            str(TINY),
-            "--data-root",
-            str(data_root),
-            "--ckpt-root",
-            str(ckpt),
-            "--round",
-            "0",
-            "--method",
-            "sft",
-            "--no-progress",
-            "--set",
-            "steps_per_round=4",
-            "checkpoint_every=2",
-            "t_max=100",
-            *extra,
-        ]
-    )
+    overrides = {"steps_per_round": 4, "checkpoint_every": 2, "t_max": 100}
+    return tr.main(round_argv(TINY, data_root, ckpt, 0, "sft", overrides, extra))
 
 
 def _bags(data_root, tmp_path):
