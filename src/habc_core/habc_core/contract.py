@@ -132,6 +132,8 @@ camera_frame = _per_camera("{}_color_optical_frame")
 
 
 # --- topics and services ---
+# Names in the bag (and in this contract) are absolute; a node opens each one by `ros_name`,
+# relative, so that a namespace (`--ros-args -r __ns:=/rig1`) and remapping apply to it.
 AUTHORITY_TOPIC = "/control_authority"
 ACTION_CHUNK_TOPIC = "/policy/action_chunk"
 EPISODE_EVENTS_TOPIC = "/episode/events"
@@ -160,6 +162,13 @@ policy_command_topic = _per_arm("/policy/{}/command")
 teleop_command_topic = _per_arm("/teleop/{}/command")
 # Where the teleop node's `topic` human source reads the human's hands (sim: the expert).
 teleop_source_topic = _per_arm("/teleop/source/{}")
+
+
+def ros_name(name: str) -> str:
+    """The relative name a node passes to rclpy for a contract topic or service."""
+    if not name.startswith("/"):
+        raise ValueError(f"name: contract names are absolute, got {name!r}")
+    return name[1:]
 
 
 def contract_topics(*, compressed_images: bool = False) -> dict[str, str]:
