@@ -338,9 +338,9 @@ def _camera_stops(param: object, _workdir: Path) -> str:
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image, JointState
 
+    from arx_x5_driver.qos import AUTHORITY_QOS, IMAGE_PUB_QOS
     from habc_control.freshness import IMAGE_TIMEOUT_S
     from habc_control.policy_node import PolicyNode
-    from habc_control.ros_common import AUTHORITY_QOS, IMAGE_QOS
     from habc_interfaces.msg import ControlAuthority
 
     publish_s = float(param)  # type: ignore[arg-type]
@@ -361,7 +361,7 @@ def _camera_stops(param: object, _workdir: Path) -> str:
         probe = Node("camera_fault_probe", context=context)
         js = {a: probe.create_publisher(JointState, f"/{a}_arm/joint_states", 10) for a in ARMS}
         pose = {a: probe.create_publisher(PoseStamped, f"/{a}_arm/ee_pose", 10) for a in ARMS}
-        cam = probe.create_publisher(Image, "/camera/top/color/image_raw", IMAGE_QOS)
+        cam = probe.create_publisher(Image, "/camera/top/color/image_raw", IMAGE_PUB_QOS)
         auth = probe.create_publisher(ControlAuthority, "/control_authority", AUTHORITY_QOS)
         executor = MultiThreadedExecutor(num_threads=2, context=context)
         executor.add_node(node)

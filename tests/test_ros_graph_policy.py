@@ -28,8 +28,8 @@ def test_policy_node_runs_flow_policy_chunks_through_the_arm_clock(ros, spin):
     from rclpy.parameter import Parameter
 
     from arx_x5_driver.arm_node import ArmNode
+    from arx_x5_driver.qos import AUTHORITY_QOS
     from habc_control.policy_node import PolicyNode
-    from habc_control.ros_common import AUTHORITY_QOS
     from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority
 
     context = ros

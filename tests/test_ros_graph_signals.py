@@ -18,7 +18,7 @@ def test_teleop_publishes_hold_when_signalled(sig):
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
-    from habc_control.ros_common import AUTHORITY_QOS
+    from arx_x5_driver.qos import AUTHORITY_QOS
     from habc_interfaces.msg import ControlAuthority
 
     domain = 100 + (os.getpid() + 11 + int(sig)) % 100

@@ -25,6 +25,9 @@ AUTHORITY_QOS = _profile(1, latched=True)
 # Arm commands (requests, mux inputs, the executed command) for a node that acts on them: only
 # the newest matters; a backlog of older targets would be executed late.
 COMMAND_QOS = _profile(1)
+# The policy node's row per tick into the mux: each row is used once and in order, and one may
+# land just before or just after the mux's tick: as deep as the mux's FIFO of rows (3).
+POLICY_ROW_QOS = _profile(3)
 # Joint states and EE poses: the graph's clock; a short queue so a busy tick loses none.
 STATE_QOS = _profile(10)
 # Image publishers: reliable for subscribers that ask for it, depth 1 (the newest frame).

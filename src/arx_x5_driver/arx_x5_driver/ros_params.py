@@ -24,6 +24,9 @@ from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from habc_core.contract import MODE_BY_SPACE
+from habc_core.features import ARM_NAMES
+
 # What `ros2 param describe` says of a parameter that is read once at startup.
 READ_AT_STARTUP = "read at startup: restart the node to change it"
 
@@ -134,3 +137,11 @@ def on_dynamic_change(
         return SetParametersResult(successful=True)
 
     node.add_on_set_parameters_callback(changed)
+
+
+# Declared alike by every node of the graph (the graph file gives them to all nodes at once).
+ARMS = ParamSpec(list(ARM_NAMES), "arm names, in action order", choices=ARM_NAMES)
+CONTROL_HZ = ParamSpec(30.0, "control rate [Hz]: the arm driver's tick", bounds=(1.0, 500.0))
+ACTION_SPACE = ParamSpec(
+    "ee", "command space: ee (xyz + 6-D rotation) or joint", choices=tuple(MODE_BY_SPACE)
+)

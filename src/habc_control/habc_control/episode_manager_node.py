@@ -13,46 +13,49 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 
 from arx_x5_driver.node_main import run_node
+from arx_x5_driver.qos import AUTHORITY_QOS, CHUNK_QOS, EVENTS_QOS
+from arx_x5_driver.ros_params import CONTROL_HZ, ParamSpec, declare_params
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
-from habc_control.ros_common import (
-    AUTHORITY_QOS,
-    EVENTS_QOS,
-    authority_from_msg,
-    declare,
-    now_ns,
-    refuse_runtime_changes,
-)
+from habc_control.ros_common import authority_from_msg, now_ns
 from habc_core.contract import (
     ACTION_CHUNK_TOPIC,
     AUTHORITY_TOPIC,
     END_EPISODE_SERVICE,
     EPISODE_EVENTS_TOPIC,
     START_EPISODE_SERVICE,
+    ros_name,
 )
 from habc_interfaces.msg import ActionChunk, ControlAuthority, EpisodeEvent
 from habc_interfaces.srv import EndEpisode, StartEpisode
+
+PARAMS = {
+    "robot": ParamSpec("arx_x5_bimanual", "robot name in the sidecar"),
+    "control_hz": CONTROL_HZ,
+    "t_max_steps": ParamSpec(900, "episode step budget T_max", bounds=(1, 10_000_000)),
+    "require_recorder": ParamSpec(True, "refuse START while no recorder subscribes"),
+}
 
 
 class EpisodeManagerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("episode_manager", **kwargs)
+        p = declare_params(self, PARAMS)
         cfg = EpisodeManagerConfig(
-            robot=declare(self, "robot", "arx_x5_bimanual", "robot name in the sidecar"),
-            control_hz=float(declare(self, "control_hz", 30.0, "control rate [Hz]")),
-            t_max_steps=int(declare(self, "t_max_steps", 900, "episode step budget T_max")),
+            robot=p["robot"], control_hz=float(p["control_hz"]), t_max_steps=p["t_max_steps"]
         )
-        self.require_recorder = declare(
-            self, "require_recorder", True, "refuse START while no recorder subscribes"
-        )
+        self.require_recorder = p["require_recorder"]
         self.manager = EpisodeManager(cfg)
-        self._events = self.create_publisher(EpisodeEvent, EPISODE_EVENTS_TOPIC, EVENTS_QOS)
-        self.create_service(StartEpisode, START_EPISODE_SERVICE, self._on_start)
-        self.create_service(EndEpisode, END_EPISODE_SERVICE, self._on_end)
-        self.create_subscription(
-            ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS
+        self._events = self.create_publisher(
+            EpisodeEvent, ros_name(EPISODE_EVENTS_TOPIC), EVENTS_QOS
         )
-        self.create_subscription(ActionChunk, ACTION_CHUNK_TOPIC, self._on_chunk, 10)
-        refuse_runtime_changes(self)
+        self.create_service(StartEpisode, ros_name(START_EPISODE_SERVICE), self._on_start)
+        self.create_service(EndEpisode, ros_name(END_EPISODE_SERVICE), self._on_end)
+        self.create_subscription(
+            ControlAuthority, ros_name(AUTHORITY_TOPIC), self._on_authority, AUTHORITY_QOS
+        )
+        self.create_subscription(
+            ActionChunk, ros_name(ACTION_CHUNK_TOPIC), self._on_chunk, CHUNK_QOS
+        )
 
     def _on_authority(self, msg: ControlAuthority) -> None:
         self.manager.note_authority(authority_from_msg(msg))

@@ -18,6 +18,8 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 
 from arx_x5_driver.node_main import run_node
+from arx_x5_driver.qos import AUTHORITY_QOS, COMMAND_QOS, EVENTS_QOS, POLICY_ROW_QOS
+from arx_x5_driver.ros_params import ACTION_SPACE, ARMS, CONTROL_HZ, ParamSpec, declare_params
 from habc_control.arm_state import ArmStates
 from habc_control.authority import AUTHORITY_TIMEOUT_S, Authority, AuthorityWatch
 from habc_control.command_mux import (
@@ -27,15 +29,10 @@ from habc_control.command_mux import (
     policy_timeout_ticks,
 )
 from habc_control.ros_common import (
-    AUTHORITY_QOS,
-    COMMAND_QOS,
-    EVENTS_QOS,
     arm_command_msg,
     authority_from_msg,
-    declare,
     follow_ee_poses,
     follow_joint_states,
-    refuse_runtime_changes,
     subscribe_arms,
     target_from_command,
 )
@@ -46,32 +43,41 @@ from habc_core.contract import (
     MODE_BY_SPACE,
     command_request_topic,
     policy_command_topic,
+    ros_name,
     teleop_command_topic,
 )
 from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent
+
+# Read once: the blend and the timeouts shape what reaches the arms; a change while a takeover
+# runs would be unsafe.
+PARAMS = {
+    "arms": ARMS,
+    "action_space": ACTION_SPACE,
+    "control_hz": CONTROL_HZ,
+    "blend_steps": ParamSpec(
+        MuxConfig.blend_steps, "ticks of blending after a switch to HUMAN", bounds=(0, 300)
+    ),
+    "authority_timeout_s": ParamSpec(
+        AUTHORITY_TIMEOUT_S,
+        "no /control_authority this long -> every arm HOLD",
+        bounds=(0.1, AUTHORITY_TIMEOUT_S),
+    ),
+    "policy_timeout_s": ParamSpec(
+        POLICY_TIMEOUT_S,
+        "no policy command this long under POLICY -> the arm is held, labelled HOLD",
+        bounds=(0.01, POLICY_TIMEOUT_S),
+    ),
+}
 
 
 class MuxNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("command_mux", **kwargs)
-        self.arms = tuple(declare(self, "arms", ["left", "right"], "arm names"))
-        self.space = declare(self, "action_space", "ee", "ee or joint")
-        blend = declare(
-            self, "blend_steps", MuxConfig.blend_steps, "ticks of blending after a switch to HUMAN"
-        )
-        timeout = declare(
-            self,
-            "authority_timeout_s",
-            AUTHORITY_TIMEOUT_S,
-            "no /control_authority this long -> every arm HOLD",
-        )
-        hz = float(declare(self, "control_hz", 30.0, "control rate [Hz] (arm driver ticks)"))
-        policy_timeout = declare(
-            self,
-            "policy_timeout_s",
-            POLICY_TIMEOUT_S,
-            "no policy command this long under POLICY -> the arm is held, labelled HOLD",
-        )
+        p = declare_params(self, PARAMS)
+        self.arms = tuple(p["arms"])
+        self.space = p["action_space"]
+        blend, timeout, hz = p["blend_steps"], p["authority_timeout_s"], float(p["control_hz"])
+        policy_timeout = p["policy_timeout_s"]
         ticks = policy_timeout_ticks(float(policy_timeout), hz)
         self.mux = CommandMux(MuxConfig(self.arms, self.space, blend, ticks))
         self.mode = MODE_BY_SPACE[self.space]
@@ -81,20 +87,22 @@ class MuxNode(Node):
         self._stalled_reported = dict.fromkeys(self.arms, False)
         # The policy node ticks on the same state messages; its command for a tick may land just
         # before or just after ours. A short FIFO uses each row exactly once either way.
-        self._policy = {a: deque(maxlen=3) for a in self.arms}
+        self._policy = {a: deque(maxlen=POLICY_ROW_QOS.depth) for a in self.arms}
         self._human: dict = dict.fromkeys(self.arms)
         self.states = ArmStates(self.arms)
         self._lock = threading.Lock()
         self._pub = {
-            a: self.create_publisher(ArmCommand, command_request_topic(a), COMMAND_QOS)
+            a: self.create_publisher(ArmCommand, ros_name(command_request_topic(a)), COMMAND_QOS)
             for a in self.arms
         }
         self.create_subscription(
-            ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS
+            ControlAuthority, ros_name(AUTHORITY_TOPIC), self._on_authority, AUTHORITY_QOS
         )
-        self.create_subscription(EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS)
+        self.create_subscription(
+            EpisodeEvent, ros_name(EPISODE_EVENTS_TOPIC), self._on_event, EVENTS_QOS
+        )
         subscribe_arms(
-            self, ArmCommand, policy_command_topic, self.arms, self._on_policy, COMMAND_QOS
+            self, ArmCommand, policy_command_topic, self.arms, self._on_policy, POLICY_ROW_QOS
         )
         subscribe_arms(
             self, ArmCommand, teleop_command_topic, self.arms, self._on_human, COMMAND_QOS
@@ -102,7 +110,6 @@ class MuxNode(Node):
         follow_ee_poses(self, self.states, self._lock)
         follow_joint_states(self, self.states, self._lock, then=self._on_tick)  # the tick
         self.published = 0
-        refuse_runtime_changes(self)
 
     def _on_authority(self, msg: ControlAuthority) -> None:
         with self._lock:

@@ -18,6 +18,21 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 
 from arx_x5_driver.node_main import run_node
+from arx_x5_driver.qos import (
+    AUTHORITY_QOS,
+    CHUNK_QOS,
+    EVENTS_QOS,
+    IMAGE_SUB_QOS,
+    POLICY_ROW_QOS,
+    STATE_QOS,
+)
+from arx_x5_driver.ros_params import (
+    ACTION_SPACE,
+    ARMS,
+    ParamSpec,
+    declare_params,
+    on_dynamic_change,
+)
 from habc_control.arm_state import ArmStates
 from habc_control.authority import Authority
 from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
@@ -25,18 +40,11 @@ from habc_control.command_mux import ActionLayout
 from habc_control.freshness import IMAGE_TIMEOUT_S, LatestInputs
 from habc_control.policies import ACTIONS_OUT, load_policy
 from habc_control.ros_common import (
-    AUTHORITY_QOS,
-    COMMAND_QOS,
-    EVENTS_QOS,
-    IMAGE_QOS,
-    STATE_QOS,
     arm_command_msg,
     authority_from_msg,
-    declare,
     entries,
     follow_ee_poses,
     follow_joint_states,
-    refuse_runtime_changes,
 )
 from habc_core.contract import (
     ACTION_CHUNK_TOPIC,
@@ -47,32 +55,44 @@ from habc_core.contract import (
     MODE_BY_SPACE,
     image_topic,
     policy_command_topic,
+    ros_name,
 )
+from habc_core.features import CAMERA_NAMES
 from habc_core.images import decode_image, resize_square
 from habc_core.observation import build_observation
 from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
+
+PARAMS = {
+    "arms": ARMS,
+    "action_space": ACTION_SPACE,
+    "horizon": ParamSpec(50, "H: steps per predicted chunk", bounds=(1, 1000)),
+    "execute_steps": ParamSpec(25, "steps of each chunk executed", bounds=(1, 1000)),
+    "prefetch_steps": ParamSpec(0, "start the next inference this early", bounds=(0, 1000)),
+    "checkpoint": ParamSpec("", "checkpoint dir, module:callable, or '' (hold still)"),
+    # The prompt may change between episodes (a START event's task overrides it too).
+    "task": ParamSpec("", "task prompt for the next chunks", dynamic=True),
+    "cameras": ParamSpec(list(CAMERA_NAMES), "cameras in the observation", choices=CAMERA_NAMES),
+    "image_size": ParamSpec(0, "resize images to NxN (0: keep)", bounds=(0, 4096)),
+    "image_timeout_s": ParamSpec(
+        IMAGE_TIMEOUT_S,
+        "an image older than this is left out of the observation (camera stopped)",
+        bounds=(0.01, 10.0),
+    ),
+}
 
 
 class PolicyNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("policy", **kwargs)
-        self.arms = tuple(declare(self, "arms", ["left", "right"], "arm names"))
-        self.space = declare(self, "action_space", "ee", "ee or joint")
-        horizon = declare(self, "horizon", 50, "H: steps per predicted chunk")
-        execute = declare(self, "execute_steps", 25, "steps of each chunk executed")
-        prefetch = declare(self, "prefetch_steps", 0, "start the next inference this early")
-        spec = declare(self, "checkpoint", "", "checkpoint dir, module:callable, or '' (hold)")
-        self.task = declare(self, "task", "", "prompt (a START event's task overrides it)")
-        self.cameras = entries(
-            declare(self, "cameras", ["top", "left_wrist", "right_wrist"], "camera names")
-        )
-        self.image_size = int(declare(self, "image_size", 0, "resize images to NxN (0: keep)"))
-        image_timeout = declare(
-            self,
-            "image_timeout_s",
-            IMAGE_TIMEOUT_S,
-            "an image older than this is left out of the observation (camera stopped)",
-        )
+        p = declare_params(self, PARAMS)
+        self.arms = tuple(p["arms"])
+        self.space = p["action_space"]
+        horizon, execute, prefetch = p["horizon"], p["execute_steps"], p["prefetch_steps"]
+        spec = p["checkpoint"]
+        self.task = p["task"]
+        self.cameras = entries(p["cameras"])
+        self.image_size = int(p["image_size"])
+        image_timeout = p["image_timeout_s"]
         self.layout = ActionLayout(self.arms, self.space)
         self.policy, self.model_index = load_policy(spec, horizon, self.layout.per_arm)
         self.chunker = ChunkExecutor(ChunkExecutorConfig(horizon, execute, prefetch))
@@ -88,32 +108,44 @@ class PolicyNode(Node):
         self.states = ArmStates(self.arms)
         self._images = LatestInputs(float(image_timeout))
         self._env_state: np.ndarray | None = None
-        self._chunk_pub = self.create_publisher(ActionChunk, ACTION_CHUNK_TOPIC, 10)
+        self._chunk_pub = self.create_publisher(
+            ActionChunk, ros_name(ACTION_CHUNK_TOPIC), CHUNK_QOS
+        )
         self._cmd_pub = {
-            a: self.create_publisher(ArmCommand, policy_command_topic(a), COMMAND_QOS)
+            a: self.create_publisher(ArmCommand, ros_name(policy_command_topic(a)), POLICY_ROW_QOS)
             for a in self.arms
         }
         self.create_subscription(
-            ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS
+            ControlAuthority, ros_name(AUTHORITY_TOPIC), self._on_authority, AUTHORITY_QOS
         )
-        self.create_subscription(EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS)
+        self.create_subscription(
+            EpisodeEvent, ros_name(EPISODE_EVENTS_TOPIC), self._on_event, EVENTS_QOS
+        )
         follow_joint_states(self, self.states, self._lock, then=self._on_joint_state)
         follow_ee_poses(self, self.states, self._lock)
         # Privileged sim state for state-mode sim policies (published by the sim arm driver).
-        self.create_subscription(Float64MultiArray, ENV_STATE_TOPIC, self._on_env_state, STATE_QOS)
+        self.create_subscription(
+            Float64MultiArray, ros_name(ENV_STATE_TOPIC), self._on_env_state, STATE_QOS
+        )
         for cam in self.cameras:
             self.create_subscription(
                 Image,
-                image_topic(cam),
+                ros_name(image_topic(cam)),
                 lambda m, c=cam: self._on_image(c, m),
-                IMAGE_QOS,
+                IMAGE_SUB_QOS,  # best effort: camera drivers commonly publish so
             )
         self.chunks = 0
-        refuse_runtime_changes(self)
+        on_dynamic_change(self, PARAMS, self._on_parameters)
         self.get_logger().info(
             f"policy {type(self.policy).__name__} (model_index {self.model_index}), "
             f"executes {execute} of {horizon} steps"
         )
+
+    def _on_parameters(self, changed: dict) -> None:
+        if "task" in changed:
+            with self._lock:
+                self.task = changed["task"]
+            self.get_logger().info(f"task: {changed['task']!r} from the next chunk on")
 
     # --- inputs ---
     def _on_authority(self, msg: ControlAuthority) -> None:

@@ -16,22 +16,18 @@ from rclpy.node import Node
 from rclpy.serialization import serialize_message
 
 from arx_x5_driver.node_main import run_node
+from arx_x5_driver.qos import AUTHORITY_QOS, EVENTS_QOS, RECORD_IMAGE_QOS, RECORD_QOS
+from arx_x5_driver.ros_params import CONTROL_HZ, ParamSpec, declare_params
 from habc_control.recorder import EpisodeEventData, EpisodeRecorder, RecorderConfig
-from habc_control.ros_common import (
-    AUTHORITY_QOS,
-    EVENTS_QOS,
-    IMAGE_QOS,
-    STATE_QOS,
-    authority_from_msg,
-    declare,
-    now_ns,
-    refuse_runtime_changes,
-)
+from habc_control.ros_common import authority_from_msg, now_ns
 from habc_core.contract import (
     AUTHORITY_TOPIC,
+    COMPRESSED_IMAGE_TYPE,
     EPISODE_EVENT_TYPE,
     EPISODE_EVENTS_TOPIC,
+    IMAGE_TYPE,
     recorded_topics,
+    ros_name,
 )
 from habc_interfaces.msg import ControlAuthority, EpisodeEvent
 
@@ -42,34 +38,47 @@ def get_message(msgtype: str) -> type:
     return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
 
 
+PARAMS = {
+    "data_root": ParamSpec("data", "root of the episode store"),
+    "robot": ParamSpec("arx_x5_bimanual", "robot name in the sidecar"),
+    "control_hz": CONTROL_HZ,
+    "t_max_steps": ParamSpec(900, "episode step budget T_max", bounds=(1, 10_000_000)),
+    "compressed_images": ParamSpec(False, "record the JPEG image topics instead of raw"),
+}
+
+
 class RecorderNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("recorder", **kwargs)
+        p = declare_params(self, PARAMS)
         cfg = RecorderConfig(
-            data_root=declare(self, "data_root", "data", "root of the episode store"),
-            robot=declare(self, "robot", "arx_x5_bimanual", "robot name in the sidecar"),
-            control_hz=float(declare(self, "control_hz", 30.0, "control rate [Hz]")),
-            t_max_steps=int(declare(self, "t_max_steps", 900, "episode step budget T_max")),
+            data_root=p["data_root"],
+            robot=p["robot"],
+            control_hz=float(p["control_hz"]),
+            t_max_steps=int(p["t_max_steps"]),
         )
-        compressed = declare(self, "compressed_images", False, "record JPEG image topics")
+        compressed = p["compressed_images"]
         self.recorder = EpisodeRecorder(cfg)
         self._lock = threading.Lock()
-        self.create_subscription(EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS)
         self.create_subscription(
-            ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS
+            EpisodeEvent, ros_name(EPISODE_EVENTS_TOPIC), self._on_event, EVENTS_QOS
+        )
+        self.create_subscription(
+            ControlAuthority, ros_name(AUTHORITY_TOPIC), self._on_authority, AUTHORITY_QOS
         )
         for topic, msgtype in recorded_topics(compressed_images=compressed).items():
             if topic in (EPISODE_EVENTS_TOPIC, AUTHORITY_TOPIC):
                 continue
-            qos = IMAGE_QOS if "/camera/" in topic else STATE_QOS
+            # Images best effort (what camera drivers commonly offer); the bag keeps the
+            # contract's absolute name whatever namespace the recorder runs in.
+            images = msgtype in (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
             self.create_subscription(
                 get_message(msgtype),
-                topic,
+                ros_name(topic),
                 lambda raw, t=topic, m=msgtype: self._on_raw(t, m, raw),
-                qos,
+                RECORD_IMAGE_QOS if images else RECORD_QOS,
                 raw=True,
             )
-        refuse_runtime_changes(self)
         self.get_logger().info(f"recording episodes under {cfg.data_root}")
 
     def _on_raw(self, topic: str, msgtype: str, raw: bytes) -> None:

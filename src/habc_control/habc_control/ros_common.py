@@ -1,4 +1,4 @@
-"""Small ROS helpers shared by the habc_control nodes: QoS profiles, parameters, conversions.
+"""Small ROS helpers shared by the habc_control nodes: message conversions, per-arm topics.
 
 The only module here besides the *_node.py files that imports rclpy.
 """
@@ -13,36 +13,18 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import JointState
 
+from arx_x5_driver.qos import IMAGE_PUB_QOS, STATE_QOS
 from habc_control.arm_state import ArmStates
 from habc_control.authority import Authority
 from habc_control.command_mux import ArmTarget
-from habc_core.contract import ee_pose_topic, joint_states_topic
+from habc_core.contract import ee_pose_topic, joint_states_topic, ros_name
 from habc_core.rotations import ee9_from_xyz_quat
 from habc_interfaces.msg import ArmCommand, ControlAuthority
 
 N = TypeVar("N", bound=Node)
-
-# /control_authority: a late subscriber (recorder, mux, policy) must get the current state.
-AUTHORITY_QOS = QoSProfile(
-    depth=1,
-    history=HistoryPolicy.KEEP_LAST,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-EVENTS_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
-
-
-def declare(node: Node, name: str, default: Any, description: str) -> Any:
-    """Declare one parameter with its description and return its value."""
-    return node.declare_parameter(
-        name, default, ParameterDescriptor(description=description)
-    ).value
 
 
 def entries(value: Any) -> tuple[str, ...]:
@@ -52,19 +34,6 @@ def entries(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     return tuple(str(v) for v in value if v)
-
-
-def refuse_runtime_changes(node: Node) -> None:
-    """Parameters are read once into typed attributes: refuse later changes instead of ignoring
-    them silently. Call at the end of __init__ (the callback also sees declarations)."""
-
-    def _refuse(params) -> SetParametersResult:
-        names = ", ".join(p.name for p in params)
-        return SetParametersResult(
-            successful=False, reason=f"{names}: read at startup; restart {node.get_name()}"
-        )
-
-    node.add_on_set_parameters_callback(_refuse)
 
 
 def now_ns(node: Node) -> int:
@@ -121,9 +90,12 @@ def subscribe_arms(
     callback: Callable[[str, Any], None],
     qos: QoSProfile,
 ) -> None:
-    """One subscription per arm on `topic_of(arm)`, delivered as `callback(arm, msg)`."""
+    """One subscription per arm on `topic_of(arm)` (relative: namespaces apply), delivered as
+    `callback(arm, msg)`."""
     for arm in arms:
-        node.create_subscription(msg_type, topic_of(arm), lambda m, a=arm: callback(a, m), qos)
+        node.create_subscription(
+            msg_type, ros_name(topic_of(arm)), lambda m, a=arm: callback(a, m), qos
+        )
 
 
 def follow_joint_states(
@@ -166,3 +138,26 @@ def exit_on_bad_parameter(make: Callable[[], N], name: str) -> Callable[[], N]:
             raise SystemExit(f"{name}: {exc}") from None
 
     return make_node
+
+
+# --- the camera node's until it declares through arx_x5_driver.ros_params (being converted) ---
+IMAGE_QOS = IMAGE_PUB_QOS
+
+
+def declare(node: Node, name: str, default: Any, description: str) -> Any:
+    """Declare one parameter with its description and return its value."""
+    return node.declare_parameter(
+        name, default, ParameterDescriptor(description=description)
+    ).value
+
+
+def refuse_runtime_changes(node: Node) -> None:
+    """Refuse every later change of the node's parameters (they are read once)."""
+
+    def _refuse(params) -> SetParametersResult:
+        names = ", ".join(p.name for p in params)
+        return SetParametersResult(
+            successful=False, reason=f"{names}: read at startup; restart {node.get_name()}"
+        )
+
+    node.add_on_set_parameters_callback(_refuse)

@@ -24,22 +24,19 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 
 from arx_x5_driver.node_main import run_node
+from arx_x5_driver.qos import AUTHORITY_QOS, COMMAND_QOS, EVENTS_QOS
+from arx_x5_driver.ros_params import ACTION_SPACE, ARMS, CONTROL_HZ, ParamSpec, declare_params
 from habc_control.arm_state import ArmStates
-from habc_control.authority import AuthorityArbiter, AuthorityConfig
+from habc_control.authority import INPUT_MODES, AuthorityArbiter, AuthorityConfig
 from habc_control.keyboard import HELP, KeyboardCommands
 from habc_control.pedal import PedalConfig, PedalReader
 from habc_control.ros_common import (
-    AUTHORITY_QOS,
-    COMMAND_QOS,
-    EVENTS_QOS,
     arm_command_msg,
     authority_msg,
-    declare,
     entries,
     exit_on_bad_parameter,
     follow_ee_poses,
     follow_joint_states,
-    refuse_runtime_changes,
     subscribe_arms,
     target_from_command,
 )
@@ -50,6 +47,7 @@ from habc_core.contract import (
     EVENT_END,
     EVENT_START,
     MODE_BY_SPACE,
+    ros_name,
     teleop_command_topic,
     teleop_source_topic,
 )
@@ -70,39 +68,43 @@ def pedal_key_map(keys: tuple[str, ...]) -> dict[str, str]:
     return pairs
 
 
+# Read once: who may command the arms is decided at startup, never changed under a takeover.
+PARAMS = {
+    "arms": ARMS,
+    "input": ParamSpec("keyboard", "takeover input", choices=INPUTS),
+    "mode": ParamSpec("hold", "pedal: hold (pressed = HUMAN) or toggle", choices=INPUT_MODES),
+    "control_hz": CONTROL_HZ,
+    "action_space": ACTION_SPACE,
+    "human_source": ParamSpec("measured", "what the human commands", choices=HUMAN_SOURCES),
+    "debounce_s": ParamSpec(
+        AuthorityConfig.debounce_s, "switch level must be stable this long", bounds=(0.0, 0.5)
+    ),
+    "heartbeat_s": ParamSpec(
+        AuthorityConfig.heartbeat_s, "/control_authority re-publish period", bounds=(0.05, 1.0)
+    ),
+    "pedal_device": ParamSpec("", "pedal: /dev/input path or by-id name"),
+    "pedal_keys": ParamSpec(["both:KEY_B"], "pedal: arm:KEY_NAME entries"),
+    "sim_schedule": ParamSpec([""], "sim_operator: arm:start_s:end_s entries"),
+    "leader_can_interfaces": ParamSpec(["can2", "can3"], "leader: CAN interface per arm"),
+}
+
+
 class TeleopNode(Node):
     def __init__(self, open_device=None, **kwargs) -> None:
         """`open_device`: path -> evdev-like device (tests pass a fake; default evdev)."""
         super().__init__("teleop", **kwargs)
-        self.arms = entries(declare(self, "arms", ["left", "right"], "arm names"))
-        self.input = declare(self, "input", "keyboard", f"one of {INPUTS}")
-        mode = declare(self, "mode", "hold", "pedal: hold (pressed = HUMAN) or toggle")
-        hz = float(declare(self, "control_hz", 30.0, "rate of /teleop/<arm>/command [Hz]"))
-        self.space = declare(self, "action_space", "ee", "ee or joint")
-        self.human_source = declare(self, "human_source", "measured", f"one of {HUMAN_SOURCES}")
-        debounce = declare(
-            self, "debounce_s", AuthorityConfig.debounce_s, "switch level must be stable this long"
-        )
-        heartbeat = declare(
-            self,
-            "heartbeat_s",
-            AuthorityConfig.heartbeat_s,
-            "/control_authority re-publish period",
-        )
-        device = declare(self, "pedal_device", "", "pedal: /dev/input path or by-id name")
-        keys = declare(self, "pedal_keys", ["both:KEY_B"], "pedal: arm:KEY_NAME entries")
-        schedule = declare(self, "sim_schedule", [""], "sim_operator: arm:start_s:end_s entries")
-        leader_ifaces = declare(
-            self, "leader_can_interfaces", ["can2", "can3"], "leader: CAN interface per arm"
-        )
+        p = declare_params(self, PARAMS)
+        self.arms = entries(p["arms"])
+        self.input, mode, self.space = p["input"], p["mode"], p["action_space"]
+        hz = float(p["control_hz"])
+        self.human_source = p["human_source"]
+        debounce, heartbeat = p["debounce_s"], p["heartbeat_s"]
+        device, keys, schedule = p["pedal_device"], p["pedal_keys"], p["sim_schedule"]
+        leader_ifaces = p["leader_can_interfaces"]
         if not self.arms:
             raise ValueError("arms: empty; name at least one arm (e.g. [left, right])")
         keys, schedule = entries(keys), entries(schedule)
         leader_ifaces = entries(leader_ifaces)
-        if self.input not in INPUTS:
-            raise ValueError(f"input: {self.input!r} is not one of {INPUTS}")
-        if self.human_source not in HUMAN_SOURCES:
-            raise ValueError(f"human_source: {self.human_source!r} not in {HUMAN_SOURCES}")
         if self.input == "pedal" and not device:
             raise ValueError(
                 "pedal_device: '' with input=pedal; set it to the foot switch's name from "
@@ -114,9 +116,11 @@ class TeleopNode(Node):
             AuthorityConfig(self.arms, mode, debounce if self.input == "pedal" else 0.0, heartbeat)
         )
         self._lock = threading.Lock()
-        self._pub = self.create_publisher(ControlAuthority, AUTHORITY_TOPIC, AUTHORITY_QOS)
+        self._pub = self.create_publisher(
+            ControlAuthority, ros_name(AUTHORITY_TOPIC), AUTHORITY_QOS
+        )
         self._cmd_pub = {
-            a: self.create_publisher(ArmCommand, teleop_command_topic(a), COMMAND_QOS)
+            a: self.create_publisher(ArmCommand, ros_name(teleop_command_topic(a)), COMMAND_QOS)
             for a in self.arms
         }
         self._human = dict.fromkeys(self.arms)
@@ -151,12 +155,11 @@ class TeleopNode(Node):
             # An empty schedule: the simulated operator never presses the pedal.
             self._operator = ScheduledOperator(parse_schedule(schedule), self.arms)
             self.create_subscription(
-                EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS
+                EpisodeEvent, ros_name(EPISODE_EVENTS_TOPIC), self._on_event, EVENTS_QOS
             )
         self.create_timer(0.01, self._poll)  # 100 Hz input polling, debounce resolution
         self.create_timer(1.0 / hz, self._publish_human)
         self._publish_authority()
-        refuse_runtime_changes(self)
 
     # --- inputs ---
     def _now(self) -> float:

@@ -162,7 +162,11 @@ _DECLARED = re.compile(r'(?:declare\(\s*self,\s*|\bp\(\s*|declare_parameter\(\s*
 
 
 def declared_parameters(module: str) -> set[str]:
-    """Parameter names a node module declares, read from its source (no rclpy needed)."""
+    """Parameter names a node module declares: its PARAMS table (arx_x5_driver.ros_params), or
+    else read from its source."""
+    table = getattr(importlib.import_module(module), "PARAMS", None)
+    if table is not None:
+        return set(table)
     source = Path(importlib.util.find_spec(module).origin).read_text()
     names = set(_DECLARED.findall(source))
     if "SafetyConfig.parameters()" in source:  # the arm driver declares the safety table

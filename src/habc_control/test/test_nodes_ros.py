@@ -16,7 +16,7 @@ def test_teleop_pedal_press_loss_and_heartbeat_on_control_authority(ros, spin, w
     from rclpy.node import Node
     from rclpy.parameter import Parameter
 
-    from habc_control.ros_common import AUTHORITY_QOS
+    from arx_x5_driver.qos import AUTHORITY_QOS
     from habc_control.teleop_node import TeleopNode
     from habc_interfaces.msg import ControlAuthority
 
