@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from habc_control.graph import OVERRIDES, PROFILES, apply_overrides, load_graph_config, node_specs
+from habc_control.graph import (
+    GRAPH_SECTION,
+    OVERRIDES,
+    PROFILES,
+    apply_overrides,
+    load_graph_config,
+    node_specs,
+    parse_profile,
+    write_params_file,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ROOT / "config" / "rollout.yaml"
@@ -101,8 +110,8 @@ def test_robot_profile_is_the_real_rig():
 
 def test_robot_profile_takes_everything_else_from_the_sim_profile():
     sim, robot = load_graph_config("sim"), load_graph_config("robot")
-    overlay = yaml.safe_load(ROBOT.read_text())
-    assert overlay["base"] == "rollout.yaml" and "base" not in robot
+    overlay, base = parse_profile(ROBOT, yaml.safe_load(ROBOT.read_text()))
+    assert base == "rollout.yaml" and "base" not in robot
     assert robot["common"] == sim["common"]
     assert list(robot["nodes"]) == list(sim["nodes"])
     for node, entry in sim["nodes"].items():
@@ -114,7 +123,8 @@ def test_robot_profile_takes_everything_else_from_the_sim_profile():
 
 
 def test_sim_profile_is_rollout_yaml_unchanged_and_the_default():
-    raw = yaml.safe_load(CONFIG.read_text())
+    raw, base = parse_profile(CONFIG, yaml.safe_load(CONFIG.read_text()))
+    assert base is None
     assert load_graph_config("sim") == raw
     assert load_graph_config() == raw and load_graph_config("") == raw
     assert _params(raw, "arm_driver")["backend"] == "sim"
@@ -129,17 +139,27 @@ def test_unknown_profile_and_missing_file_are_one_line_errors(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def _profile(path, text):
+    path.write_text(text)
+    return path
+
+
 def test_base_merges_mappings_replaces_lists_and_resolves_profiles(tmp_path):
-    (tmp_path / "base.yaml").write_text(
-        "common: {arms: [left, right], control_hz: 30.0}\n"
-        "nodes:\n"
-        "  a: {package: p, executable: e, parameters: {x: 1, keys: [k1, k2], new_in_base: 5}}\n"
-        "  b: {package: p, executable: e, enabled: false, parameters: {y: 2}}\n"
+    _profile(
+        tmp_path / "base.yaml",
+        f"{GRAPH_SECTION}:\n  ros__parameters:\n    nodes:\n"
+        "      a: {package: p, executable: e}\n"
+        "      b: {package: p, executable: e, enabled: false}\n"
+        "/**: {ros__parameters: {arms: [left, right], control_hz: 30.0}}\n"
+        "a: {ros__parameters: {x: 1, keys: [k1, k2], new_in_base: 5}}\n"
+        "b: {ros__parameters: {y: 2}}\n",
     )
-    (tmp_path / "site.yaml").write_text(
-        "base: base.yaml\n"
-        "common: {arms: [left]}\n"
-        "nodes: {a: {parameters: {keys: [k3]}}, b: {enabled: true}}\n"
+    _profile(
+        tmp_path / "site.yaml",
+        f"{GRAPH_SECTION}:\n  ros__parameters:\n    base: base.yaml\n"
+        "    nodes: {b: {enabled: true}}\n"
+        "/**: {ros__parameters: {arms: [left]}}\n"
+        "a: {ros__parameters: {keys: [k3]}}\n",
     )
     cfg = load_graph_config(tmp_path / "site.yaml")
     assert cfg["common"] == {"arms": ["left"], "control_hz": 30.0}
@@ -147,15 +167,99 @@ def test_base_merges_mappings_replaces_lists_and_resolves_profiles(tmp_path):
     assert a == {"x": 1, "keys": ["k3"], "new_in_base": 5}  # a base parameter flows through
     assert b == {"y": 2} and cfg["nodes"]["b"]["enabled"] is True
     # a site file kept anywhere starts from the installed robot profile by name
-    (tmp_path / "rig.yaml").write_text(
-        "base: robot\nnodes: {cameras: {parameters: {serials: ['1', '2', '3']}}}\n"
+    _profile(
+        tmp_path / "rig.yaml",
+        f"{GRAPH_SECTION}: {{ros__parameters: {{base: robot}}}}\n"
+        "cameras: {ros__parameters: {serials: ['1', '2', '3']}}\n",
     )
     rig = load_graph_config(tmp_path / "rig.yaml")
     assert _params(rig, "cameras")["serials"] == ["1", "2", "3"]
     assert _params(rig, "teleop")["input"] == "pedal"
-    (tmp_path / "loop.yaml").write_text("base: loop.yaml\nnodes: {}\n")
+    _profile(
+        tmp_path / "loop.yaml", f"{GRAPH_SECTION}: {{ros__parameters: {{base: loop.yaml}}}}\n"
+    )
     with pytest.raises(ValueError, match="includes itself"):
         load_graph_config(tmp_path / "loop.yaml")
+
+
+def test_nested_parameter_mappings_are_dotted_names_as_rcl_reads_them(tmp_path):
+    site = _profile(
+        tmp_path / "site.yaml",
+        f"{GRAPH_SECTION}: {{ros__parameters: {{base: sim}}}}\n"
+        "teleop: {ros__parameters: {extra: {depth: 2}}}\n",
+    )
+    assert _params(load_graph_config(site), "teleop")["extra.depth"] == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("base: robot\n", "is not `base: {ros__parameters: ...}`"),
+        ("nodes: {teleop: {parameters: {}}}\n", "the graph and `base` go under"),
+        ("/rig1/teleop: {ros__parameters: {x: 1}}\n", "namespaced sections are not supported"),
+        ("teleop: {ros__parameters: {sim_schedule: []}}\n", "teleop.sim_schedule: an empty list"),
+        ("teleop: {ros__parameters: {debounce_s: }}\n", "teleop.debounce_s: no value"),
+        ("arm_driver: {ros__parameters: {workspace_min: [0, 0.1, 0.2]}}\n", "of one type"),
+        ("teleop: {ros__parameters: {mode: y}}\n", "'y' is a string here but rcl reads it"),
+        ("policy: {ros__parameters: {task: 1e3}}\n", "quote it"),
+        ("policy: {ros__parameters: {horizon: 5_0}}\n", "a string to rcl"),
+        ("a: &x {ros__parameters: {v: 1}}\nb: *x\n", "aliases are refused by rcl"),
+        ("arm_drvier: {ros__parameters: {backend: sim}}\n", "node 'arm_drvier' has parameters"),
+        (f"{GRAPH_SECTION}: {{ros__parameters: {{nodes: {{x: {{pkg: p}}}}}}}}\n", "nodes.x"),
+    ],
+)
+def test_a_profile_rcl_would_read_differently_is_refused_naming_the_place(tmp_path, text, message):
+    header = f"{GRAPH_SECTION}: {{ros__parameters: {{base: sim}}}}\n"
+    site = _profile(tmp_path / "site.yaml", text if "rollout_graph" in text else header + text)
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        load_graph_config(site)
+    assert str(site) in str(err.value)
+
+
+@pytest.mark.parametrize("profile", ["sim", "robot"])
+def test_the_written_params_file_gives_the_same_graph(profile, tmp_path):
+    cfg = apply_overrides(
+        load_graph_config(profile), {"task": "y", "checkpoint": "1e3", "backend": "kinematic"}
+    )
+    path = write_params_file(cfg, tmp_path / "params.yaml")
+    again = load_graph_config(path)  # quoted where rcl would read a bool or a number
+    assert node_specs(again) == node_specs(cfg)
+    assert list(yaml.safe_load(path.read_text()))[:2] == [GRAPH_SECTION, "/**"]
+    with pytest.raises(ValueError, match="teleop.sim_schedule: an empty list"):
+        write_params_file(apply_overrides(cfg, {"teleop.sim_schedule": "[]"}), path)
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("profile", ["sim", "robot"])
+def test_rcl_gives_each_node_of_the_params_file_the_runners_parameters(profile, tmp_path):
+    """The real rcl parser (rclpy's --params-file) reads the shipped profile, stacked on its base
+    as a user would pass them, and each node name gets exactly its spec's parameters."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    files = [CONFIG] if profile == "sim" else [CONFIG, ROBOT]
+    args = ["x", "--ros-args"] + [a for f in files for a in ("--params-file", str(f))]
+    context = Context()
+    rclpy.init(args=args, context=context, domain_id=199)
+    try:
+        for spec in node_specs(load_graph_config(profile)):
+            node = Node(
+                spec.name, context=context, automatically_declare_parameters_from_overrides=True
+            )
+            got = {
+                k: v.value
+                for k, v in node._parameters.items()
+                if k not in ("use_sim_time", "start_type_description_service")
+            }
+            node.destroy_node()
+            got = {
+                k: list(v) if isinstance(v, (list, tuple)) or hasattr(v, "tolist") else v
+                for k, v in got.items()
+            }
+            assert got == spec.parameters, spec.name
+    finally:
+        rclpy.shutdown(context=context)
 
 
 _DECLARED = re.compile(r'(?:declare\(\s*self,\s*|\bp\(\s*|declare_parameter\(\s*)"(\w+)"')
@@ -253,7 +357,7 @@ def test_readme_robot_section_matches_the_robot_profile():
     section = _readme_robot_section()
     assert "config:=robot" in section and "--config robot" in section
     cfg = load_graph_config("robot")
-    overlay = yaml.safe_load(ROBOT.read_text())
+    overlay, _base = parse_profile(ROBOT, yaml.safe_load(ROBOT.read_text()))
     stated = dict(re.findall(r"`(\w+\.\w+): ([^`]+)`", section))
     for node, entry in overlay["nodes"].items():
         keys = [f"{node}.{p}" for p in entry.get("parameters") or {}]
@@ -311,8 +415,9 @@ def test_an_override_of_the_wrong_type_names_itself(override, message):
         apply_overrides(load_graph_config(CONFIG), override)
 
 
-def test_an_empty_list_in_an_overlay_replaces_the_base_list(tmp_path):
-    site = tmp_path / "site.yaml"
-    site.write_text("base: sim\nnodes:\n  teleop:\n    parameters:\n      sim_schedule: []\n")
-    specs = {s.name: s.parameters for s in node_specs(load_graph_config(site))}
+def test_an_empty_list_override_reaches_the_runner_but_not_a_params_file(tmp_path):
+    # rcl has no empty list (`[]` in a params file leaves a parameter without a value); the
+    # runner passes one as an unset parameter, so `teleop.sim_schedule=[]` still works there.
+    cfg = apply_overrides(load_graph_config("sim"), {"teleop.sim_schedule": "[]"})
+    specs = {s.name: s.parameters for s in node_specs(cfg)}
     assert specs["teleop"]["sim_schedule"] == []
