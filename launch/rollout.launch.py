@@ -1,23 +1,18 @@
 """Rollout graph for a robot PC: `ros2 launch habc_control rollout.launch.py [config:=robot ...]`.
 
-The node list and parameters come from a graph profile (`config:=sim`, the default
-config/rollout.yaml; `config:=robot`, config/rollout_robot.yaml; or a YAML path) through
-habc_control.graph, the same function the in-process runner (`habc-rollout`) uses, so both start
-the same graph.
+A thin shell: habc_control.launch_plan decides every node (the profile's graph, its parameters
+written as one standard params file that each node gets with --params-file, the camera driver,
+robot_state_publisher per arm) and is tested without ROS; this file only declares the arguments
+and turns the plan into launch_ros Nodes. `ros2 launch habc_control rollout.launch.py -s` lists
+the arguments with their descriptions and choices.
 """
 
 from __future__ import annotations
 
-from habc_control.graph import (
-    OVERRIDES,
-    PROFILES,
-    apply_overrides,
-    load_graph_config,
-    node_specs,
-)
+from habc_control.launch_plan import launch_arguments, plan
 
 try:  # launch / launch_ros exist only where ROS is installed from apt (robot PC)
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
@@ -26,28 +21,24 @@ except ImportError:  # pragma: no cover - exercised on machines without launch
     LaunchDescription = None
 
 
-def launch_nodes(config_path: str, overrides: dict[str, str]) -> list:
-    """launch_ros Node actions for the configured graph (empty overrides keep the config)."""
-    config = apply_overrides(
-        load_graph_config(config_path or None), {k: v for k, v in overrides.items() if v != ""}
-    )
-    return [
+def _setup(context, *args, **kwargs) -> list:
+    values = {a.name: LaunchConfiguration(a.name).perform(context) for a in launch_arguments()}
+    nodes = plan(values)
+    actions = [
         Node(
-            package=spec.package,
-            executable=spec.executable,
-            name=spec.name,
-            parameters=[spec.parameters],
+            package=n.package,
+            executable=n.executable,
+            name=n.name,
+            namespace=n.namespace,
+            parameters=n.parameters,
+            remappings=n.remappings,
             output="screen",
             emulate_tty=True,
         )
-        for spec in node_specs(config)
+        for n in nodes
     ]
-
-
-def _setup(context, *args, **kwargs) -> list:
-    config = LaunchConfiguration("config").perform(context)
-    overrides = {k: LaunchConfiguration(k).perform(context) for k in OVERRIDES}
-    return launch_nodes(config, overrides)
+    files = sorted({p for n in nodes for p in n.parameters if isinstance(p, str)})
+    return [LogInfo(msg=f"rollout parameters: {', '.join(files)}"), *actions]
 
 
 def generate_launch_description():
@@ -55,15 +46,13 @@ def generate_launch_description():
         raise RuntimeError(
             "launch/launch_ros are not installed here; run the same graph with `habc-rollout`"
         )
-    args = [
+    arguments = [
         DeclareLaunchArgument(
-            "config",
-            default_value="",
-            description=f"graph profile ({', '.join(PROFILES)}) or YAML path (default: sim)",
+            a.name,
+            default_value=a.default,
+            description=a.description,
+            choices=list(a.choices) if a.choices else None,
         )
+        for a in launch_arguments()
     ]
-    args += [
-        DeclareLaunchArgument(key, default_value="", description=f"{text} (default: config)")
-        for key, (_, _, text) in OVERRIDES.items()
-    ]
-    return LaunchDescription([*args, OpaqueFunction(function=_setup)])
+    return LaunchDescription([*arguments, OpaqueFunction(function=_setup)])
