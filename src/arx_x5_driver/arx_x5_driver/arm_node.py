@@ -1,11 +1,23 @@
-"""Arm driver node: one node for the rig's arms, backend `kinematic`, `sim` or `arx5`.
+"""Arm driver node: a lifecycle node for the rig's arms, backend `kinematic`, `sim` or `arx5`.
 
-Per control tick: read every arm, publish /<arm>_arm/joint_states and /<arm>_arm/ee_pose (the
-graph's control clock), then send the newest /<arm>_arm/command_request through the safety core
-(limits, step clamp, watchdog, HOLD) and publish what was sent on /<arm>_arm/command: the
-executed command, with the safety bits that shaped it. That is the recorded action.
-/control_authority HOLD for an arm holds it whatever the requests say. On shutdown every arm
-goes to the backend's safe state (damping on the real X5).
+Lifecycle (rclpy.lifecycle; `node_main.bring_up` configures and activates it unless the
+read-only parameter `autostart` is false, then a lifecycle manager drives it):
+
+* unconfigured: parameters declared and checked (bounds, choices, read-only); no hardware.
+* configure: the control loop's thread builds the backend (the SDK connects one controller per
+  CAN bus and reads the arms; an X5 starts in the SDK's damping, kp = 0: nothing moves) and
+  starts ticking at `control_hz`: /<arm>_arm/joint_states and /<arm>_arm/ee_pose (the graph's
+  clock), the sim's cameras and status, /diagnostics. Nothing is sent to the backend and
+  requests are ignored: a driver can be brought up and checked before anything moves.
+* activate: the backend enables the arms holding where they are (X5: the measured pose
+  commanded, then stiffness ramped in; sim and kinematic: nothing to do), then each tick sends
+  the newest /<arm>_arm/command_request through the safety core (limits, step clamp, watchdog,
+  HOLD) and publishes what was sent on /<arm>_arm/command, with the safety bits that shaped
+  it: the recorded action. /control_authority HOLD for an arm holds it whatever is requested.
+* deactivate: every arm holds where it is (the safety core's HOLD, still sent each tick: an
+  unpowered X5 would sink), requests are ignored; activate again resumes from a fresh request.
+* cleanup / shutdown (and `safe_stop()`, the shutdown hook): deactivated first, then the
+  backend's safe state (damping on the X5; sim: hold) and closed.
 
 Sim backend only: /sim/reset (ResetSim) puts the rig in a new seeded layout (the arms home, the
 safety core forgets its last targets, requests stamped before the reset are ignored), and
@@ -16,19 +28,31 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
+from arx_x5_driver import messages
+from arx_x5_driver.arm_params import BACKENDS, arm_param_specs, check_arm_params
 from arx_x5_driver.backend import KinematicRigBackend, RigBackend
-from arx_x5_driver.driver_core import DriverCore
-from arx_x5_driver.node_main import run_node
+from arx_x5_driver.diagnostics import DIAGNOSTICS_TOPIC, ArmHealth, RateMeter, arm_status
+from arx_x5_driver.driver_core import ArmCounters, DriverCore
+from arx_x5_driver.node_main import lifecycle_state, run_node
+from arx_x5_driver.qos import (
+    AUTHORITY_QOS,
+    COMMAND_QOS,
+    EVENTS_QOS,
+    IMAGE_PUB_QOS,
+    STATE_QOS,
+)
+from arx_x5_driver.ros_params import declare_params
 from arx_x5_driver.safety import AUTHORITY_HOLD, Command, SafetyConfig
 from habc_core.contract import (
     AUTHORITY_TOPIC,
@@ -38,41 +62,34 @@ from habc_core.contract import (
     MODE_BY_SPACE,
     SIM_RESET_SERVICE,
     SIM_TASK_STATUS_TOPIC,
-    base_frame,
-    camera_frame,
     command_request_topic,
     command_topic,
     ee_pose_topic,
     image_topic,
-    joint_names,
     joint_states_topic,
+    ros_name,
     teleop_source_topic,
 )
 from habc_core.features import CAMERA_NAMES
-from habc_core.rotations import quat_from_ee9
 from habc_interfaces.msg import ArmCommand, ControlAuthority, EpisodeEvent, SimTaskStatus
 from habc_interfaces.srv import ResetSim
 
-BACKENDS = ("kinematic", "sim", "arx5")
-_AUTHORITY_QOS = QoSProfile(
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+_JOB_TIMEOUT_S = 10.0  # a backend call handed to the control loop (enable, sim reset)
 
 
-def make_backend(node: Node, name: str, arms: tuple[str, ...], mode: int) -> RigBackend:
-    """Build the configured backend; errors name what is missing."""
+def make_backend(p: dict[str, Any], arms: tuple[str, ...], mode: int) -> RigBackend:
+    """Build the configured backend from the node's parameter values; errors name what is
+    missing."""
+    name = p["backend"]
     if name == "kinematic":
         return KinematicRigBackend(arms)
     if name == "arx5":
         # optional: the ARX SDK (arx5_interface), needed by backend arx5 only
         from arx_x5_driver.real_backend import RealBackendConfig, RealRigBackend
 
-        ifaces = list(node.get_parameter("can_interfaces").value)
-        if len(ifaces) != len(arms):
-            raise ValueError(f"can_interfaces: need one per arm {arms}, got {ifaces}")
-        return RealRigBackend(RealBackendConfig(dict(zip(arms, ifaces, strict=True)), mode))
+        ifaces = dict(zip(arms, p["can_interfaces"], strict=True))
+        return RealRigBackend(RealBackendConfig(ifaces, mode))
     if name == "sim":
         # The MuJoCo rig (package habc_sim); imported only here: a robot PC has neither it nor
         # MuJoCo.
@@ -87,122 +104,271 @@ def make_backend(node: Node, name: str, arms: tuple[str, ...], mode: int) -> Rig
             ) from None
 
         # Without published cameras the rig need not render at all (rendering dominates a tick).
-        cameras = int(node.get_parameter("camera_every").value) > 0
+        cameras = int(p["camera_every"]) > 0
         return SimRigBackend(
-            arms,
-            mode,
-            node.get_parameter("sim_config").value or None,
-            obs_mode="pixels" if cameras else "state",
+            arms, mode, p["sim_config"] or None, obs_mode="pixels" if cameras else "state"
         )
     raise ValueError(f"backend: {name!r} is not one of {BACKENDS}")
 
 
-class ArmNode(Node):
-    def __init__(self, **kwargs) -> None:
+class _Job:
+    """A call the control thread runs for another thread (it owns the backend)."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class ArmNode(LifecycleNode):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__("arm_driver", **kwargs)
-
-        def p(name, default, text):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=text))
-
-        self.arms = tuple(p("arms", ["left", "right"], "arm names").value)
-        backend = p("backend", "kinematic", f"one of {BACKENDS}").value
-        self.hz = float(p("control_hz", 30.0, "control rate [Hz]; also the state rate").value)
-        space = p("action_space", "ee", "ee (xyz + 6-D rot) or joint: the command mode").value
-        p("can_interfaces", ["can0", "can1"], "arx5 backend: CAN interface per arm, in order")
-        p("sim_config", "", "sim backend: sim YAML (empty: the sim's defaults)")
-        self.camera_every = int(
-            p("camera_every", 1, "sim: publish camera images every N ticks (0: never)").value
+        self.params = declare_params(self, arm_param_specs())
+        check_arm_params(self.params)
+        self.arms = tuple(self.params["arms"])
+        self.hz = float(self.params["control_hz"])
+        self.mode = MODE_BY_SPACE[self.params["action_space"]]
+        self.camera_every = int(self.params["camera_every"])
+        self.safety_config = SafetyConfig.from_parameters(
+            {name: self.params[name] for name in SafetyConfig.parameters()}
         )
-        publish_expert = p(
-            "publish_expert", False, "sim: the scripted expert's targets on /teleop/source/<arm>"
-        ).value
-        cfg = SafetyConfig.from_parameters(
-            {
-                name: p(name, default, text).value
-                for name, (default, text) in SafetyConfig.parameters().items()
-            }
-        )
-        if space not in MODE_BY_SPACE:
-            choices = tuple(MODE_BY_SPACE)
-            raise ValueError(f"action_space: expected one of {choices}, got {space!r}")
-        self.mode = MODE_BY_SPACE[space]
+        self.transition_error: BaseException | None = None  # read by node_main.bring_up
+        self.backend: RigBackend | None = None
+        self.core: DriverCore | None = None
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._go = threading.Event()
-        self._t_start = time.monotonic()
+        self._active = False  # requests go through the safety core to the backend
+        self._enabled = False  # backend.enable() ran: from now on every tick sends (or holds)
+        self._jobs: list[_Job] = []
+        self._entities: list[tuple[Callable[[Any], Any], Any]] = []
+        self.ticks = self.overruns = 0
         self._busy = self._worst = 0.0
-        self._error: BaseException | None = None
-        # The control loop owns the backend in its own thread: the sim's OpenGL context is bound
-        # to the thread that made it, and a plain rate loop keeps the tick independent of how
-        # busy the executor is.
-        self._thread = threading.Thread(
-            target=self._run, args=(backend,), name="arm_control", daemon=True
+        self._t_start = time.monotonic()
+        self._tick_error = ""
+        self._rate = RateMeter()
+        self._overruns_seen = 0
+        # /diagnostics in every state, unconfigured included (absolute: the aggregator's topic).
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, STATE_QOS)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(
+            f"arms {self.arms} on backend {self.params['backend']!r} at {self.hz} Hz: unconfigured"
         )
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
+
+    # --- lifecycle transitions -------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.transition_error = None
         try:
-            self._setup_io(cfg, publish_expert)
-        except BaseException:
-            self._stop.set()  # the loop thread puts the backend in its safe state and exits
-            self._thread.join(timeout=10.0)
-            raise
-        self.add_on_set_parameters_callback(self._refuse_changes)
+            self._start_loop()
+            self._setup_io()
+        except Exception as exc:  # noqa: BLE001 - reported by bring_up / the lifecycle service
+            self.transition_error = exc
+            self.get_logger().error(f"configure failed: {exc}")
+            self._teardown()
+            return FAILURE
         self._go.set()  # publishers exist: the loop may tick
-        self.get_logger().info(f"arms {self.arms} on backend {backend!r} at {self.hz} Hz")
+        return SUCCESS
 
-    def _refuse_changes(self, params) -> SetParametersResult:
-        # Limits and rates are read once into the safety core; a silent no-op would mislead.
-        names = ", ".join(p.name for p in params)
-        return SetParametersResult(successful=False, reason=f"{names}: restart the arm driver")
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.transition_error = None
+        try:
+            if not self._enabled:
+                self._in_loop(self.backend.enable)
+                self._enabled = True
+        except Exception as exc:  # noqa: BLE001 - the arms stay unpowered; reported
+            self.transition_error = exc
+            self.get_logger().error(f"activate failed: enabling the arms: {exc!r}")
+            return FAILURE
+        with self._lock:
+            self._active = True
+        self.get_logger().info("active: requests go through the safety core to the arms")
+        return SUCCESS
 
-    def _setup_io(self, cfg: SafetyConfig, publish_expert: bool) -> None:
-        self.core = DriverCore(self.backend, cfg, self.mode)
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._lock:
+            self._active = False
+        self.get_logger().info("inactive: every arm holds where it is, requests ignored")
+        return SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        return SUCCESS
+
+    def safe_stop(self) -> None:
+        """Shutdown hook: hold (deactivate), then the arms' safe state and the backend closed."""
+        state = lifecycle_state(self)
+        if state == "active":
+            self.trigger_deactivate()
+            state = lifecycle_state(self)
+        if state in ("unconfigured", "inactive"):
+            self.trigger_shutdown()
+
+    # --- the control loop's thread ---------------------------------------------------------
+
+    def _start_loop(self) -> None:
+        # The loop owns the backend in its own thread: the sim's OpenGL context is bound to the
+        # thread that made it, and a plain rate loop keeps the tick independent of how busy the
+        # executor is.
+        self._stop = threading.Event()
+        self._go = threading.Event()
+        ready = threading.Event()
+        error: list[BaseException] = []
+        self.ticks = self.overruns = self._overruns_seen = 0
+        self._busy = self._worst = 0.0
+        self._rate = RateMeter()
+        self._rate.rate(0, time.monotonic())  # the first window starts at configure
+
+        def run() -> None:
+            try:
+                self.backend = make_backend(self.params, self.arms, self.mode)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in on_configure's thread
+                error.append(exc)
+                ready.set()
+                return
+            ready.set()
+            try:
+                self._loop()
+            finally:
+                self._stop_backend()
+
+        self._thread = threading.Thread(target=run, name="arm_control", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if error:
+            self._thread.join(timeout=10.0)
+            self._thread = None
+            raise error[0]
+        self.core = DriverCore(self.backend, self.safety_config, self.mode)
+
+    def _teardown(self) -> None:
+        """Stop the loop (its thread puts the arms in their safe state), drop the topics."""
+        with self._lock:
+            self._active = False
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=10.0)
+            self._thread = None
+        self._enabled = False
+        for destroy, entity in reversed(self._entities):
+            destroy(entity)
+        self._entities.clear()
+
+    def _loop(self) -> None:
+        while not self._go.wait(0.05):
+            if self._stop.is_set():
+                return
+        period = 1.0 / self.hz
+        next_t = self._t_start = time.monotonic()
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self._tick()
+            except Exception as exc:  # noqa: BLE001 - a failed tick holds; the loop goes on
+                self._tick_error = repr(exc)
+                self.get_logger().error(f"control tick failed: {exc!r}")
+            took = time.monotonic() - t0
+            self._busy += took
+            self._worst = max(self._worst, took)
+            next_t += period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:  # overrun: restart the schedule rather than burst to catch up
+                self.overruns += 1
+                next_t = time.monotonic()
+
+    def _stop_backend(self) -> None:
+        """Safe state: the backend's stop (damping on the X5), then release it."""
+        try:
+            self.backend.safe_stop()
+            elapsed = max(time.monotonic() - self._t_start, 1e-9)
+            self.get_logger().info(
+                f"arms in their safe state after {self.ticks} ticks in {elapsed:.1f} s "
+                f"({self.ticks / elapsed:.1f} Hz, {self.overruns} overruns; tick mean "
+                f"{1e3 * self._busy / max(self.ticks, 1):.1f} ms, max {1e3 * self._worst:.1f} ms)"
+            )
+        finally:
+            self.backend.close()
+
+    def _in_loop(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on the control thread (the backend's owner) and wait for it."""
+        job = _Job(fn)
+        with self._lock:
+            self._jobs.append(job)
+        if not job.done.wait(timeout=_JOB_TIMEOUT_S):
+            raise TimeoutError(f"not done within {_JOB_TIMEOUT_S} s (control loop stuck?)")
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _run_jobs(self) -> None:
+        with self._lock:
+            jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            try:
+                job.result = job.fn()
+            except Exception as exc:  # noqa: BLE001 - handed back to the waiting thread
+                job.error = exc
+            job.done.set()
+
+    # --- topics ----------------------------------------------------------------------------
+
+    def _pub(self, msg_type: type, topic: str, qos) -> Any:
+        pub = self.create_publisher(msg_type, ros_name(topic), qos)
+        self._entities.append((self.destroy_publisher, pub))
+        return pub
+
+    def _sub(self, msg_type: type, topic: str, callback: Callable[[Any], None], qos) -> None:
+        sub = self.create_subscription(msg_type, ros_name(topic), callback, qos)
+        self._entities.append((self.destroy_subscription, sub))
+
+    def _setup_io(self) -> None:
         # After a sim reset the mux and the policy still hold targets of the old layout until they
         # see the episode's START: requests are ignored until START, then those stamped before it.
         self._awaiting_start = False
         self._ignore_before_ns = 0
         self._js_pub = {
-            a: self.create_publisher(JointState, joint_states_topic(a), 10) for a in self.arms
+            a: self._pub(JointState, joint_states_topic(a), STATE_QOS) for a in self.arms
         }
         self._pose_pub = {
-            a: self.create_publisher(PoseStamped, ee_pose_topic(a), 10) for a in self.arms
+            a: self._pub(PoseStamped, ee_pose_topic(a), STATE_QOS) for a in self.arms
         }
-        self._cmd_pub = {
-            a: self.create_publisher(ArmCommand, command_topic(a), 10) for a in self.arms
-        }
+        # The executed command is recorded: every one must reach the recorder, so a state-sized
+        # queue rather than the newest-only command profile.
+        self._cmd_pub = {a: self._pub(ArmCommand, command_topic(a), STATE_QOS) for a in self.arms}
         for a in self.arms:
-            self.create_subscription(
-                ArmCommand, command_request_topic(a), lambda m, a=a: self._on_command(a, m), 10
-            )
-        self.create_subscription(
-            ControlAuthority, AUTHORITY_TOPIC, self._on_authority, _AUTHORITY_QOS
-        )
+            on_command = lambda m, a=a: self._on_command(a, m)  # noqa: E731
+            self._sub(ArmCommand, command_request_topic(a), on_command, COMMAND_QOS)
+        self._sub(ControlAuthority, AUTHORITY_TOPIC, self._on_authority, AUTHORITY_QOS)
+        backend = self.backend
         self._cam_pub = {}
-        if self.camera_every > 0 and hasattr(self.backend, "render"):
+        if self.camera_every > 0 and hasattr(backend, "render"):
             for cam in CAMERA_NAMES:
-                self._cam_pub[cam] = self.create_publisher(Image, image_topic(cam), 2)
+                self._cam_pub[cam] = self._pub(Image, image_topic(cam), IMAGE_PUB_QOS)
         self._env_state_pub = self._status_pub = None
-        self._reset_request: tuple[int, threading.Event, list[str]] | None = None
         self._seed = -1
-        if hasattr(self.backend, "env_state"):  # sim only: privileged state, state-mode policies
-            self._env_state_pub = self.create_publisher(Float64MultiArray, ENV_STATE_TOPIC, 10)
-            self._status_pub = self.create_publisher(SimTaskStatus, SIM_TASK_STATUS_TOPIC, 10)
-            self.create_service(ResetSim, SIM_RESET_SERVICE, self._on_reset)
-            events_qos = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
-            self.create_subscription(
-                EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, events_qos
-            )
-        self._publish_expert = publish_expert and hasattr(self.backend, "env")
+        if hasattr(backend, "env_state"):  # sim only: privileged state, state-mode policies
+            self._env_state_pub = self._pub(Float64MultiArray, ENV_STATE_TOPIC, STATE_QOS)
+            self._status_pub = self._pub(SimTaskStatus, SIM_TASK_STATUS_TOPIC, STATE_QOS)
+            srv = self.create_service(ResetSim, ros_name(SIM_RESET_SERVICE), self._on_reset)
+            self._entities.append((self.destroy_service, srv))
+            self._sub(EpisodeEvent, EPISODE_EVENTS_TOPIC, self._on_event, EVENTS_QOS)
+        self._publish_expert = bool(self.params["publish_expert"]) and hasattr(backend, "env")
         self._expert = self._make_expert(0)
         if self._publish_expert:
             self._expert_pub = {
-                a: self.create_publisher(ArmCommand, teleop_source_topic(a), 10) for a in self.arms
+                a: self._pub(ArmCommand, teleop_source_topic(a), COMMAND_QOS) for a in self.arms
             }
-        self.ticks = 0
-        self.overruns = 0
 
     def _make_expert(self, seed: int):
         if not self._publish_expert:
@@ -217,13 +383,12 @@ class ArmNode(Node):
     def _on_reset(self, req: ResetSim.Request, res: ResetSim.Response) -> ResetSim.Response:
         # The control thread owns the backend (the renderer's GL context lives there): hand the
         # reset to it and wait until it is done.
-        done, message = threading.Event(), [""]
-        with self._lock:
-            self._reset_request = (int(req.seed), done, message)
-        if not done.wait(timeout=10.0):
-            res.accepted, res.message = False, "reset not done within 10 s (control loop stuck?)"
+        try:
+            message = self._in_loop(lambda: self._do_reset(int(req.seed)))
+        except TimeoutError as exc:
+            res.accepted, res.message = False, f"reset {exc}"
             return res
-        res.accepted, res.message = not message[0], message[0] or f"layout of seed {req.seed}"
+        res.accepted, res.message = not message, message or f"layout of seed {req.seed}"
         return res
 
     def _do_reset(self, seed: int) -> str:
@@ -239,55 +404,6 @@ class ArmNode(Node):
         self._expert = self._make_expert(seed)
         self.get_logger().info(f"sim rig reset to the layout of seed {seed}")
         return ""
-
-    def _run(self, backend: str) -> None:
-        try:
-            self.backend = make_backend(self, backend, self.arms, self.mode)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in __init__'s thread
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            self._loop()
-        finally:
-            self._stop_backend()
-
-    def _loop(self) -> None:
-        while not self._go.wait(0.05):
-            if self._stop.is_set():
-                return
-        period = 1.0 / self.hz
-        next_t = self._t_start = time.monotonic()
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            try:
-                self._tick()
-            except Exception as exc:  # noqa: BLE001 - a failed tick holds; the loop goes on
-                self.get_logger().error(f"control tick failed: {exc!r}")
-            took = time.monotonic() - t0
-            self._busy += took
-            self._worst = max(self._worst, took)
-            next_t += period
-            delay = next_t - time.monotonic()
-            if delay > 0:
-                self._stop.wait(delay)
-            else:  # overrun: restart the schedule rather than burst to catch up
-                self.overruns += 1
-                next_t = time.monotonic()
-
-    def _stop_backend(self) -> None:
-        """Safe state on shutdown: the backend's stop (damping on the X5), then release it."""
-        try:
-            self.backend.safe_stop()
-            elapsed = max(time.monotonic() - self._t_start, 1e-9)
-            self.get_logger().info(
-                f"arms in their safe state after {self.ticks} ticks in {elapsed:.1f} s "
-                f"({self.ticks / elapsed:.1f} Hz, {self.overruns} overruns; tick mean "
-                f"{1e3 * self._busy / max(self.ticks, 1):.1f} ms, max {1e3 * self._worst:.1f} ms)"
-            )
-        finally:
-            self.backend.close()
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -310,6 +426,8 @@ class ArmNode(Node):
             return
         stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
         with self._lock:
+            if not self._active:
+                return  # inactive: the arms hold (or are not enabled yet), requests ignored
             if self._awaiting_start or stamp_ns < self._ignore_before_ns:
                 return  # computed for the layout before a sim reset
             self.core.request(arm, cmd, int(msg.model_index), self._now())
@@ -324,47 +442,29 @@ class ArmNode(Node):
                 self.core.set_held(arm, auth == AUTHORITY_HOLD)
 
     def _tick(self) -> None:
-        with self._lock:
-            reset, self._reset_request = self._reset_request, None
-        if reset is not None:
-            seed, done, message = reset
-            message[0] = self._do_reset(seed)
-            done.set()
+        self._run_jobs()
         stamp = self.get_clock().now().to_msg()
         now = self._now()
+        with self._lock:
+            active = self._active
         for arm in self.arms:
-            with self._lock:
-                m, executed = self.core.tick_arm(arm, now)
-            js = JointState()
-            js.header.stamp = stamp
-            js.header.frame_id = base_frame(arm)
-            js.name = joint_names(arm)
-            js.position = [float(v) for v in m.joints] + [float(m.gripper)]
-            self._js_pub[arm].publish(js)
-            pose = PoseStamped()
-            pose.header.stamp = stamp
-            pose.header.frame_id = base_frame(arm)
-            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (
-                float(v) for v in m.ee[:3]
-            )
-            q = quat_from_ee9(m.ee)
-            o = pose.pose.orientation
-            o.x, o.y, o.z, o.w = q
-            self._pose_pub[arm].publish(pose)
-            self._cmd_pub[arm].publish(self._executed(arm, executed, stamp))
-            for event in executed.events:
-                if event == executed.fault:
-                    self.get_logger().error(event)
-                elif "clamped" in event:  # counted in clamp_count; a fast target clamps often
-                    self.get_logger().warning(event, throttle_duration_sec=1.0)
-                else:
-                    self.get_logger().warning(event)
+            executed = None
+            if active or self._enabled:  # enabled but inactive: hold, never the requests
+                with self._lock:
+                    m, executed = self.core.tick_arm(arm, now, hold=not active)
+            else:  # configured, not yet activated: observe only
+                m = self.core.observe(arm)
+            self._js_pub[arm].publish(messages.joint_state_msg(arm, m, stamp))
+            self._pose_pub[arm].publish(messages.ee_pose_msg(arm, m, stamp))
+            if executed is not None:
+                self._cmd_pub[arm].publish(messages.executed_msg(arm, executed, stamp))
+                self._log_events(executed)
         self.backend.step()
         self.ticks += 1
         if self._cam_pub and self.ticks % self.camera_every == 0:
             for cam, rgb in self.backend.render().items():
                 if cam in self._cam_pub:
-                    self._cam_pub[cam].publish(self._image(rgb, stamp, cam))
+                    self._cam_pub[cam].publish(messages.image_msg(rgb, stamp, cam))
         if self._env_state_pub is not None:
             state = np.asarray(self.backend.env_state(), dtype=np.float64)
             self._env_state_pub.publish(Float64MultiArray(data=state.tolist()))
@@ -372,29 +472,16 @@ class ArmNode(Node):
         if self._expert is not None:
             for arm in self.arms:
                 part = np.asarray(self._expert.act_arm(arm), dtype=np.float64)
-                cmd = ArmCommand()
-                cmd.header.stamp = stamp
-                cmd.header.frame_id = base_frame(arm)
-                cmd.mode = self.mode
-                cmd.targets = [float(v) for v in part[:-1]]
-                cmd.gripper = float(part[-1])
-                cmd.authority = 1  # HUMAN: the simulated operator's hands
-                cmd.model_index = -1
-                self._expert_pub[arm].publish(cmd)
+                self._expert_pub[arm].publish(messages.expert_msg(arm, self.mode, part, stamp))
 
-    def _executed(self, arm: str, executed, stamp) -> ArmCommand:
-        """The command sent to the backend this tick, stamped with the tick (both arms alike)."""
-        cmd = executed.command
-        msg = ArmCommand()
-        msg.header.stamp = stamp
-        msg.header.frame_id = base_frame(arm)
-        msg.mode = int(cmd.mode)
-        msg.targets = [float(v) for v in cmd.targets]
-        msg.gripper = float(cmd.gripper)
-        msg.authority = int(cmd.authority)
-        msg.model_index = int(executed.model_index)
-        msg.safety = int(executed.flags)
-        return msg
+    def _log_events(self, executed) -> None:
+        for event in executed.events:
+            if event == executed.fault:
+                self.get_logger().error(event)
+            elif "clamped" in event:  # counted in clamp_count; a fast target clamps often
+                self.get_logger().warning(event, throttle_duration_sec=1.0)
+            else:
+                self.get_logger().warning(event)
 
     def _publish_status(self, stamp) -> None:
         done, success, reason = self.backend.task_status()
@@ -405,21 +492,48 @@ class ArmNode(Node):
         msg.done, msg.success, msg.reason = bool(done), bool(success), reason
         self._status_pub.publish(msg)
 
-    @staticmethod
-    def _image(rgb: np.ndarray, stamp, cam: str) -> Image:
-        img = Image()
-        img.header.stamp = stamp
-        img.header.frame_id = camera_frame(cam)
-        img.height, img.width = int(rgb.shape[0]), int(rgb.shape[1])
-        img.encoding = "rgb8"
-        img.step = int(rgb.shape[1]) * 3
-        img.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
-        return img
+    # --- /diagnostics ----------------------------------------------------------------------
 
-    def safe_stop(self) -> None:
-        """Stop the control loop; its thread puts the arms in their safe state and waits."""
-        self._stop.set()
-        self._thread.join(timeout=10.0)
+    def _hardware_id(self, arm: str) -> str:
+        backend = self.params["backend"]
+        if backend == "arx5":
+            return f"arx5:{dict(zip(self.arms, self.params['can_interfaces'], strict=True))[arm]}"
+        return f"{backend}:{arm}"
+
+    def health(self) -> list[ArmHealth]:
+        """Each arm's figures now; the tick rate and overruns over the window since the last
+        call (the diagnostics timer's)."""
+        state = lifecycle_state(self)
+        rate = self._rate.rate(self.ticks, time.monotonic())
+        window_overruns, self._overruns_seen = self.overruns - self._overruns_seen, self.overruns
+        tick_error, self._tick_error = self._tick_error, ""
+        out = []
+        for arm in self.arms:
+            with self._lock:
+                core = self.core
+                counters = core.counters(arm) if core is not None else ArmCounters()
+                held = core.held(arm) if core is not None else False
+            out.append(
+                ArmHealth(
+                    arm,
+                    self._hardware_id(arm),
+                    state,
+                    held,
+                    counters,
+                    rate,
+                    self.hz,
+                    self.overruns,
+                    window_overruns,
+                    tick_error,
+                )
+            )
+        return out
+
+    def _publish_diagnostics(self) -> None:
+        statuses = [arm_status(self.get_name(), h) for h in self.health()]
+        self._diag_pub.publish(
+            messages.diagnostic_array(statuses, self.get_clock().now().to_msg())
+        )
 
 
 def main(args=None) -> None:

@@ -7,7 +7,9 @@ holds one SDK controller per CAN interface). The node calls, per control tick::
     backend.send(arm, command)             # a safety-checked Command (safety.py)
     backend.step()                         # sim: advance physics one tick; real: no-op
 
-and on shutdown `backend.safe_stop()` then `backend.close()`.
+Building a backend connects and reads the arms but moves nothing (the SDK starts an X5 in
+damping). `backend.enable()` powers the arms to hold where they are (the arm node's lifecycle
+activate, before the first `send`); on shutdown `backend.safe_stop()` then `backend.close()`.
 
 `KinematicRigBackend` is a dependency-free stand-in (targets are reached at once, no physics)
 for tests and for running the graph with no simulator.
@@ -31,6 +33,8 @@ class RigBackend(Protocol):
 
     def send(self, arm: str, command: Command) -> None: ...
 
+    def enable(self) -> None: ...
+
     def step(self) -> None: ...
 
     def safe_stop(self) -> None: ...
@@ -51,6 +55,7 @@ class KinematicRigBackend:
         self._ee = {a: HOME_EE.copy() for a in self.arms}
         self._gripper = dict.fromkeys(self.arms, 0.088)
         self.sent: dict[str, list[Command]] = {a: [] for a in self.arms}
+        self.enabled = False
         self.stopped = False
         self.closed = False
 
@@ -65,10 +70,14 @@ class KinematicRigBackend:
             self._ee[arm] = command.targets.copy()
         self._gripper[arm] = command.gripper
 
+    def enable(self) -> None:
+        self.enabled = True
+
     def step(self) -> None:
         pass
 
     def safe_stop(self) -> None:
+        self.enabled = False
         self.stopped = True
 
     def close(self) -> None:

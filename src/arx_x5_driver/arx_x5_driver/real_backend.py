@@ -4,6 +4,9 @@ The SDK runs its own 500 Hz send/recv loop in a background thread; we only set t
 `Arx5CartesianController` for EE commands, `Arx5JointController` for joint commands. The SDK's
 ZMQ server is never used. SDK facts this module relies on:
 * no command timeout: the last target is held forever, so the watchdog lives in safety.py;
+* a controller starts in damping (kp = 0, the default kd): connected and read, nothing moves;
+  commands need stiffness, which `enable()` ramps in (the arm node's lifecycle activate), and
+  `set_gain` refuses a non-zero kp while the command is far from the measured pose;
 * `set_to_damping()` is the safe stop; the destructor damps for 2 s only on a clean exit;
 * over-current puts an arm in a damping emergency state that needs a restart (not recoverable
   from here: we report it and stop).
@@ -15,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -48,6 +52,9 @@ class RealBackendConfig:
     can_interfaces: Mapping[str, str]  # arm -> CAN interface, e.g. {"left": "can0"}
     mode: int = MODE_EE  # which SDK controller: Cartesian (EE) or joint
     model: str = "X5"
+    # Gains ramp from damping to the SDK's defaults over this long (its reset_to_home takes
+    # 0.5 s too): stiffness switched on at once jolts an arm that sagged while damped.
+    enable_ramp_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.can_interfaces:
@@ -56,6 +63,8 @@ class RealBackendConfig:
             raise ValueError(f"can_interfaces: one CAN bus per arm, got {self.can_interfaces!r}")
         if self.mode not in (MODE_EE, MODE_JOINT):
             raise ValueError(f"mode: expected 0 (joint) or 1 (ee), got {self.mode!r}")
+        if not self.enable_ramp_s >= 0:
+            raise ValueError(f"enable_ramp_s: must be >= 0, got {self.enable_ramp_s!r}")
 
 
 class RealRigBackend:
@@ -66,12 +75,14 @@ class RealRigBackend:
         config: RealBackendConfig,
         sdk: ModuleType | Any | None = None,
         sys_class_net: str = "/sys/class/net",
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if sdk is None:
             import arx5_interface as sdk  # only on the robot PC: the import loads the SDK .so
         self.config = config
         self.arms = tuple(config.can_interfaces)
         self._sdk = sdk
+        self._sleep = sleep
         for iface in config.can_interfaces.values():
             check_can_interface(iface, sys_class_net)
         cls = sdk.Arx5CartesianController if config.mode == MODE_EE else sdk.Arx5JointController
@@ -107,6 +118,29 @@ class RealRigBackend:
                 np.asarray(command.targets, dtype=np.float64), zeros, zeros, float(command.gripper)
             )
             ctrl.set_joint_cmd(state)
+
+    def enable(self, steps: int = 25) -> None:
+        """Stiffness on every arm, holding where it is: the measured pose is commanded (so the
+        SDK accepts a non-zero kp), then kp ramps from 0 to the SDK's default in `steps` steps
+        over `enable_ramp_s` (kd stays the default damping throughout)."""
+        for arm in self._ctrl:
+            m = self.read(arm)
+            target = m.ee if self.config.mode == MODE_EE else m.joints
+            self.send(arm, Command(self.config.mode, target, m.gripper))
+        configs = {arm: ctrl.get_controller_config() for arm, ctrl in self._ctrl.items()}
+        for i in range(1, steps + 1):
+            alpha = i / steps
+            for arm, ctrl in self._ctrl.items():
+                c = configs[arm]
+                kp = np.asarray(c.default_kp, dtype=np.float64) * alpha
+                gain = self._sdk.Gain(
+                    kp,
+                    np.asarray(c.default_kd, dtype=np.float64),
+                    float(c.default_gripper_kp) * alpha,
+                    float(c.default_gripper_kd),
+                )
+                ctrl.set_gain(gain)
+            self._sleep(self.config.enable_ramp_s / steps)
 
     def step(self) -> None:
         """The SDK's background thread does the 500 Hz loop."""

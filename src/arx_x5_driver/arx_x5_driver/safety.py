@@ -200,6 +200,14 @@ class ArmSafety:
         self._off_since: float | None = None
         self.fault = ""  # non-empty once the arm stopped following its targets
         self.clamp_count = 0
+        # Times the watchdog started holding (a trip is the change into watchdog hold, not each
+        # held tick): the diagnostics' count of command streams that went silent.
+        self.watchdog_trips = 0
+
+    @property
+    def watchdog_holding(self) -> bool:
+        """The arm holds because its commands stopped (not because of HOLD authority)."""
+        return self._watchdog_tripped
 
     @property
     def last_sent(self) -> Command | None:
@@ -251,6 +259,7 @@ class ArmSafety:
                     f"{self.name}: watchdog: no command for {now - self._last_cmd_time:.3f} s "
                     f"(> {self.config.watchdog_s} s): holding position"
                 )
+                self.watchdog_trips += 1
             self._watchdog_tripped = cmd is not None and not fresh
             out = self.hold_command(measured)
             self._sent = out

@@ -69,6 +69,10 @@ class SimRigBackend:
         else:
             self.env.rig.command(arm, np.asarray(command.targets), command.gripper)
 
+    def enable(self) -> None:
+        """The rig's position controllers already hold the arms (reset leaves them at home)."""
+        self.stopped = False
+
     def step(self) -> None:
         # Commands were applied in send(); the controllers keep them. No images: the node calls
         # render() on the ticks it publishes cameras, so each published frame is rendered once.

@@ -71,3 +71,38 @@ def test_safety_parameters_round_trip_and_errors_name_the_field():
         SafetyConfig.from_parameters({"workspace_min": [0.0, 0.0]})
     with pytest.raises(ValueError, match="max_ee_step"):
         SafetyConfig.from_parameters({"max_ee_step": True})
+
+
+def test_observe_sends_nothing_and_hold_freezes_the_arm_until_a_fresh_request():
+    c, backend = core(max_joint_step=0.05)
+    c.observe("left")
+    assert backend.sent["left"] == []
+    c.request("left", joint_cmd(1.0), model_index=1, now=0.0)
+    c.tick_arm("left", 0.0)
+    frozen = backend.sent["left"][-1].targets[0]
+    for k in range(1, 4):  # held: the pending request is never executed
+        _m, ex = c.tick_arm("left", 0.03 * k, hold=True)
+        assert ex.holding and ex.command.targets[0] == pytest.approx(frozen)
+    # after the hold, the old request stays replaced: still held until a new one arrives
+    _m, ex = c.tick_arm("left", 0.12)
+    assert ex.holding and ex.command.targets[0] == pytest.approx(frozen)
+    c.request("left", joint_cmd(1.0), model_index=2, now=0.15)
+    _m, ex = c.tick_arm("left", 0.15)
+    assert not ex.holding and ex.command.targets[0] == pytest.approx(frozen + 0.05)
+
+
+def test_counters_count_a_watchdog_trip_once_and_survive_a_reset():
+    c, _backend = core(watchdog_s=0.2, max_joint_step=0.05)
+    c.request("left", joint_cmd(1.0), model_index=1, now=0.0)
+    c.tick_arm("left", 0.0)  # clamped once
+    for t in (0.3, 0.35, 0.4):  # silent: one trip, then held ticks
+        c.tick_arm("left", t)
+    n = c.counters("left")
+    assert (n.clamps, n.watchdog_trips, n.watchdog_holding) == (1, 1, True)
+    c.request("left", joint_cmd(0.05), model_index=1, now=0.5)
+    c.tick_arm("left", 0.5)
+    assert not c.counters("left").watchdog_holding
+    c.reset()
+    n = c.counters("left")
+    assert (n.clamps, n.watchdog_trips, n.watchdog_holding) == (1, 1, False)
+    assert c.counters("right").watchdog_trips == 0

@@ -36,6 +36,24 @@ class FakeJointState:
         return self._pos.reshape(-1, 1)
 
 
+class FakeGain:
+    def __init__(self, kp, kd, gripper_kp, gripper_kd):
+        self._kp, self._kd = np.asarray(kp, float), np.asarray(kd, float)
+        self.gripper_kp, self.gripper_kd = gripper_kp, gripper_kd
+
+    def kp(self):
+        return self._kp
+
+
+# The SDK's ControllerConfig defaults (X5): stiffness and damping per joint, and the gripper's.
+FAKE_CONTROLLER_CONFIG = SimpleNamespace(
+    default_kp=np.array([70.0, 70.0, 70.0, 30.0, 30.0, 20.0]),
+    default_kd=np.array([2.0, 2.0, 2.0, 1.0, 1.0, 0.7]),
+    default_gripper_kp=5.0,
+    default_gripper_kd=0.2,
+)
+
+
 class _FakeController:
     instances: list = []
 
@@ -45,6 +63,7 @@ class _FakeController:
         self.model, self.interface = model, interface
         self.joint_cmds, self.eef_cmds = [], []
         self.damped = 0
+        self.gains: list[FakeGain] = []  # set_gain calls, in order (none: the SDK's damping)
         _FakeController.instances.append(self)
 
     def get_joint_state(self):
@@ -55,6 +74,14 @@ class _FakeController:
 
     def set_to_damping(self):
         self.damped += 1
+
+    def get_controller_config(self):
+        return FAKE_CONTROLLER_CONFIG
+
+    def set_gain(self, gain):
+        # the SDK refuses stiffness while its command is far from the arm: one must be set
+        assert self.joint_cmds or self.eef_cmds, "kp > 0 with no command at the arm's pose"
+        self.gains.append(gain)
 
 
 class FakeCartesian(_FakeController):
@@ -74,6 +101,7 @@ def fake_sdk():
         Arx5JointController=FakeJoint,
         EEFState=FakeEEFState,
         JointState=FakeJointState,
+        Gain=FakeGain,
     )
 
 
@@ -89,8 +117,18 @@ def test_fake_matches_real_sdk_names():
 
     for name in ("Arx5CartesianController", "Arx5JointController", "EEFState", "JointState"):
         assert hasattr(arx5, name)
-    for meth in ("set_eef_cmd", "get_eef_state", "get_joint_state", "set_to_damping"):
+    assert hasattr(arx5, "Gain")
+    for meth in (
+        "set_eef_cmd",
+        "get_eef_state",
+        "get_joint_state",
+        "set_to_damping",
+        "get_controller_config",
+        "set_gain",
+    ):
         assert hasattr(arx5.Arx5CartesianController, meth)
+    for field in ("default_kp", "default_kd", "default_gripper_kp", "default_gripper_kd"):
+        assert hasattr(arx5.ControllerConfig, field)
     assert hasattr(arx5.Arx5JointController, "set_joint_cmd")
 
 
@@ -124,6 +162,28 @@ def test_joint_mode_and_safe_stop_damps_every_arm(net):
     np.testing.assert_allclose(ctrl.joint_cmds[-1].pos().ravel(), np.full(6, 0.1))
     be.safe_stop()
     assert ctrl.damped == 1
+
+
+def test_connecting_moves_nothing_and_enable_ramps_stiffness_holding_the_measured_pose(net):
+    naps = []
+    be = RealRigBackend(
+        RealBackendConfig({"left": "can0", "right": "can1"}), fake_sdk(), net, sleep=naps.append
+    )
+    left, right = _FakeController.instances
+    # connected and read, but in the SDK's start-up damping: no command, no gain set
+    be.read("left")
+    assert not left.eef_cmds and not left.gains
+    be.enable(steps=5)
+    for ctrl in (left, right):
+        # the measured pose is commanded before any stiffness: the arm holds where it is
+        np.testing.assert_allclose(
+            ctrl.eef_cmds[0].pose_6d().ravel(), [0.24, 0.0, 0.16, 0.0, 0.3, 0.2], atol=1e-9
+        )
+        kps = [g.kp()[0] for g in ctrl.gains]
+        assert kps == pytest.approx([14.0, 28.0, 42.0, 56.0, 70.0])  # ramped, never a jump
+        assert all(np.allclose(g._kd, FAKE_CONTROLLER_CONFIG.default_kd) for g in ctrl.gains)
+        assert ctrl.gains[-1].gripper_kp == pytest.approx(5.0)
+    assert sum(naps) == pytest.approx(0.5)  # enable_ramp_s
 
 
 def test_rpy_roundtrip():

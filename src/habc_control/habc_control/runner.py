@@ -37,7 +37,7 @@ from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
 from arx_x5_driver.arm_node import BACKENDS
-from arx_x5_driver.node_main import SHUTDOWN_PHASES, install_shutdown_signals
+from arx_x5_driver.node_main import SHUTDOWN_PHASES, bring_up, install_shutdown_signals
 from habc_control.collect import check_checkpoint
 from habc_control.command_mux import ActionLayout
 from habc_control.graph import (
@@ -139,6 +139,10 @@ class Graph:
                         f"{spec.name}: no parameter {', '.join(unknown)}; "
                         f"its parameters: {', '.join(_declared(node))}"
                     )
+                try:  # lifecycle nodes (driver, cameras): configure + activate, as node_main
+                    bring_up(node)
+                except ValueError as exc:
+                    raise UserError(f"{spec.name}: {exc}") from None
         except Exception:
             self.stop()
             raise
