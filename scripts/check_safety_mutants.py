@@ -392,6 +392,19 @@ MUTANTS = (
         "policy_timeout_s: 5.0",
     ),
     M("rollout.yaml heartbeat x2", "config/rollout.yaml", "heartbeat_s: 0.5", "heartbeat_s: 1.0"),
+    # --- the robot profile (an overlay: a bound it sets wins over the sim profile's)
+    M(
+        "rollout_robot.yaml watchdog x10",
+        "config/rollout_robot.yaml",
+        "    backend: arx5 ",
+        "    watchdog_s: 2.5\n    backend: arx5 ",
+    ),
+    M(
+        "rollout_robot.yaml policy timeout x10",
+        "config/rollout_robot.yaml",
+        "policy:\n  ros__parameters:\n",
+        "command_mux:\n  ros__parameters:\n    policy_timeout_s: 5.0\n\npolicy:\n  ros__parameters:\n",
+    ),
 )
 
 
