@@ -175,32 +175,48 @@ class CameraSupervisor:
         self._next_try = -math.inf
         self.lost = False
         self.messages: list[tuple[str, str]] = []  # (level, text) for the node to log
+        # For the node's diagnostics: frames delivered, re-opens after a loss, the last error.
+        self.frames = 0
+        self.reconnects = 0
+        self.last_error = ""
+
+    def open(self, now: float) -> bool:
+        """Start the device unless it runs or its retry time has not come; whether it runs."""
+        if self.camera.running:
+            return True
+        if now < self._next_try:
+            return False
+        self._next_try = now + self.reconnect_s
+        try:
+            self.camera.start()
+        except CameraError as exc:
+            if not self.lost:
+                self.messages.append(("error", f"{exc}; retrying every {self.reconnect_s} s"))
+            self.lost = True
+            self.last_error = str(exc)
+            return False
+        name = self.camera.config.name
+        if self.lost:
+            self.reconnects += 1
+            self.messages.append(("warn", f"camera {name!r} reconnected"))
+        else:
+            self.messages.append(("info", f"camera {name!r} started"))
+        self.lost = False
+        return True
 
     def read(self, now: float) -> tuple[np.ndarray, float] | None:
-        if not self.camera.running:
-            if now < self._next_try:
-                return None
-            self._next_try = now + self.reconnect_s
-            try:
-                self.camera.start()
-            except CameraError as exc:
-                if not self.lost:
-                    self.messages.append(("error", f"{exc}; retrying every {self.reconnect_s} s"))
-                self.lost = True
-                return None
-            name = self.camera.config.name
-            if self.lost:
-                self.messages.append(("warn", f"camera {name!r} reconnected"))
-            else:
-                self.messages.append(("info", f"camera {name!r} started"))
-            self.lost = False
+        if not self.open(now):
+            return None
         try:
-            return self.camera.read()
+            got = self.camera.read()
         except CameraError as exc:
             self.lost = True
+            self.last_error = str(exc)
             self._next_try = now + self.reconnect_s
             self.messages.append(("error", f"{exc}; reconnecting"))
             return None
+        self.frames += 1
+        return got
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:

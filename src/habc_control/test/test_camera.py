@@ -118,3 +118,5 @@ def test_device_loss_is_reported_and_reconnects():
     rs.present.add("111")
     assert sup.read(1.2) is not None and not sup.lost
     assert any("reconnected" in text for _, text in sup.messages)
+    # what the node's diagnostics report
+    assert (sup.frames, sup.reconnects) == (2, 1) and "lost" in sup.last_error

@@ -148,6 +148,7 @@ def test_node_publishes_software_device_frames_as_image_and_jpeg():
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CompressedImage, Image
 
+    from arx_x5_driver.node_main import bring_up
     from habc_control.camera_node import CameraNode
 
     dev = SoftwareCamera()
@@ -172,6 +173,7 @@ def test_node_publishes_software_device_frames_as_image_and_jpeg():
             Parameter("height", value=H),
         ],
     )
+    bring_up(cam)
     probe = Node("probe", context=context)
     raw: list[Image] = []
     jpg: list[CompressedImage] = []

@@ -54,6 +54,7 @@ def test_camera_node_publishes_raw_and_jpeg_and_survives_device_loss(ros, spin, 
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CompressedImage, Image
 
+    from arx_x5_driver.node_main import bring_up
     from habc_control.camera_node import CameraNode
 
     rs = FakeRS({"111"})
@@ -68,6 +69,7 @@ def test_camera_node_publishes_raw_and_jpeg_and_survives_device_loss(ros, spin, 
             Parameter("reconnect_s", value=0.1),
         ],
     )
+    bring_up(cam)
     probe = Node("probe", context=ros)
     raw, jpg = [], []
     probe.create_subscription(Image, "/camera/top/color/image_raw", raw.append, 5)
