@@ -29,6 +29,7 @@ PROGS = {
     "smoothness": ("habc_trainer.smoothness", "python -m habc_trainer.smoothness"),
     "train_round": ("habc_trainer.train_round", "train_round"),
     "convert": ("habc_trainer.convert", "habc-convert"),
+    "habc-policy-server": ("habc_trainer.serve", "habc-policy-server"),
 }
 
 TR = ["--data-root", "TMP/data", "--ckpt-root", "TMP/ckpt"]  # train_round's required flags
@@ -179,6 +180,13 @@ CASES: list[tuple[str, list[str], str]] = [
     ),
     ("train_round", [*TR, "--round", "0", "--method", "nope"], "unknown method 'nope'"),
     ("convert", ["--data-root", "TMP/nope", "--store", "TMP/s"], "does not exist"),
+    # --- habc-policy-server ---
+    ("habc-policy-server", [], "the following arguments are required: --checkpoint"),
+    ("habc-policy-server", ["--checkpoint", "TMP/none"], "neither a checkpoint directory"),
+    ("habc-policy-server", ["--checkpoint", "NOTCK"], "NOTCK"),
+    ("habc-policy-server", ["--checkpoint", "TINY", "--port", "70000"], "expected 0..65535"),
+    ("habc-policy-server", ["--checkpoint", "TINY", "--device", "tpu"], "invalid choice: 'tpu'"),
+    ("habc-policy-server", ["--checkpoint", "no_such_mod:fn"], "names no callable"),
     (
         "convert",
         ["--data-root", "TMP", "--store", "TMP/s", "--image-size", "0"],

@@ -5,13 +5,13 @@ The node only needs the `Policy` boundary (habc_core.policy): `infer(obs: dict) 
 "task" (str).
 `load_policy(spec)`:
 * ""                 -> DriftPolicy (no model: repeat the current pose, optionally drifting);
-* "module:callable"  -> callable() returns a Policy (custom or remote policies);
+* "ws://host:port"   -> a PolicyClient: inference on a policy server (`habc-policy-server`);
+* "module:callable"  -> callable() returns a Policy (custom or wrapped policies);
 * anything else      -> a habc_trainer checkpoint directory (habc_trainer.checkpoint.load_policy).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from habc_core import features as F
-from habc_core.policy import ACTIONS_OUT
+from habc_core.policy import ACTIONS_OUT, load_callable
+from habc_core.policy_client import PolicyClient, PolicyServerError, is_server_url
 
 
 class DriftPolicy:
@@ -57,9 +58,10 @@ def load_policy(spec: str, horizon: int = 50, per_arm: int = 10) -> tuple[Any, i
     """(policy, model_index) for a policy spec (see the module docstring)."""
     if not spec:
         return DriftPolicy(horizon, 0.0, per_arm), -1
+    if is_server_url(spec):
+        return _server_policy(spec, horizon)
     if ":" in spec and not Path(spec).exists():
-        module, _, attr = spec.partition(":")
-        policy = getattr(importlib.import_module(module), attr)()
+        policy = load_callable(spec)
         return policy, int(getattr(policy, "model_index", -1))
     path = Path(spec)
     if not path.is_dir():
@@ -68,3 +70,17 @@ def load_policy(spec: str, horizon: int = 50, per_arm: int = 10) -> tuple[Any, i
 
     policy = checkpoint.load_policy(path)
     return policy, checkpoint.load_checkpoint(path).model_index
+
+
+def _server_policy(url: str, horizon: int) -> tuple[PolicyClient, int]:
+    """A client of the server at `url`. A server that does not answer yet is not an error here:
+    the node holds until it does (each inference tries again); one of another horizon is."""
+    client = PolicyClient(url)
+    try:
+        meta = client.metadata()
+    except PolicyServerError:
+        return client, -1
+    served = meta.get("horizon")
+    if served is not None and int(served) != horizon:
+        raise ValueError(f"horizon: {horizon}, but the policy at {url} predicts {served} steps")
+    return client, client.model_index

@@ -60,6 +60,7 @@ from habc_core.contract import (
 from habc_core.features import CAMERA_NAMES
 from habc_core.images import decode_image, resize_square
 from habc_core.observation import build_observation
+from habc_core.policy_client import PolicyServerError
 from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
 
 PARAMS = {
@@ -213,13 +214,24 @@ class PolicyNode(Node):
 
     def _infer(self, obs: dict, token) -> None:
         try:
-            actions = np.asarray(self.policy.infer(obs)[ACTIONS_OUT], dtype=np.float32)
+            out = self.policy.infer(obs)
+            actions = np.asarray(out[ACTIONS_OUT], dtype=np.float32)
+        except PolicyServerError as exc:
+            self.get_logger().error(
+                f"{exc}; no chunk: the mux holds the arms until the server answers",
+                throttle_duration_sec=2.0,
+            )
+            with self._lock:
+                self.chunker.cancel_request()
+            return
         except Exception as exc:  # noqa: BLE001 - a failed inference must not kill the node
             # Throttled: a missing camera would otherwise fail (and log) on every tick.
             self.get_logger().error(f"inference failed: {exc!r}", throttle_duration_sec=2.0)
             with self._lock:
                 self.chunker.cancel_request()
             return
+        # A served policy says which actor step made the chunk (the server may be updated).
+        self.model_index = int(out.get("model_index", self.model_index))
         with self._lock:
             rejected = self.chunker.rejected_chunks
             try:

@@ -9,6 +9,7 @@ its own protocol, built on this one (habc_trainer.models.policy.TrainablePolicy)
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,3 +26,22 @@ class Policy(Protocol):
         """obs: one frame (see the module docstring) -> {"actions": (H, D) float32}, un-normalised
         (robot) units."""
         ...
+
+
+def is_callable_spec(spec: str) -> bool:
+    """`module:callable` (and not a path or a server address)."""
+    module, sep, attr = spec.partition(":")
+    return bool(sep and module and attr) and "/" not in spec and not spec.startswith("ws")
+
+
+def load_callable(spec: str) -> Policy:
+    """`module:callable` -> the Policy that `callable()` returns (custom or wrapped policies)."""
+    module, _, attr = spec.partition(":")
+    try:
+        make = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"checkpoint: {spec!r} names no callable ({exc})") from None
+    policy = make()
+    if not isinstance(policy, Policy):
+        raise ValueError(f"checkpoint: {spec!r} returned a {type(policy).__name__}, no infer(obs)")
+    return policy
