@@ -2,7 +2,8 @@
 
 The cores' defaults are pinned to the documented bounds (test_safety_bounds.py,
 test_authority_bounds.py); here every place a bound can be set without touching a core is held
-to them: config/rollout.yaml and its robot profile, the collector's reading of them, and the
+to them: config/rollout.yaml and its robot profile (params files: habc_control.graph reads them
+as rcl does, test_graph.py checks that against rclpy), the collector's reading of them, and the
 defaults each node declares.
 """
 
@@ -82,7 +83,8 @@ def test_every_node_declares_the_cores_bounds_as_its_defaults(ros):
     )
     policy = PolicyNode(context=ros)
     try:
-        assert arm.core.config == SHIPPED
+        # the config the driver core is built with on configure (a lifecycle node)
+        assert arm.safety_config == SHIPPED
         for name, (default, _text) in SafetyConfig.parameters().items():
             assert arm.get_parameter(name).value == default, name
         assert mux.watch.timeout_s == AUTHORITY_TIMEOUT_S
