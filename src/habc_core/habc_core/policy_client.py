@@ -98,6 +98,7 @@ class PolicyClient:
                 self.url,
                 open_timeout=self.connect_timeout_s,
                 max_size=MAX_MESSAGE_BYTES,
+                compression=None,  # as the server (policy_server): frames compress poorly
                 legacy=True,
             )
         return self._ws
