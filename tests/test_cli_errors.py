@@ -231,7 +231,8 @@ def places(tmp_path_factory) -> dict[str, str]:
     (tmp / "steps57.yaml").write_text("method: sft\nsteps_per_round: 5.7\n")
     (tmp / "steps_true.yaml").write_text("method: sft\nsteps_per_round: true\n")
     (tmp / "horizon57.yaml").write_text(
-        "base: sim\nnodes:\n  policy:\n    parameters:\n      horizon: 5.7\n"
+        "rollout_graph: {ros__parameters: {base: sim}}\n"
+        "policy: {ros__parameters: {horizon: 5.7}}\n"
     )
     cell = {"per_seed": {"0": {"successes": 1, "n": 2}}}
     (tmp / "good.json").write_text(json.dumps({"tracks": {"state": {"cells": {"sft": cell}}}}))
