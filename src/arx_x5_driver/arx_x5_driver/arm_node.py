@@ -182,6 +182,9 @@ class ArmNode(LifecycleNode):
             self.get_logger().error(f"activate failed: enabling the arms: {exc!r}")
             return FAILURE
         with self._lock:
+            # The holds sent while inactive are no requests: forgotten, so the arms hold where
+            # they are until a fresh request (and an idle arm is no watchdog trip).
+            self.core.reset()
             self._active = True
         self.get_logger().info("active: requests go through the safety core to the arms")
         return SUCCESS

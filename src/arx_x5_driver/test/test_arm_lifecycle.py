@@ -89,6 +89,11 @@ def test_inactive_sends_nothing_active_executes_deactivate_holds_and_reactivate_
         req.publish(_request(1.0))
         time.sleep(0.02)
     assert moved_past(frozen + 0.04)
+    # the right arm never had a request: the holds it was sent while inactive are no command
+    # stream that could go silent after reactivation
+    ticks = arm.ticks
+    assert wait_until(lambda: arm.ticks >= ticks + 20, 30.0)  # 0.4 s > watchdog_s
+    assert arm.core.counters("right").watchdog_trips == 0
 
 
 def test_diagnostics_report_a_watchdog_trip_per_arm(ros, spin, wait_until):
