@@ -28,12 +28,15 @@ def test_policy_node_runs_flow_policy_chunks_through_the_arm_clock(ros, spin):
     from rclpy.parameter import Parameter
 
     from arx_x5_driver.arm_node import ArmNode
+    from arx_x5_driver.node_main import bring_up
     from arx_x5_driver.qos import AUTHORITY_QOS
     from habc_control.policy_node import PolicyNode
     from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority
 
     context = ros
-    arm = ArmNode(context=context, parameter_overrides=[Parameter("backend", value="kinematic")])
+    arm = bring_up(
+        ArmNode(context=context, parameter_overrides=[Parameter("backend", value="kinematic")])
+    )
     policy = PolicyNode(
         context=context,
         parameter_overrides=[
