@@ -211,9 +211,9 @@ MUTANTS = (
     ),
     M(
         "arm node accepts parameter changes",
-        DRIVER + "arm_node.py",
-        "return SetParametersResult(successful=False, reason=",
-        "return SetParametersResult(successful=True, reason=",
+        DRIVER + "ros_params.py",  # the driver's parameters are read-only in their descriptors
+        "read_only=not self.dynamic",
+        "read_only=False",
     ),
     # --- authority, pedal, teleop
     M(
