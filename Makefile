@@ -1,9 +1,9 @@
 # habc-rig: every target installs what it needs first (scripts/bootstrap.sh is idempotent).
 SHELL := /bin/bash
 ENV := source scripts/env.sh >/dev/null &&
-PYTEST_ARGS ?= -m "not slow and not hardware"
+PYTEST_ARGS ?= -m "not slow and not hardware and not lerobot"
 
-.PHONY: setup test lint demo bench faults benchmark benchmark-pixel clean
+.PHONY: setup test lint demo bench faults benchmark benchmark-pixel lerobot-env test-lerobot clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -39,6 +39,15 @@ benchmark: setup
 # SFT vs HABC from camera images (3 protocol seeds, ~37 min of one core each, mostly image SFT).
 benchmark-pixel: setup
 	$(ENV) habc-benchmark --preset cpu --tracks pixel $(BENCHMARK_ARGS)
+
+# LeRobot in its own venv (Python 3.12, torch 2.11: a CUDA build of ~2.2 GB the first time);
+# the trainer runs there from the source tree. Its tests are not part of `make test`.
+LEROBOT_VENV ?= .venv-lerobot
+lerobot-env:
+	HABC_LEROBOT_VENV=$(LEROBOT_VENV) bash scripts/lerobot_env.sh
+
+test-lerobot: lerobot-env
+	$(LEROBOT_VENV)/bin/python -m pytest -m lerobot -p no:cacheprovider src/habc_trainer/test/test_lerobot_*.py
 
 clean:
 	rm -rf build install log
