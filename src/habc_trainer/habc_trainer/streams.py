@@ -302,6 +302,15 @@ class WindowStreams:
             "episode_uids": [int(e["uid"]) for e in eps],
         }
 
+    @property
+    def num_frames(self) -> int:
+        """Frames of every included episode (global frame ids 0 .. num_frames - 1)."""
+        return int(self._starts[-1])
+
+    def frames_of(self, k: int) -> range:
+        """The global frame ids of included episode k (store episode `episode_ids[k]`)."""
+        return range(int(self._starts[k]), int(self._starts[k + 1]))
+
     # --- one window ---
     def locate(self, frame: int) -> tuple[int, int]:
         """Global frame id -> (episode index in this stream set, t)."""

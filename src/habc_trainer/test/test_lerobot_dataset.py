@@ -25,7 +25,7 @@ def store(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("lr")
     specs = [
-        SyntheticSpec("demo0", "P" * 12, source="demo", outcome="success", cameras=("top",)),
+        SyntheticSpec("demo0", "P" * 12, source="demo", round=0, cameras=("top",)),
         SyntheticSpec(
             "saved", "P" * 4 + "H" * 5 + "P" * 3, outcome="success", round=1, cameras=("top",)
         ),
@@ -97,3 +97,36 @@ def test_import_turns_a_lerobot_dataset_into_demo_episodes(store, tmp_path):
         own = np.abs(got - want).mean()
         others = np.abs(got - np.roll(want, 1, axis=0)).mean()
         assert own < 0.5 * others, (own, others)
+
+
+def test_export_carries_a_checkpoints_weights_by_index(store, tmp_path):
+    import json
+
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from habc_trainer import train_round as tr
+    from habc_trainer.frame_weights import store_frame_weights
+    from habc_trainer.lerobot_dataset import WEIGHTS_FILE, export_store
+    from habc_trainer.round_cli import round_argv
+    from habc_trainer.store import EpisodeStore
+
+    tiny = Path(__file__).resolve().parents[3] / "config" / "train_tiny.yaml"
+    bags, ckpt = store.parent / "bags", tmp_path / "ckpt"
+    for rnd, method in ((0, "sft"), (1, "habc")):
+        argv = round_argv(tiny, bags, ckpt, rnd, method, {"steps_per_round": 2})
+        assert tr.main(argv) == 0  # converts the bags into bags/store (the tiny model's)
+    trained = bags / "store"
+    export_store(
+        trained,
+        tmp_path / "ds",
+        "habc/w",
+        weights_from=ckpt / "habc" / "round_001",
+        progress=False,
+    )
+    want = np.concatenate(store_frame_weights(EpisodeStore(trained), ckpt / "habc" / "round_001"))
+    ds = LeRobotDataset("habc/w", root=tmp_path / "ds")
+    got = np.array([float(ds[k]["complementary_info.habc_weight"]) for k in range(len(ds))])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    keyed = json.loads((tmp_path / "ds" / "meta" / WEIGHTS_FILE).read_text())["by_index"]
+    index = [int(ds[k]["index"]) for k in range(len(ds))]
+    np.testing.assert_allclose([keyed[str(i)] for i in index], want, rtol=1e-6)
