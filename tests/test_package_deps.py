@@ -45,6 +45,9 @@ NO_KEY = {"arx5_interface": "arx5-interface", "safetensors": "safetensors"}
 OPTIONAL = {
     ("arx_x5_driver", "habc_sim"): "backend: sim",
     ("habc_control", "habc_sim"): "the DDS-free collector on the simulated rig",
+    # LeRobotDataset export / import, an optional extra of a training machine (no rosdep key;
+    # habc_trainer.lerobot_dataset says how to install it when it is missing).
+    ("habc_trainer", "lerobot"): "habc-lerobot export / import",
 }
 
 
