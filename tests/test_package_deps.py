@@ -45,9 +45,11 @@ NO_KEY = {"arx5_interface": "arx5-interface", "safetensors": "safetensors"}
 OPTIONAL = {
     ("arx_x5_driver", "habc_sim"): "backend: sim",
     ("habc_control", "habc_sim"): "the DDS-free collector on the simulated rig",
-    # LeRobotDataset export / import, an optional extra of a training machine (no rosdep key;
-    # habc_trainer.lerobot_dataset says how to install it when it is missing).
-    ("habc_trainer", "lerobot"): "habc-lerobot export / import",
+    # LeRobot (datasets, policies) and what its policies import: an optional extra of a training
+    # machine, never on a robot PC (no rosdep key).
+    ("habc_trainer", "lerobot"): "LeRobotDataset export / import, LeRobot policies",
+    ("habc_trainer", "transformers"): "LeRobot's VLA policies",
+    ("habc_trainer", "tokenizers"): "LeRobot's VLA policies",
 }
 
 
