@@ -62,7 +62,7 @@ from habc_trainer.checkpoint_files import (
     read_files,
 )
 from habc_trainer.config import TrainConfig
-from habc_trainer.models.policy import FlowPolicy
+from habc_trainer.models.policy import FlowPolicy, make_policy
 from habc_trainer.normalize import NormStats
 from habc_trainer.update import Learner, build_learner
 
@@ -386,7 +386,7 @@ def restore_learner(
 def load_policy(path: str | Path, device: str = "cpu") -> FlowPolicy:
     """The deployable actor (with its normalisation statistics) from a checkpoint directory."""
     ckpt = load_checkpoint(path)
-    policy = FlowPolicy(ckpt.model_config, ckpt.stats)
+    policy = make_policy(ckpt.model_config, ckpt.stats)
     _load_module(policy.model, ckpt.model, "actor")
     policy.model_index = ckpt.model_index  # stamped on the rollouts this policy produces
     return policy.to(device).eval()

@@ -23,7 +23,7 @@ from habc_trainer.models.batch import TrainBatch
 from habc_trainer.models.config import ModelConfig
 from habc_trainer.models.critic import DualHeadCritic, ParentValueHead
 from habc_trainer.models.inputs import as_tensor
-from habc_trainer.models.policy import FlowPolicy
+from habc_trainer.models.policy import FlowPolicy, make_policy
 from habc_trainer.normalize import NormStats
 
 # Sample kinds (pre-normalisation weight table, spec §4).
@@ -34,7 +34,7 @@ DEMO, INTERVENTION, ROLLOUT_SUCC, ROLLOUT_FAIL, ROLLOUT_UNLABELED = range(5)
 class Learner:
     """The trained networks, their optimisers and the step counters."""
 
-    policy: FlowPolicy
+    policy: FlowPolicy  # or a LeRobotPolicy: the same loss / infer / model / cfg / stats
     critic: DualHeadCritic
     value: ParentValueHead
     opt_actor: torch.optim.Optimizer
@@ -54,7 +54,7 @@ def build_learner(cfg: TrainConfig, model_cfg: ModelConfig, stats: NormStats) ->
     # Seeded init without touching the caller's global RNG stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        policy = FlowPolicy(model_cfg, stats).to(cfg.device)
+        policy = make_policy(model_cfg, stats).to(cfg.device)
         critic = DualHeadCritic(model_cfg, cfg.t_max).to(cfg.device)
         value = ParentValueHead(model_cfg, *cfg.value_range).to(cfg.device)
 

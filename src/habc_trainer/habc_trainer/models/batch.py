@@ -68,6 +68,9 @@ class TrainBatch:
     reward: torch.Tensor  # (B,) float32
     mc_return: torch.Tensor  # (B,) float32
     model_index: torch.Tensor  # (B,) int64: actor step that produced a_t (-1 human)
+    # The prompts as text (B,): for actors with their own tokenizer (LeRobot VLAs); the prepared
+    # observations carry the hashed tokens the flow actor reads.
+    tasks: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -97,6 +100,7 @@ class TrainBatch:
             reward=field(F.REWARD, torch.float32),
             mc_return=field(F.MC_RETURN, torch.float32),
             model_index=field(F.MODEL_INDEX, torch.int64),
+            tasks=tuple(str(t) for t in moved[F.TASK]),
         )
 
     def __len__(self) -> int:
@@ -113,6 +117,8 @@ class TrainBatch:
             value = getattr(self, f.name)
             if isinstance(value, dict):
                 out[f.name] = {k: v[index.to(v.device)] for k, v in value.items()}
+            elif isinstance(value, tuple):
+                out[f.name] = tuple(value[i] for i in index.tolist()) if value else ()
             else:
                 out[f.name] = value[index.to(value.device)]
         return TrainBatch(**out)

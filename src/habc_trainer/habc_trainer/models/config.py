@@ -49,6 +49,11 @@ class ModelConfig:
     # chunk (0 = off): removes the zig-zag a per-token linear head leaves inside and between
     # action patches (docs/trainer.md, "Smooth chunks").
     action_basis: int = 16
+    # The actor: "" = our flow actor; else a LeRobot policy directory (its config.json, as
+    # LeRobot's from_pretrained reads it, and model.safetensors when it is pretrained), trained
+    # through habc_trainer.models.lerobot_policy in the LeRobot venv (make lerobot-env). The
+    # critic and the value head stay ours, sized by the fields above.
+    lerobot: str = ""
 
     def __post_init__(self) -> None:
         # Types first: a checkpoint's or an override's `horizon: true` / `5.7` is refused by

@@ -81,3 +81,13 @@ class FlowPolicy(nn.Module):
         chunk = self.infer_batch(batch, generator)[0]
         self.train(was_training)
         return {ACTIONS_OUT: chunk.cpu().numpy().astype(np.float32)}
+
+
+def make_policy(cfg: ModelConfig, stats: NormStats) -> nn.Module:
+    """The actor a model config names: our flow actor, or a LeRobot policy (``cfg.lerobot``)."""
+    if cfg.lerobot:
+        # LeRobot lives in its own venv (Python 3.12): imported only when a config asks for it.
+        from habc_trainer.models.lerobot_policy import LeRobotPolicy
+
+        return LeRobotPolicy(cfg, stats)
+    return FlowPolicy(cfg, stats)
