@@ -11,12 +11,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import JointState
 
-from arx_x5_driver.qos import IMAGE_PUB_QOS, STATE_QOS
+from arx_x5_driver.qos import STATE_QOS
 from habc_control.arm_state import ArmStates
 from habc_control.authority import Authority
 from habc_control.command_mux import ArmTarget
@@ -138,26 +137,3 @@ def exit_on_bad_parameter(make: Callable[[], N], name: str) -> Callable[[], N]:
             raise SystemExit(f"{name}: {exc}") from None
 
     return make_node
-
-
-# --- the camera node's until it declares through arx_x5_driver.ros_params (being converted) ---
-IMAGE_QOS = IMAGE_PUB_QOS
-
-
-def declare(node: Node, name: str, default: Any, description: str) -> Any:
-    """Declare one parameter with its description and return its value."""
-    return node.declare_parameter(
-        name, default, ParameterDescriptor(description=description)
-    ).value
-
-
-def refuse_runtime_changes(node: Node) -> None:
-    """Refuse every later change of the node's parameters (they are read once)."""
-
-    def _refuse(params) -> SetParametersResult:
-        names = ", ".join(p.name for p in params)
-        return SetParametersResult(
-            successful=False, reason=f"{names}: read at startup; restart {node.get_name()}"
-        )
-
-    node.add_on_set_parameters_callback(_refuse)
