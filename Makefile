@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh >/dev/null &&
 PYTEST_ARGS ?= -m "not slow and not hardware and not lerobot"
 
-.PHONY: setup test lint demo bench faults benchmark benchmark-pixel lerobot-env test-lerobot clean
+.PHONY: setup test lint demo bench faults benchmark benchmark-pixel lerobot-env test-lerobot lerobot-demo clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -45,6 +45,11 @@ benchmark-pixel: setup
 LEROBOT_VENV ?= .venv-lerobot
 lerobot-env:
 	HABC_LEROBOT_VENV=$(LEROBOT_VENV) bash scripts/lerobot_env.sh
+
+# A tiny SmolVLA through the loop: pixel demos -> SFT + HABC in the LeRobot venv -> served ->
+# one episode of the ROS graph on the sim rig (scripts/lerobot_e2e.sh).
+lerobot-demo: setup lerobot-env
+	$(ENV) HABC_LEROBOT_VENV=$(LEROBOT_VENV) bash scripts/lerobot_e2e.sh
 
 test-lerobot: lerobot-env
 	$(LEROBOT_VENV)/bin/python -m pytest -m lerobot -p no:cacheprovider src/habc_trainer/test/test_lerobot_*.py

@@ -6,7 +6,7 @@ trains it under every method and the policy server serves it; the critic and the
 head stay ours.
 
 The trainer's batch is handed over as LeRobot's processors would leave it: our normalised
-proprio (and env state) as ``observation.state``, [0, 1] images as
+proprio as ``observation.state`` (a sim's env state reaches only our critic), [0, 1] images as
 ``observation.images.<camera>``, the prompt (with LeRobot's trailing newline) through the VLM's
 own tokenizer, actions normalised with our statistics. The loss is LeRobot's per-element flow
 loss (B, H, D) from the policy's inner model, reduced with our supervised mask: steps past the
@@ -56,8 +56,15 @@ def load_lerobot_config(cfg: ModelConfig) -> Any:
         raise ValueError(
             f"lerobot: chunk_size {lr.chunk_size} != the model's horizon {cfg.horizon}"
         )
-    state_dim = cfg.proprio_dim + cfg.env_state_dim
-    lr.input_features = {STATE: PolicyFeature(type=FeatureType.STATE, shape=(state_dim,))}
+    # The robot's state only: a simulator's privileged env state (when the store has it) goes
+    # to our critic and value head, never to the VLA, which has none on a real rig.
+    for name, dim, room in (
+        ("proprio_dim", cfg.proprio_dim, lr.max_state_dim),
+        ("action_dim", cfg.action_dim, lr.max_action_dim),
+    ):
+        if dim > room:
+            raise ValueError(f"lerobot: {name} {dim} > the policy's max ({room}); raise it there")
+    lr.input_features = {STATE: PolicyFeature(type=FeatureType.STATE, shape=(cfg.proprio_dim,))}
     for cam in cfg.cameras:
         lr.input_features[IMAGE_PREFIX + cam] = PolicyFeature(
             type=FeatureType.VISUAL, shape=(3, cfg.image_size, cfg.image_size)
@@ -94,8 +101,6 @@ class LeRobotPolicy(nn.Module):
         from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
         state = obs[F.PROPRIO]
-        if self.cfg.env_state_dim:
-            state = torch.cat([state, obs[F.ENV_STATE]], dim=-1)
         out: dict[str, Any] = {STATE: state}
         for cam in self.cfg.cameras:
             out[IMAGE_PREFIX + cam] = obs[F.image_key(cam)]
