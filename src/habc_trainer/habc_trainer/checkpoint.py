@@ -8,6 +8,8 @@ Layout of one checkpoint directory:
     rng.safetensors      torch generator state per rank (uint8)
     config.yaml          train config + model config
     manifest.json        the data the round trained on (written by train_round)
+    config.json          the same configs and counters as JSON, for other tools (checkpoint_card)
+    README.md            a short model card: round, method, actor, data, how to load it
     checksums.json       sha256 and size of every file above (written last)
 
 No pickle anywhere: a checkpoint from an untrusted source cannot execute code. Every load checks
@@ -41,10 +43,13 @@ import yaml
 from safetensors.torch import save as save_tensors
 
 from habc_core.fsio import fsync_dir, write_new_file
+from habc_trainer.checkpoint_card import config_json, model_card
 from habc_trainer.checkpoint_files import (
+    CARD_FILE,
     CHECKPOINT_VERSION,
     CHECKSUMS_FILE,
     CONFIG_FILE,
+    CONFIG_JSON_FILE,
     DIR_MODE,
     FILE_MODE,
     MANIFEST_FILE,
@@ -276,6 +281,7 @@ def save_checkpoint(
         "param_groups": groups,
     }
     configs = {"train": cfg.to_dict(), "model": dataclasses.asdict(learner.policy.cfg)}
+    model_cfg = learner.policy.cfg
     blobs = {
         MODEL_FILE: save_tensors(_model_tensors(learner)),
         OPTIM_FILE: save_tensors(opt_tensors),
@@ -285,6 +291,8 @@ def save_checkpoint(
         STATE_FILE: json.dumps(trainer, indent=1).encode(),
         CONFIG_FILE: yaml.safe_dump(configs, sort_keys=False).encode(),
         MANIFEST_FILE: json.dumps(manifest or {}, indent=1).encode(),
+        CONFIG_JSON_FILE: config_json(cfg, model_cfg, trainer, CHECKPOINT_VERSION),
+        CARD_FILE: model_card(cfg, model_cfg, trainer, manifest or {}),
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_NEW}-", dir=path.parent))
     try:

@@ -31,6 +31,8 @@ RNG_FILE = "rng.safetensors"
 STATE_FILE = "trainer.json"
 CONFIG_FILE = "config.yaml"
 MANIFEST_FILE = "manifest.json"
+CONFIG_JSON_FILE = "config.json"  # the configs and counters as JSON (checkpoint_card)
+CARD_FILE = "README.md"  # a short model card (checkpoint_card)
 CHECKSUMS_FILE = "checksums.json"
 CHECKSUMS_FORMAT = "habc-checkpoint-checksums"
 # 2: checksums.json; 1: none (loads unverified, with a warning).
@@ -38,7 +40,7 @@ CHECKPOINT_VERSION = 2
 UNVERIFIED_VERSION = 1
 REQUIRED_FILES = (MODEL_FILE, OPTIM_FILE, RNG_FILE, STATE_FILE, CONFIG_FILE)
 # Every file a finished checkpoint holds (the manifest is written by train_round).
-ALL_FILES = (*REQUIRED_FILES, MANIFEST_FILE, CHECKSUMS_FILE)
+ALL_FILES = (*REQUIRED_FILES, MANIFEST_FILE, CONFIG_JSON_FILE, CARD_FILE, CHECKSUMS_FILE)
 # The policy node deploys as another user than the trainer: a checkpoint is world-readable
 # whatever the trainer's umask (it holds weights, no secrets), and writable by its owner only.
 FILE_MODE = 0o644

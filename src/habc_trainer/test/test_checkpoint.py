@@ -103,7 +103,9 @@ def test_checkpoint_holds_no_pickle(tmp_path):
     _, _, _, path = _trained(tmp_path)
     names = sorted(p.name for p in path.iterdir())
     assert names == [
+        "README.md",
         "checksums.json",
+        "config.json",
         "config.yaml",
         "manifest.json",
         "model.safetensors",
@@ -112,6 +114,20 @@ def test_checkpoint_holds_no_pickle(tmp_path):
         "trainer.json",
     ]
     assert not list(tmp_path.glob(".ck.*"))  # temp dir renamed away
+
+
+def test_checkpoint_describes_itself_in_json_and_a_model_card(tmp_path):
+    import json
+
+    _, _, _, path = _trained(tmp_path)
+    doc = json.loads((path / "config.json").read_text())
+    ck = load_checkpoint(path)
+    assert doc["format"] == "habc-checkpoint" and doc["actor"] == "flow"
+    assert doc["model_index"] == ck.model_index and doc["method"] == ck.train_config.method
+    assert doc["model"]["horizon"] == ck.model_config.horizon
+    assert doc["train"] == ck.train_config.to_dict()
+    card = (path / "README.md").read_text()
+    assert f"method `{ck.train_config.method}`" in card and "load_policy" in card
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

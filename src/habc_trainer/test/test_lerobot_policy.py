@@ -143,3 +143,18 @@ def test_a_missing_or_foreign_lerobot_dir_is_named(tmp_path):
     with pytest.raises(ValueError, match="has no config.json"):
         load_lerobot_config(cfg)
     assert Path(tmp_path).is_dir()
+
+
+def test_the_actor_exports_to_lerobots_own_layout(rounds, tmp_path):
+    from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+
+    from habc_trainer.checkpoint import load_policy
+    from habc_trainer.models.lerobot_policy import export_pretrained
+
+    out = export_pretrained(rounds / "habc" / "round_001", tmp_path / "pretrained")
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    theirs = SmolVLAPolicy.from_pretrained(out)  # LeRobot's own loader
+    ours = load_policy(rounds / "habc" / "round_001").model.state_dict()
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(value, ours[key]), key
+    assert (out / "habc_norm.json").is_file()

@@ -167,3 +167,44 @@ class LeRobotPolicy(nn.Module):
         self.train(was_training)
         chunk = self.stats[F.ACTION].unnormalize(chunk[:, :, : self.cfg.action_dim])[0]
         return {ACTIONS_OUT: chunk.cpu().numpy().astype(np.float32)}
+
+
+def export_pretrained(checkpoint: Path, out: Path) -> Path:
+    """The actor of a LeRobot-actor checkpoint in LeRobot's own layout (config.json and
+    model.safetensors, written by LeRobot's save_pretrained): what `<Policy>.from_pretrained`
+    and LeRobot's tools load. Our statistics normalise its inputs: they go in habc_norm.json."""
+    import json
+
+    from habc_trainer.checkpoint import load_checkpoint, load_policy
+
+    ckpt = load_checkpoint(checkpoint)
+    if not ckpt.model_config.lerobot:
+        raise ValueError(f"--checkpoint {checkpoint}: its actor is the flow actor, not LeRobot's")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"--out {out}: not empty")
+    policy = load_policy(checkpoint)
+    policy.model.save_pretrained(out)
+    stats = {
+        name: {stat: np.asarray(getattr(st, stat)).tolist() for stat in ("mean", "std")}
+        for name, st in policy.stats.features.items()
+    }
+    (out / "habc_norm.json").write_text(
+        json.dumps({"checkpoint": str(checkpoint), "model_index": ckpt.model_index, **stats})
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from habc_core.cli import ArgumentParser, user_errors
+
+    with user_errors("lerobot_policy"):
+        p = ArgumentParser(prog="python -m habc_trainer.models.lerobot_policy")
+        p.add_argument("--checkpoint", type=Path, required=True)
+        p.add_argument("--out", type=Path, required=True)
+        args = p.parse_args(argv)
+        print(export_pretrained(args.checkpoint, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
