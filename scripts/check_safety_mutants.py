@@ -368,8 +368,12 @@ MUTANTS = (
     M(
         "mux node authority timeout",
         CONTROL + "mux_node.py",
-        "            AUTHORITY_TIMEOUT_S,\n",
-        "            20.0,\n",
+        "        AUTHORITY_TIMEOUT_S,\n"
+        '        "no /control_authority this long -> every arm HOLD",\n'
+        "        bounds=(0.1, AUTHORITY_TIMEOUT_S),",
+        "        20.0,\n"
+        '        "no /control_authority this long -> every arm HOLD",\n'
+        "        bounds=(0.1, 100.0),",
     ),
     # --- the shipped graph profile
     M("rollout.yaml watchdog x10", "config/rollout.yaml", "watchdog_s: 0.25", "watchdog_s: 2.5"),

@@ -8,7 +8,7 @@ weighted flow-matching actor loss (Eq. 1).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -41,12 +41,53 @@ class Learner:
     opt_critic: torch.optim.Optimizer
     opt_value: torch.optim.Optimizer
     model_index: int = 0  # total actor gradient steps ever taken (stamped on rollouts)
+    # Under torchrun: torch's DistributedDataParallel around each trained network (the actor
+    # through its loss), used for the forward passes whose gradients are stepped; DDP averages
+    # the gradients across ranks during backward. Empty in a single process.
+    sync: dict[str, torch.nn.Module] = field(default_factory=dict)
+
+    def trainable(self, name: str) -> torch.nn.Module:
+        """The module whose forward feeds a gradient step: DDP-wrapped when distributed."""
+        if name in self.sync:
+            return self.sync[name]
+        return ActorLoss(self.policy) if name == "actor" else self.modules()[name]
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"actor": self.policy.model, "critic": self.critic, "value": self.value}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"actor": self.opt_actor, "critic": self.opt_critic, "value": self.opt_value}
+
+
+class ActorLoss(torch.nn.Module):
+    """The actor's per-sample loss as a forward pass: what DDP wraps (its gradient hooks
+    follow forward calls, and the actor trains through ``loss``, not ``forward``)."""
+
+    def __init__(self, policy: torch.nn.Module) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: TrainBatch, generator: torch.Generator) -> torch.Tensor:
+        return self.policy.loss(batch, generator)
+
+
+def _data_parallel(learner: Learner) -> None:
+    """Wrap the trained networks in DDP when torch.distributed runs with more than one rank."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    device = next(learner.critic.parameters()).device
+    ids = [device.index] if device.type == "cuda" else None
+    modules = {
+        "actor": ActorLoss(learner.policy),
+        "critic": learner.critic,
+        "value": learner.value,
+    }
+    # find_unused_parameters: an actor step may leave a head unused (e.g. no sample kept).
+    learner.sync = {
+        name: DDP(m, device_ids=ids, find_unused_parameters=True) for name, m in modules.items()
+    }
 
 
 def build_learner(cfg: TrainConfig, model_cfg: ModelConfig, stats: NormStats) -> Learner:
@@ -64,7 +105,7 @@ def build_learner(cfg: TrainConfig, model_cfg: ModelConfig, stats: NormStats) ->
             module.parameters(), lr=lr, weight_decay=cfg.weight_decay, foreach=True
         )
 
-    return Learner(
+    learner = Learner(
         policy,
         critic,
         value,
@@ -72,6 +113,8 @@ def build_learner(cfg: TrainConfig, model_cfg: ModelConfig, stats: NormStats) ->
         adamw(critic, cfg.lr_critic),
         adamw(value, cfg.lr_value),
     )
+    _data_parallel(learner)
+    return learner
 
 
 @dataclass(frozen=True)
@@ -144,37 +187,13 @@ def pre_weights(
     return w
 
 
-def average_gradients(module: torch.nn.Module) -> None:
-    """All-reduce (mean) the gradients of ``module`` across ranks when torch.distributed runs.
-
-    One flat collective per optimiser step (DDP's job without its wrapper, so the three networks
-    keep their plain forward calls). Missing gradients count as zeros so every rank sends the
-    same layout. No-op in a single process.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad.copy_(flat[offset : offset + n].view_as(p))
-        offset += n
-
-
 def _step(
     opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module, clip: float, lr: float
 ) -> float:
     for group in opt.param_groups:
         group["lr"] = lr
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    average_gradients(module)
+    loss.backward()  # under torchrun, DDP has averaged the gradients across ranks by now
     norm = torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
     opt.step()
     return float(norm)
@@ -270,7 +289,7 @@ def _value_and_critic_steps(
     obs, nobs, done = batch.obs, batch.next_obs, batch.episode_done
     # 1. Parent value head V_psi on B_S ∪ B_O (Eq. 9): TD inside episodes, MC at the boundary.
     vh = learner.value
-    logits = vh(obs)
+    logits = learner.trainable("value")(obs)
     with torch.no_grad():  # s_t+1 only feeds the target: no graph (and no backward) for it
         v_next = vh.expected(vh(nobs))
         c = done.float()
@@ -285,7 +304,7 @@ def _value_and_critic_steps(
     # 2-3. Dual-head critic: BCE on labeled policy samples, Huber TD on D_succ (Eq. 3-4).
     label, labeled, term = batch.outcome_label, p.labeled, batch.terminal_success
     eff = batch.efficiency_target
-    z, ve = learner.critic(obs)
+    z, ve = learner.trainable("critic")(obs)
     with torch.no_grad():
         _, ve_next = learner.critic(nobs)
         y_e = torch.where(term, torch.zeros_like(ve_next), -1.0 + ve_next)
@@ -409,7 +428,7 @@ def update(
     # Samples weighing 0 (failed / unlabeled / stale rollouts) cannot change the loss: leave
     # them out of the actor's forward pass instead of multiplying their loss by 0.
     keep = (w > 0).nonzero().squeeze(1)
-    per_sample = learner.policy.loss(batch.subset(keep), generator)
+    per_sample = learner.trainable("actor")(batch.subset(keep), generator)
     loss_pi = (w[keep].detach() * per_sample).sum() / n
     _step(learner.opt_actor, loss_pi, learner.policy, cfg.grad_clip, cfg.lr_actor * lr)
     learner.model_index += 1
