@@ -158,3 +158,71 @@ def test_the_actor_exports_to_lerobots_own_layout(rounds, tmp_path):
     for key, value in theirs.state_dict().items():
         assert torch.equal(value, ours[key]), key
     assert (out / "habc_norm.json").is_file()
+
+
+_TWO_RANKS = r"""
+import dataclasses, hashlib, json, sys
+import numpy as np, torch
+torch.set_num_threads(1)
+from habc_trainer import train_round as tr
+from habc_trainer.config import TrainConfig
+from habc_trainer.models.example import SyntheticStreams
+from habc_trainer.update import StepContext, build_learner, update
+overrides = {"lerobot": sys.argv[1], "cameras": ("top",), "image_size": 64}
+cfg = TrainConfig(method="habc", model_preset="tiny", batch_size=4, warmup_steps=0,
+                  lr_warmup_steps=0, model_overrides=overrides)
+rank, cfg = tr.init_distributed(cfg)
+mc = cfg.model_config().with_dims(proprio_dim=20, action_dim=20)
+streams = SyntheticStreams(mc, per_stream=8)
+learner = build_learner(cfg, mc, streams.norm_stats())
+rng = np.random.default_rng(rank.rank)
+for i in range(2):
+    batch = tr.draw_batch(streams, [2, 1, 1], rng)
+    update(learner, batch, cfg, StepContext(i, 1), torch.Generator().manual_seed(rank.rank))
+h = hashlib.sha256()
+for p in learner.policy.parameters():
+    h.update(p.detach().float().numpy().tobytes())
+print(json.dumps({"hash": h.hexdigest(), "ddp": sorted(learner.sync)}))
+"""
+
+
+def test_two_gloo_ranks_train_the_vla_in_sync_through_ddp(tmp_path):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from habc_trainer.models.lerobot_tiny import write_tiny_smolvla
+
+    policy_dir = write_tiny_smolvla(tmp_path / "smolvla", horizon=10, image_size=64)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(2):
+        env = dict(
+            os.environ,
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            OMP_NUM_THREADS="1",
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _TWO_RANKS, str(policy_dir)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err[-3000:]
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    assert outs[0]["hash"] == outs[1]["hash"]  # different batches, one model: DDP averaged
+    assert outs[0]["ddp"] == ["actor", "critic", "value"]
