@@ -44,7 +44,7 @@ from arx_x5_driver.arm_params import BACKENDS, arm_param_specs, check_arm_params
 from arx_x5_driver.backend import KinematicRigBackend, RigBackend
 from arx_x5_driver.diagnostics import DIAGNOSTICS_TOPIC, ArmHealth, RateMeter, arm_status
 from arx_x5_driver.driver_core import ArmCounters, DriverCore
-from arx_x5_driver.node_main import lifecycle_state, run_node
+from arx_x5_driver.node_main import ReleasingLifecycle, lifecycle_state, run_node
 from arx_x5_driver.qos import (
     AUTHORITY_QOS,
     COMMAND_QOS,
@@ -121,7 +121,7 @@ class _Job:
         self.error: BaseException | None = None
 
 
-class ArmNode(LifecycleNode):
+class ArmNode(ReleasingLifecycle, LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("arm_driver", **kwargs)
         self.params = declare_params(self, arm_param_specs())
@@ -195,26 +195,9 @@ class ArmNode(LifecycleNode):
         self.get_logger().info("inactive: every arm holds where it is, requests ignored")
         return SUCCESS
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return SUCCESS
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return SUCCESS
-
     def safe_stop(self) -> None:
         """Shutdown hook: hold (deactivate), then the arms' safe state and the backend closed."""
-        state = lifecycle_state(self)
-        if state == "active":
-            self.trigger_deactivate()
-            state = lifecycle_state(self)
-        if state in ("unconfigured", "inactive"):
-            self.trigger_shutdown()
+        self.finish_lifecycle()
 
     # --- the control loop's thread ---------------------------------------------------------
 

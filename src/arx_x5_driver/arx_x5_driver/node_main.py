@@ -46,6 +46,37 @@ def lifecycle_state(node: LifecycleNode) -> str:
     return str(node._state_machine.current_state[1])
 
 
+class ReleasingLifecycle:
+    """The transitions the rig's lifecycle nodes share (the arm driver, the camera node): mixed
+    in before LifecycleNode. Cleanup, shutdown and error all release what configure took (the
+    node's ``_teardown``); ``finish_lifecycle`` is the shutdown hook's way out of any state:
+    deactivate when active (the driver holds, the cameras stop), then shut down."""
+
+    def _teardown(self) -> None:
+        raise NotImplementedError
+
+    def on_cleanup(self, state: Any) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: Any) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: Any) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def finish_lifecycle(self) -> None:
+        node: Any = self
+        state = lifecycle_state(node)
+        if state == "active":
+            node.trigger_deactivate()
+            state = lifecycle_state(node)
+        if state in ("unconfigured", "inactive"):
+            node.trigger_shutdown()
+
+
 def bring_up(node: Node) -> Node:
     """Configure and activate a lifecycle node whose `autostart` is true; other nodes as they are.
 

@@ -35,7 +35,7 @@ from arx_x5_driver.diagnostics import (
     camera_status,
 )
 from arx_x5_driver.messages import diagnostic_array
-from arx_x5_driver.node_main import AUTOSTART, lifecycle_state, run_node
+from arx_x5_driver.node_main import AUTOSTART, ReleasingLifecycle, lifecycle_state, run_node
 from arx_x5_driver.qos import IMAGE_PUB_QOS, STATE_QOS
 from arx_x5_driver.ros_params import ParamSpec, declare_params, on_dynamic_change
 from habc_control.camera import (
@@ -67,7 +67,7 @@ SPECS = {
 }
 
 
-class CameraNode(LifecycleNode):
+class CameraNode(ReleasingLifecycle, LifecycleNode):
     def __init__(self, rs=None, open_stream=None, **kwargs: Any) -> None:
         """`rs` and `open_stream` are passed to each RealSenseCamera (tests: fake or software
         device)."""
@@ -136,26 +136,9 @@ class CameraNode(LifecycleNode):
         self._publishing.clear()
         return SUCCESS
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return SUCCESS
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return SUCCESS
-
     def close(self) -> None:
         """Shutdown hook: stop publishing, then close the devices."""
-        state = lifecycle_state(self)
-        if state == "active":
-            self.trigger_deactivate()
-            state = lifecycle_state(self)
-        if state in ("unconfigured", "inactive"):
-            self.trigger_shutdown()
+        self.finish_lifecycle()
 
     def _teardown(self) -> None:
         self._publishing.clear()

@@ -49,7 +49,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(root, max_steps=0, world=2):
+def launch_ranks(script: str, args: list[str], world: int = 2) -> list[dict]:
+    """Run `script` as `world` gloo ranks (torchrun's environment); each one's last stdout line
+    as JSON, in rank order."""
     port = _free_port()
     procs = []
     for rank in range(world):
@@ -64,7 +66,7 @@ def _launch(root, max_steps=0, world=2):
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-c", SCRIPT, str(root), str(max_steps)],
+                [sys.executable, "-c", script, *args],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -77,6 +79,10 @@ def _launch(root, max_steps=0, world=2):
         assert p.returncode == 0, err[-3000:]
         outs.append(json.loads(out.strip().splitlines()[-1]))
     return outs
+
+
+def _launch(root, max_steps=0, world=2):
+    return launch_ranks(SCRIPT, [str(root), str(max_steps)], world)
 
 
 @pytest.mark.slow

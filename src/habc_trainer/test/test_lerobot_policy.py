@@ -187,42 +187,11 @@ print(json.dumps({"hash": h.hexdigest(), "ddp": sorted(learner.sync)}))
 
 
 def test_two_gloo_ranks_train_the_vla_in_sync_through_ddp(tmp_path):
-    import json
-    import os
-    import socket
-    import subprocess
-    import sys
+    from test_distributed import launch_ranks
 
     from habc_trainer.models.lerobot_tiny import write_tiny_smolvla
 
     policy_dir = write_tiny_smolvla(tmp_path / "smolvla", horizon=10, image_size=64)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    procs = []
-    for rank in range(2):
-        env = dict(
-            os.environ,
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(port),
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE="2",
-            OMP_NUM_THREADS="1",
-        )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", _TWO_RANKS, str(policy_dir)],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=240)
-        assert p.returncode == 0, err[-3000:]
-        outs.append(json.loads(out.strip().splitlines()[-1]))
+    outs = launch_ranks(_TWO_RANKS, [str(policy_dir)])
     assert outs[0]["hash"] == outs[1]["hash"]  # different batches, one model: DDP averaged
     assert outs[0]["ddp"] == ["actor", "critic", "value"]
