@@ -31,6 +31,11 @@ class LatestInputs:
         """Every input that arrived within `timeout_s` of `now`."""
         return {k: v for k, (v, t) in self._values.items() if now - t <= self.timeout_s}
 
+    def arrivals(self, now: float) -> dict[Hashable, float]:
+        """When each input of `fresh(now)` arrived: an observation built now ages while it
+        waits for inference, and is checked again against these times when it is used."""
+        return {k: t for k, (_v, t) in self._values.items() if now - t <= self.timeout_s}
+
     def stale(self, now: float) -> list[Hashable]:
         """Inputs heard before but silent for longer than `timeout_s`."""
         return [k for k, (_v, t) in self._values.items() if now - t > self.timeout_s]

@@ -46,6 +46,7 @@ from habc_control.ros_common import (
     follow_ee_poses,
     follow_joint_states,
 )
+from habc_core import features as F
 from habc_core.contract import (
     ACTION_CHUNK_TOPIC,
     AUTHORITY_TOPIC,
@@ -57,7 +58,6 @@ from habc_core.contract import (
     policy_command_topic,
     ros_name,
 )
-from habc_core.features import CAMERA_NAMES
 from habc_core.images import decode_image, resize_square
 from habc_core.observation import build_observation
 from habc_core.policy_client import PolicyServerError
@@ -72,7 +72,9 @@ PARAMS = {
     "checkpoint": ParamSpec("", "checkpoint dir, module:callable, or '' (hold still)"),
     # The prompt may change between episodes (a START event's task overrides it too).
     "task": ParamSpec("", "task prompt for the next chunks", dynamic=True),
-    "cameras": ParamSpec(list(CAMERA_NAMES), "cameras in the observation", choices=CAMERA_NAMES),
+    "cameras": ParamSpec(
+        list(F.CAMERA_NAMES), "cameras in the observation", choices=F.CAMERA_NAMES
+    ),
     "image_size": ParamSpec(0, "resize images to NxN (0: keep)", bounds=(0, 4096)),
     "image_timeout_s": ParamSpec(
         IMAGE_TIMEOUT_S,
@@ -203,7 +205,7 @@ class PolicyNode(Node):
                         proprio, self.task, self._images.fresh(now), self._env_state
                     )
                     token = self.chunker.begin_request()
-                    self._requests.put((obs, token))
+                    self._requests.put((obs, token, self._images.arrivals(now)))
             step = self.chunker.step()
         if step is None:
             return
@@ -212,7 +214,13 @@ class PolicyNode(Node):
                 arm_command_msg(self, target, self.mode, Authority.POLICY, step.model_index)
             )
 
-    def _infer(self, obs: dict, token) -> None:
+    def _infer(self, obs: dict, token, arrived: dict) -> None:
+        # An image may age past image_timeout_s while the request waits for the worker (a
+        # slow inference before it, a loaded machine): it is left out then, as at the tick.
+        now = self.get_clock().now().nanoseconds * 1e-9
+        for cam, t in arrived.items():
+            if now - t > self._images.timeout_s:
+                obs.pop(F.image_key(cam), None)
         try:
             out = self.policy.infer(obs)
             actions = np.asarray(out[ACTIONS_OUT], dtype=np.float32)

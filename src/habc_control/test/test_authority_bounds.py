@@ -285,3 +285,26 @@ def test_an_image_older_than_its_timeout_leaves_the_observation():
     assert inputs.newly_stale(2.0) == []  # reported once
     inputs.put("top", "frame2", 2.0)
     assert inputs.newly_stale(2.1) == [] and inputs.fresh(2.1) == {"top": "frame2"}
+
+
+@pytest.mark.ros
+def test_an_image_that_ages_while_its_request_waits_is_left_out_at_inference(ros):
+    """The worker checks the images' arrival times again: a request queued behind a slow
+    inference never reaches the policy with an image older than image_timeout_s."""
+    from rclpy.parameter import Parameter
+
+    from habc_control.policy_node import PolicyNode
+
+    node = PolicyNode(context=ros, parameter_overrides=[Parameter("cameras", value=["top"])])
+    seen = []
+    node.policy.infer = lambda obs: seen.append(sorted(obs)) or {"actions": np.zeros((50, 20))}
+    try:
+        now = node.get_clock().now().nanoseconds * 1e-9
+        obs = {"proprio": np.zeros(20, np.float32), "task": "", "images.top": np.zeros((4, 4, 3))}
+        token = node.chunker.begin_request()
+        node._infer(dict(obs), token, {"top": now - 0.1})  # arrived 0.1 s ago: kept
+        node._infer(dict(obs), token, {"top": now - IMAGE_TIMEOUT - 0.05})  # aged: left out
+        assert seen == [["images.top", "proprio", "task"], ["proprio", "task"]]
+    finally:
+        node.shutdown()
+        node.destroy_node()

@@ -363,6 +363,10 @@ class EpisodeStore:
             return 0
         return int(np.prod(spec["shape"])) if spec["shape"] else 1
 
+    def shard_array(self, shard: str, key: str) -> np.memmap:
+        """(frames, ...) memmap of `key` over one whole shard (episodes at their `start`)."""
+        return self._map(shard, key)
+
     def _map(self, shard: str, key: str) -> np.memmap:
         cache_key = (shard, key)
         mm = self._maps.get(cache_key)

@@ -62,6 +62,7 @@ from habc_trainer.credit import CREDIT_MODES, assign_credit, value_targets
 from habc_trainer.models.batch import concat_batches
 from habc_trainer.normalize import FeatureStats, NormStats
 from habc_trainer.store import EpisodeStore
+from habc_trainer.window_batch import gather_windows
 
 STREAMS: tuple[str, str, str] = ("sft", "int", "auto")  # D_SFT, D_int, D_auto (batch_mix order)
 HELDOUT = "auto_heldout"  # rollout windows kept out of training, for Imit-Recap's epsilon
@@ -249,6 +250,28 @@ class WindowStreams:
         self._reward = cat(per_frame["reward"], np.float32)
         self._ret = cat(per_frame["ret"], np.float32)
         self.anchors = {k: cat(v, np.int64) for k, v in anchors.items()}
+        # Where each included episode's frames lie in the store (window_batch gathers a whole
+        # batch from them at once).
+        self.episode_starts = self._starts
+        self.shard_names = sorted({store.episodes[i]["shard"] for i in self.episode_ids})
+        shard_index = {name: j for j, name in enumerate(self.shard_names)}
+        self.episode_rows = np.array(
+            [store.episodes[i]["start"] for i in self.episode_ids], dtype=np.int64
+        )
+        self.episode_shards = np.array(
+            [shard_index[store.episodes[i]["shard"]] for i in self.episode_ids], dtype=np.int64
+        )
+        self.episode_task_ids = self._ep_task
+        self.episode_sources = self._ep_source
+        self.episode_successes = self._ep_success
+        self.frame_labels = {
+            "label": self._label,
+            "int": self._int,
+            "eff": self._eff,
+            "term": self._term,
+            "reward": self._reward,
+            "ret": self._ret,
+        }
 
     # --- SampleStreams protocol ---
     def size(self, stream: str) -> int:
@@ -265,7 +288,7 @@ class WindowStreams:
         if len(anchors) == 0:
             raise ValueError(f"stream {stream!r} is empty")
         picks = anchors[rng.integers(0, len(anchors), size=n)]
-        return collate([self.window(int(g)) for g in picks])
+        return gather_windows(self, picks)
 
     def dims(self) -> dict[str, int]:
         return {
