@@ -32,13 +32,15 @@ import json, sys, time
 from habc_trainer.convert import convert
 from habc_trainer.episode import ExtractConfig
 t0 = time.perf_counter()
-s = convert([sys.argv[1]], sys.argv[2], ExtractConfig(image_size=int(sys.argv[3])))
+cfg = ExtractConfig(image_size=int(sys.argv[3]))
+s = convert([sys.argv[1]], sys.argv[2], cfg, workers=int(sys.argv[4]))
 dt = time.perf_counter() - t0
 # VmHWM belongs to this process image; ru_maxrss would carry the parent's peak over exec.
 peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status")
                 if line.startswith("VmHWM:"))
 print(json.dumps({"converted": s.converted, "frames": s.converted_frames, "seconds": dt,
-                  "skipped": len(s.skipped), "peak_rss_mib": peak_kib / 1024}))
+                  "skipped": len(s.skipped), "peak_rss_mib": peak_kib / 1024,
+                  "workers": s.workers}))
 """
 
 
@@ -57,9 +59,9 @@ def synthesise(root: Path, episodes: int, frames: int, hw: tuple[int, int], comp
         write_synthetic_episode(root / spec.episode_id, spec, typestore=typestore)
 
 
-def convert_in_child(data: Path, store: Path, image_size: int) -> dict:
+def convert_in_child(data: Path, store: Path, image_size: int, workers: int = 1) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(data), str(store), str(image_size)],
+        [sys.executable, "-c", _CHILD, str(data), str(store), str(image_size), str(workers)],
         check=True,
         capture_output=True,
         text=True,
@@ -87,6 +89,9 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--workdir", type=Path, help="keep data here (default: a temp dir)")
+    p.add_argument(
+        "--workers", type=int, default=0, help="the parallel run's processes (0: one per core)"
+    )
     args = p.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_convert_"))
     rows = []
@@ -103,6 +108,10 @@ def main() -> int:
             store_bytes = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
             rerun = convert_in_child(data, store, args.image_size)
             windows_s = bench_sampling(store, args.batch, args.batches)
+            shutil.rmtree(store)  # the same bags again, by a pool of processes
+            par = convert_in_child(data, store, args.image_size, args.workers)
+            serial_fps = r["frames"] / r["seconds"]
+            par_fps = par["frames"] / par["seconds"]
             rows.append(
                 {
                     "episodes": n,
@@ -114,6 +123,10 @@ def main() -> int:
                     "bag_mib": round(bag_bytes / 2**20, 1),
                     "store_kib_per_frame": round(store_bytes / max(r["frames"], 1) / 1024, 1),
                     "windows_per_s": round(windows_s, 1),
+                    "parallel_workers": par["workers"],
+                    "parallel_frames_per_s": round(par_fps, 1),
+                    # the pool's rate against the serial one on every core (1.0: perfect)
+                    "per_core_efficiency": round(par_fps / (serial_fps * par["workers"]), 2),
                     "synthesis_s": round(synth_s, 1),
                 }
             )

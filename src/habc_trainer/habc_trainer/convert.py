@@ -32,11 +32,19 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from habc_core.cli import ArgumentParser, UserError, one_line, positive_int, user_errors
+from habc_core.cli import (
+    ArgumentParser,
+    UserError,
+    non_negative_int,
+    one_line,
+    positive_int,
+    user_errors,
+)
 from habc_core.contract import SAFETY_FLAG_NAMES, find_episode_dirs
 from habc_core.features import ACTION, CAMERA_NAMES, REQUESTED_ACTION, SAFETY
 from habc_trainer.arm_sync import PAIRING_MODES
-from habc_trainer.episode import Episode, EpisodeError, ExtractConfig, extract_episode
+from habc_trainer.convert_pool import extracted, worker_count
+from habc_trainer.episode import Episode, ExtractConfig
 from habc_trainer.store import EpisodeStore, StoreError, StoreWriter, bag_fingerprint
 
 PROG = "habc-convert"
@@ -58,6 +66,7 @@ class ConvertSummary:
     warnings: dict[str, list[str]] = field(default_factory=dict)  # bag -> warnings
     skipped: dict[str, str] = field(default_factory=dict)  # bag -> reason
     seconds: float = 0.0
+    workers: int = 1  # processes that extracted the bags
     store_episodes: int = 0
     store_frames: int = 0
     store_by_source_outcome: dict[str, int] = field(default_factory=dict)
@@ -117,7 +126,8 @@ class ConvertSummary:
         lines = [
             f"bags found {self.found}: converted {self.converted} ({self.converted_frames} "
             f"frames, {self.truncated} recovered from truncated files), unchanged "
-            f"{self.unchanged}, skipped {len(self.skipped)} in {self.seconds:.1f}s",
+            f"{self.unchanged}, skipped {len(self.skipped)} in {self.seconds:.1f}s"
+            + (f" ({self.workers} workers)" if self.workers > 1 else ""),
         ]
         if self.converted:
             lines += self._format_commands()
@@ -180,8 +190,12 @@ def convert(
     retry_skipped: bool = False,
     shard_frames: int = 100_000,
     progress: bool = False,
+    workers: int = 1,
 ) -> ConvertSummary:
-    """Convert every new or changed bag under `data_roots` into the store at `store_root`."""
+    """Convert every new or changed bag under `data_roots` into the store at `store_root`.
+
+    `workers` > 1 extracts the bags in that many processes (0: one per core; convert_pool),
+    the store still written in bag order: the same store as a serial run."""
     cfg = cfg or ExtractConfig()
     t0 = time.perf_counter()
     store_root = Path(store_root)
@@ -195,7 +209,8 @@ def convert(
     with StoreWriter(store_root, cfg.fingerprint(), shard_frames=shard_frames) as writer:
         if retry_skipped:
             writer.forget_skips()
-        for bag in tqdm(bags, desc="convert", unit="bag", disable=not progress, file=sys.stderr):
+        todo: list[tuple[Path, list[list[Any]]]] = []
+        for bag in bags:
             if writer.is_current(bag):
                 reason = writer.known_skip_reason(bag)
                 if reason is None:
@@ -203,22 +218,25 @@ def convert(
                 else:
                     summary.skipped[str(bag)] = f"(unchanged since last run) {reason}"
                 continue
-            fingerprint = bag_fingerprint(bag)
-            try:
-                episode = extract_episode(bag, cfg)
-                writer.add(episode, fingerprint)
-            except (EpisodeError, StoreError) as exc:  # the contract / store says what is wrong
-                reason = one_line(exc)
-            except Exception as exc:  # noqa: BLE001 - one bad bag never aborts the run
-                reason = (
-                    f"{bag}: internal error while converting this bag (a bug in habc_trainer; "
-                    f"please report it): {type(exc).__name__}: {one_line(exc)}"
-                )
-            else:
-                summary.add(episode)
-                continue
-            writer.skip(bag, fingerprint, reason)
-            summary.skipped[str(bag)] = reason
+            todo.append((bag, bag_fingerprint(bag)))
+        pool = worker_count(workers, len(todo))
+        results = extracted([bag for bag, _fp in todo], cfg, pool)
+        with tqdm(
+            total=len(todo), desc="convert", unit="bag", disable=not progress, file=sys.stderr
+        ) as bar:
+            for (bag, fingerprint), (episode, reason) in zip(todo, results, strict=True):
+                bar.update()
+                if episode is not None:
+                    try:
+                        writer.add(episode, fingerprint)
+                    except StoreError as exc:  # the store says what is wrong
+                        reason = one_line(exc)
+                    else:
+                        summary.add(episode)
+                        continue
+                writer.skip(bag, fingerprint, reason or "not converted")
+                summary.skipped[str(bag)] = reason or "not converted"
+        summary.workers = pool
     store = EpisodeStore(store_root)
     summary.store_episodes = len(store)
     summary.store_frames = store.num_frames
@@ -289,6 +307,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read again bags skipped by an earlier run although unchanged",
     )
+    p.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="processes extracting bags (default 0: one per core; 1: in this process)",
+    )
     p.add_argument("--summary-json", type=Path, help="also write the summary as JSON here")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -346,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rebuild=args.rebuild,
                 retry_skipped=args.retry_skipped,
                 progress=not args.no_progress,
+                workers=args.workers,
             )
         except StoreError as exc:  # a store built with other settings: the user picks, reruns
             raise UserError(f"--store {str(args.store)!r}: {one_line(exc)}") from None
