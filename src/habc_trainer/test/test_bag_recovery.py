@@ -315,13 +315,13 @@ def test_unreadable_files_are_skipped_in_plain_words(tmp_path, content, words):
 
 
 def test_an_internal_error_gets_a_plain_prefix_and_its_type(tmp_path, complete, monkeypatch):
-    from habc_trainer import convert as convert_module
+    from habc_trainer import convert_pool
 
     def broken(*_a, **_k):
         raise TypeError("ord() expected a character, but string of length 0 found")
 
     shutil.copytree(complete, tmp_path / "data" / "ep")
-    monkeypatch.setattr(convert_module, "extract_episode", broken)
+    monkeypatch.setattr(convert_pool, "extract_episode", broken)  # in-process: workers=1
     summary = convert([tmp_path / "data"], tmp_path / "store", CFG)
     reason = summary.skipped[str(tmp_path / "data" / "ep")]
     assert reason.startswith(f"{tmp_path / 'data' / 'ep'}: internal error while converting")
