@@ -124,3 +124,37 @@ def test_takeover_mid_episode_is_labelled_in_the_bag(tmp_path):
     assert all(m.execute_steps == 25 and m.horizon == 50 for _, m in msgs["/policy/action_chunk"])
     events = [(m.event, m.outcome) for _, m in msgs["/episode/events"]]
     assert events == [(0, ""), (1, "success")]  # the bag keeps the original END
+
+
+def test_the_arm_driver_in_a_process_of_its_own_drives_a_seeded_episode(tmp_path):
+    """habc-rollout's default: the driver as launch runs it (own process, its params file);
+    a seeded sim reset and an episode across the processes, the driver's safe stop on stop()."""
+    import rclpy
+    from rclpy.context import Context
+
+    from habc_control.graph import apply_overrides, load_graph_config
+    from habc_control.runner import Graph, run_episode
+    from habc_core.contract import command_topic
+
+    config = apply_overrides(
+        load_graph_config(),
+        {"backend": "sim", "data_root": str(tmp_path), "arm_driver.camera_every": "0"},
+    )
+    context = Context()
+    rclpy.init(context=context, domain_id=100 + (os.getpid() + 11) % 100)
+    graph = Graph(config, context=context, own_process=("arm_driver",))
+    try:
+        assert (
+            "arm_driver" not in graph.nodes and graph.processes["arm_driver"].proc.poll() is None
+        )
+        graph.spin_in_background()
+        episode_id, _ = run_episode(graph, "put the marker in the pouch", 2.0, "unknown", seed=3)
+        time.sleep(0.5)
+        proc = graph.processes["arm_driver"].proc
+    finally:
+        graph.stop()
+        rclpy.shutdown(context=context)
+    assert proc.returncode == 0  # its own fail-safe shutdown (SIGINT), not a kill
+    (bag,) = [p for p in tmp_path.rglob(episode_id) if p.is_dir()]
+    msgs = _read_bag(bag)
+    assert len(msgs[command_topic("left")]) > 20  # the other process's executed commands

@@ -47,6 +47,7 @@ from habc_control.graph import (
     load_graph_config,
     node_specs,
 )
+from habc_control.node_process import NodeProcess
 from habc_control.teleop_node import HUMAN_SOURCES, INPUTS
 from habc_core.cli import (
     ArgumentParser,
@@ -63,6 +64,7 @@ from habc_core.contract import (
     SIM_TASK_STATUS_TOPIC,
     SOURCES,
     START_EPISODE_SERVICE,
+    joint_states_topic,
 )
 from habc_interfaces.msg import SimTaskStatus
 from habc_interfaces.srv import EndEpisode, ResetSim, StartEpisode
@@ -106,13 +108,21 @@ class Graph:
         config: Mapping[str, Any],
         context: Context | None = None,
         num_threads: int = 4,
+        own_process: tuple[str, ...] = (),
     ) -> None:
+        """`own_process`: nodes started in processes of their own (node_process), the rest
+        in this one."""
         self.context = context
         self._thread: threading.Thread | None = None
         self.nodes: dict[str, Node] = {}
+        self.processes: dict[str, NodeProcess] = {}
         self.executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
         try:
+            domain = (context or rclpy.get_default_context()).get_domain_id()
             for spec in node_specs(config):
+                if spec.name in own_process:
+                    self.processes[spec.name] = NodeProcess(spec, config, domain)
+                    continue
                 try:
                     node = make_node(spec, context)
                 except (ValueError, ParameterException) as exc:
@@ -143,9 +153,25 @@ class Graph:
                     bring_up(node)
                 except ValueError as exc:
                     raise UserError(f"{spec.name}: {exc}") from None
+            if "arm_driver" in self.processes:
+                self._wait_for_driver(config)
         except Exception:
             self.stop()
             raise
+
+    def _wait_for_driver(self, config: Mapping[str, Any], timeout: float = 60.0) -> None:
+        """Until the driver's process publishes the first arm's joint_states (the clock)."""
+        proc = self.processes["arm_driver"]
+        probe = next(iter(self.nodes.values()), None)
+        if probe is None:
+            return
+        arms = (config.get("common") or {}).get("arms") or ["left"]
+        deadline = time.monotonic() + timeout
+        while probe.count_publishers(joint_states_topic(arms[0])) == 0:
+            proc.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"arm_driver: no joint_states after {timeout} s")
+            time.sleep(0.1)
 
     def _run_hooks(self, names: tuple[str, ...]) -> None:
         for node in self.nodes.values():
@@ -171,6 +197,9 @@ class Graph:
     def stop(self) -> None:
         self._run_hooks(SHUTDOWN_PHASES[0])  # HOLD / END while the graph still spins
         time.sleep(0.3)  # ... so they reach their subscribers (recorder, driver)
+        for name, proc in self.processes.items():  # their own fail-safe shutdown (SIGINT)
+            print(f"{PROG}: {name} stopped: {proc.stop()}", file=sys.stderr)
+        self.processes.clear()
         self.executor.shutdown(timeout_sec=2.0)
         if self._thread is not None:
             self._thread.join(timeout=2.0)
@@ -291,6 +320,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument(
         "--config", default=None, help="graph profile (sim, robot) or YAML path (default: sim)"
     )
+    ap.add_argument(
+        "--driver-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the arm driver in a process of its own, as launch does (default; "
+        "--no-driver-process: every node in this one)",
+    )
     ap.add_argument("--episode", default=None, help="run episodes with this task prompt")
     ap.add_argument("--episodes", type=positive_int, default=None, help="how many (default 1)")
     ap.add_argument(
@@ -384,7 +420,8 @@ def main(args: Sequence[str] | None = None) -> None:
     graph = None
     try:
         with user_errors(PROG):  # a parameter a node refuses: Graph stopped the others
-            graph = Graph(config)
+            own = ("arm_driver",) if opts.driver_process else ()
+            graph = Graph(config, own_process=own)
         graph.spin_in_background()
         if opts.episode:
             watch = SimTaskWatch(graph.nodes["episode_manager"])
