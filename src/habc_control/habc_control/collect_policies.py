@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from habc_core.cli import UserError, one_line
-from habc_core.policy import Policy
+from habc_core.policy import Policy, spec_kind
 
 # `--policy` names collect runs itself; anything else is a checkpoint directory or module:callable.
 BUILTIN_POLICIES: tuple[str, ...] = ("expert", "weak-expert", "replay")
@@ -30,9 +30,9 @@ PolicyFactory = Callable[[Any, int], Policy]  # (env, episode seed) -> policy
 def check_policy_spec(spec: str, name: str = "--policy") -> None:
     """Refuse a policy spec that cannot load, before anything runs: not a built-in name, not a
     directory, not an importable module:callable. `name` is the flag or field it came from."""
-    if spec in BUILTIN_POLICIES or Path(spec).is_dir():
+    if spec in BUILTIN_POLICIES or Path(spec).is_dir() or spec_kind(spec) == "server":
         return
-    if ":" in spec and not Path(spec).exists():
+    if spec_kind(spec) == "callable":
         module, _, attr = spec.partition(":")
         try:
             found = bool(module) and importlib.util.find_spec(module) is not None
@@ -81,7 +81,7 @@ def check_checkpoint(
     (env_state_dim > 0), `env_state` true. A spec that is not a checkpoint directory
     (a built-in policy, module:callable) is not checked here.
     """
-    if spec in BUILTIN_POLICIES or (":" in spec and not Path(spec).exists()):
+    if spec in BUILTIN_POLICIES or spec_kind(spec) in ("callable", "server"):
         return
     if not Path(spec).is_dir():
         raise UserError(f"{name} {spec}: no such checkpoint directory")
@@ -132,8 +132,8 @@ def make_policy_factory(
             return ReplayPolicy(actions, lambda: env.tick, horizon, model_index)
 
         return replay
-    if ":" in spec or Path(spec).is_dir():
-        # Checkpoints and module:callable load exactly as the policy node loads them, once the
+    if spec_kind(spec) != "checkpoint" or Path(spec).is_dir():
+        # Checkpoints, servers and module:callable load exactly as the policy node does, once the
         # checkpoint's chunks are known to cover execute_steps (else the first chunk fails).
         from habc_control.policies import load_policy
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from habc_core import features as F
-from habc_core.policy import ACTIONS_OUT, load_callable
-from habc_core.policy_client import PolicyClient, PolicyServerError, is_server_url
+from habc_core.policy import ACTIONS_OUT, load_callable, spec_kind
+from habc_core.policy_client import PolicyClient, PolicyServerError
 
 
 class DriftPolicy:
@@ -56,11 +56,12 @@ def drifting_policy() -> DriftPolicy:
 
 def load_policy(spec: str, horizon: int = 50, per_arm: int = 10) -> tuple[Any, int]:
     """(policy, model_index) for a policy spec (see the module docstring)."""
-    if not spec:
+    kind = spec_kind(spec)
+    if kind == "hold":
         return DriftPolicy(horizon, 0.0, per_arm), -1
-    if is_server_url(spec):
+    if kind == "server":
         return _server_policy(spec, horizon)
-    if ":" in spec and not Path(spec).exists():
+    if kind == "callable":
         policy = load_callable(spec)
         return policy, int(getattr(policy, "model_index", -1))
     path = Path(spec)

@@ -36,3 +36,10 @@ def test_module_callable_spec_and_missing_checkpoint():
     assert index == 42 and policy.infer({})["actions"].shape == (50, 20)
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         load_policy("/nonexistent/ckpt_dir")
+
+
+def test_the_collector_takes_a_policy_server_address():
+    from habc_control.collect_policies import check_checkpoint, check_policy_spec
+
+    check_policy_spec("ws://127.0.0.1:8765")  # no module 'ws' is looked for
+    check_checkpoint("ws://127.0.0.1:8765", execute_steps=25, source="test")

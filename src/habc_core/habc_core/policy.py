@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,10 +29,21 @@ class Policy(Protocol):
         ...
 
 
-def is_callable_spec(spec: str) -> bool:
-    """`module:callable` (and not a path or a server address)."""
+SpecKind = Literal["hold", "server", "callable", "checkpoint"]
+
+
+def spec_kind(spec: str) -> SpecKind:
+    """What a policy spec (the policy node's `checkpoint`, the collector's `--policy`) names:
+    "" holds still, `ws://host:port` is a policy server, `module:callable` a Python factory,
+    anything else a checkpoint directory. One reading for every runtime."""
+    if not spec:
+        return "hold"
+    if spec.startswith(("ws://", "wss://")):
+        return "server"
     module, sep, attr = spec.partition(":")
-    return bool(sep and module and attr) and "/" not in spec and not spec.startswith("ws")
+    if sep and module and attr and "/" not in module and not Path(spec).exists():
+        return "callable"
+    return "checkpoint"
 
 
 def load_callable(spec: str) -> Policy:

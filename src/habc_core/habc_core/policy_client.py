@@ -25,10 +25,6 @@ class PolicyServerError(RuntimeError):
     """The server is unreachable, too slow, or answered with an error."""
 
 
-def is_server_url(spec: str) -> bool:
-    return spec.startswith(("ws://", "wss://"))
-
-
 class PolicyClient:
     """Policy (habc_core.policy) served elsewhere. `timeout_s` bounds one round trip."""
 

@@ -105,3 +105,14 @@ def test_the_wire_refuses_what_is_not_plain_data():
         unpack(bad)
     with pytest.raises(ValueError, match="ws://host:port"):
         PolicyClient("http://localhost:1")
+
+
+def test_one_reading_of_a_policy_spec(tmp_path):
+    from habc_core.policy import spec_kind
+
+    (tmp_path / "a:b").mkdir()  # a directory whose name has a colon stays a checkpoint
+    assert spec_kind("") == "hold"
+    assert spec_kind("ws://gpu-box:8765") == spec_kind("wss://h:1") == "server"
+    assert spec_kind("my_pkg.policies:make") == "callable"
+    assert spec_kind(str(tmp_path / "a:b")) == "checkpoint"
+    assert spec_kind("ckpt/habc/round_001") == "checkpoint"

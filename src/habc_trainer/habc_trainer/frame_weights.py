@@ -16,17 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from habc_trainer import weights as W
 from habc_trainer.checkpoint import load_checkpoint, restore_learner
-from habc_trainer.streams import WindowStreams, collate, stream_config_for
+from habc_trainer.streams import WindowStreams, stream_config_for
 from habc_trainer.update import (
-    DEMO,
     as_train_batch,
     critic_gate,
-    pre_weights,
+    normalised_weights,
+    recap_pass_of,
     sample_kinds,
-    stale_rollouts,
+    unnormalised_weights,
 )
+from habc_trainer.window_batch import gather_windows
 
 
 @torch.no_grad()
@@ -45,42 +45,27 @@ def store_frame_weights(
     round_index = int(ckpt.trainer["round_index"])
     last_round = max(int(e["round"]) for e in store.episodes)
     streams = WindowStreams(store, stream_config_for(cfg, last_round))
-    ir_on = method.intervention_reweighting and round_index >= cfg.ir_start_round
     total = streams.num_frames
-    w_tilde = np.zeros(total, np.float32)
-    valid = np.zeros(total, bool)
-    non_sft = np.zeros(total, bool)
+    w_tilde = torch.zeros(total)
+    valid = torch.zeros(total, dtype=torch.bool)
+    kinds = torch.zeros(total, dtype=torch.int64)
+    epsilon = float(ckpt.trainer.get("recap_epsilon", 0.0))
     for start in range(0, total, batch_size):
-        frames = range(start, min(start + batch_size, total))
-        batch = as_train_batch(learner, collate([streams.window(g) for g in frames]), cfg)
-        kinds = sample_kinds(batch)
+        frames = np.arange(start, min(start + batch_size, total))
+        batch = as_train_batch(learner, gather_windows(streams, frames), cfg)
+        k = sample_kinds(batch)
         g = torch.ones(len(frames))
         if method.train_critic:
             g, _ = critic_gate(learner.critic, batch.both_obs(), batch.terminal_success, method)
-        recap_pass = success_keep = None
-        if method.gate == "recap":
-            both = batch.both_obs()
-            v_t, v_n = learner.value.expected(learner.value(both)).split(len(frames))
-            adv = W.recap_advantage(batch.reward, v_t, v_n, batch.episode_done, cfg.gamma)
-            recap_pass = W.recap_filter(adv, float(ckpt.trainer.get("recap_epsilon", 0.0)))
-        if method.gate == "success":
-            success_keep = W.success_filter(batch.outcome_label, batch.intervention_window)
-        w = pre_weights(kinds, g, method, ir_on, recap_pass, success_keep)
-        ok = batch.action_mask.any(dim=(1, 2)) & ~stale_rollouts(
-            batch, kinds, learner.model_index, cfg.stale_cutoff
+        recap = (
+            recap_pass_of(learner.value, batch, cfg, epsilon) if method.gate == "recap" else None
         )
-        sl = slice(frames.start, frames.stop)
-        w_tilde[sl] = w.cpu().numpy()
-        valid[sl] = ok.cpu().numpy()
-        non_sft[sl] = (kinds != DEMO).cpu().numpy()
-    out = np.where(valid, 1.0, 0.0).astype(np.float32)  # SFT frames: 1 when valid
-    if method.normalize:
-        mean_w = W.unit_mean(
-            torch.from_numpy(w_tilde), torch.from_numpy(valid & non_sft), cfg.weight_eps
+        w, ok = unnormalised_weights(
+            batch, k, g, method, cfg, round_index, learner.model_index, recap
         )
-        out = np.where(non_sft, mean_w.numpy(), out)
-    else:
-        out = np.where(non_sft, w_tilde * valid, out)
+        w_tilde[start : start + len(frames)], valid[start : start + len(frames)] = w, ok
+        kinds[start : start + len(frames)] = k
+    out = normalised_weights(w_tilde, valid, kinds, method, cfg).numpy().astype(np.float32)
     per_episode = [np.full(int(e["length"]), np.nan, np.float32) for e in store.episodes]
     for k, i in enumerate(streams.episode_ids):
         frames = streams.frames_of(k)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from habc_core.cli import ArgumentParser, UserError, positive_int, user_errors
-from habc_core.policy import is_callable_spec, load_callable
+from habc_core.policy import load_callable, spec_kind
 from habc_core.policy_server import PolicyServer
 
 PROG = "habc-policy-server"
@@ -41,7 +41,7 @@ def _parser() -> ArgumentParser:
 
 def load_served_policy(spec: str, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
     """(policy, metadata) for a checkpoint directory or a `module:callable` spec."""
-    if is_callable_spec(spec) and not Path(spec).exists():
+    if spec_kind(spec) == "callable":
         policy = load_callable(spec)
         return policy, {"model_index": int(getattr(policy, "model_index", -1))}
     path = Path(spec)

@@ -225,6 +225,45 @@ def critic_gate(
     return W.gate(z_t, z_n, v_t, v_n, done=done), z_t
 
 
+def unnormalised_weights(
+    batch: TrainBatch,
+    kinds: torch.Tensor,
+    g: torch.Tensor,
+    method: MethodConfig,
+    cfg: TrainConfig,
+    round_index: int,
+    model_index: int,
+    recap_pass: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """w_tilde (B,) by the spec §4 table and sample validity (B,) bool: a sample with no
+    supervised action element, or a stale rollout, is invalid."""
+    ir_on = method.intervention_reweighting and round_index >= cfg.ir_start_round
+    valid = batch.action_mask.any(dim=(1, 2)) & ~stale_rollouts(
+        batch, kinds, model_index, cfg.stale_cutoff
+    )
+    success_keep = None
+    if method.gate == "success":
+        success_keep = W.success_filter(batch.outcome_label, batch.intervention_window)
+    return pre_weights(kinds, g, method, ir_on, recap_pass, success_keep), valid
+
+
+def normalised_weights(
+    w_tilde: torch.Tensor,
+    valid: torch.Tensor,
+    kinds: torch.Tensor,
+    method: MethodConfig,
+    cfg: TrainConfig,
+) -> torch.Tensor:
+    """Final weights (Eq. 8): SFT samples weigh 1 (0 when invalid) and are never normalised;
+    non-SFT ones are unit-mean normalised over the valid ones when the method asks for it."""
+    non_sft = kinds != DEMO
+    if method.normalize:
+        w_non_sft = W.unit_mean(w_tilde, valid & non_sft, cfg.weight_eps)
+    else:
+        w_non_sft = w_tilde * valid
+    return torch.where(non_sft, w_non_sft, valid.float())
+
+
 def actor_weights(
     batch: TrainBatch,
     kinds: torch.Tensor,
@@ -235,26 +274,21 @@ def actor_weights(
     model_index: int,
     recap_pass: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Final actor weights w (B,) and sample validity (B,) bool (spec §4 table + Eq. 8).
-
-    SFT samples weigh 1 and are never normalised; non-SFT weights are unit-mean normalised over
-    valid samples when the method asks for it. Invalid samples (no supervised action element,
-    or stale rollouts) weigh 0.
-    """
-    ir_on = method.intervention_reweighting and round_index >= cfg.ir_start_round
-    valid = batch.action_mask.any(dim=(1, 2)) & ~stale_rollouts(
-        batch, kinds, model_index, cfg.stale_cutoff
+    """Final actor weights w (B,) and sample validity (B,) bool of one batch."""
+    w_tilde, valid = unnormalised_weights(
+        batch, kinds, g, method, cfg, round_index, model_index, recap_pass
     )
-    success_keep = None
-    if method.gate == "success":
-        success_keep = W.success_filter(batch.outcome_label, batch.intervention_window)
-    w_tilde = pre_weights(kinds, g, method, ir_on, recap_pass, success_keep)
-    non_sft = kinds != DEMO
-    if method.normalize:
-        w_non_sft = W.unit_mean(w_tilde, valid & non_sft, cfg.weight_eps)
-    else:
-        w_non_sft = w_tilde * valid
-    return torch.where(non_sft, w_non_sft, valid.float()), valid
+    return normalised_weights(w_tilde, valid, kinds, method, cfg), valid
+
+
+@torch.no_grad()
+def recap_pass_of(
+    value: ParentValueHead, batch: TrainBatch, cfg: TrainConfig, epsilon: float
+) -> torch.Tensor:
+    """Imit-Recap's hard filter (B,) on the parent value head's TD residual."""
+    v_t, v_n = value.expected(value(batch.both_obs())).split(len(batch))
+    adv = W.recap_advantage(batch.reward, v_t, v_n, batch.episode_done, cfg.gamma)
+    return W.recap_filter(adv, epsilon)
 
 
 @dataclass(frozen=True)
@@ -383,7 +417,7 @@ def update(
     method = cfg.method_config()
     dev = cfg.device
     p = _prepare(learner, batch, cfg)
-    batch, kinds, done = p.batch, p.kinds, p.batch.episode_done
+    batch, kinds = p.batch, p.kinds
     both = batch.both_obs()
     n = kinds.shape[0]
     roll = kinds >= ROLLOUT_SUCC
@@ -412,10 +446,7 @@ def update(
     # Imit-Recap: hard filter on the (updated) parent value head's TD residual.
     recap_pass = None
     if method.gate == "recap":
-        with torch.no_grad():
-            v_t, v_n = vh.expected(vh(both)).split(n)
-            adv = W.recap_advantage(batch.reward, v_t, v_n, done, cfg.gamma)
-            recap_pass = W.recap_filter(adv, ctx.recap_epsilon)
+        recap_pass = recap_pass_of(vh, batch, cfg, ctx.recap_epsilon)
         if roll.any():
             metrics["recap/pass_rate"] = float(recap_pass[roll].mean())
 

@@ -9,6 +9,7 @@ from habc_trainer import train_round as tr
 from habc_trainer.checkpoint import load_checkpoint
 from habc_trainer.config import TrainConfig
 from habc_trainer.models.example import SyntheticStreams
+from habc_trainer.round_cli import round_argv
 
 torch.set_num_threads(1)
 
@@ -114,19 +115,7 @@ def _one_line_error(capsys, argv):
 def test_cli_names_a_bad_config_key(tmp_path, capsys):
     cfg_file = tmp_path / "t.yaml"
     cfg_file.write_text("method: habc\nstep_per_round: 3\n")
-    err = _one_line_error(
-        capsys,
-        [
-            "--config",
-            str(cfg_file),
-            "--data-root",
-            str(tmp_path),
-            "--ckpt-root",
-            str(tmp_path / "ck"),
-            "--round",
-            "0",
-        ],
-    )
+    err = _one_line_error(capsys, round_argv(cfg_file, tmp_path, tmp_path / "ck", 0))
     assert "unknown config key 'step_per_round'" in err
 
 
@@ -152,19 +141,7 @@ def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message
 def test_a_yaml_syntax_error_is_one_line(tmp_path, capsys):
     cfg_file = tmp_path / "t.yaml"
     cfg_file.write_text("method: [habc\n")
-    err = _one_line_error(
-        capsys,
-        [
-            "--config",
-            str(cfg_file),
-            "--data-root",
-            str(tmp_path),
-            "--ckpt-root",
-            str(tmp_path / "ck"),
-            "--round",
-            "0",
-        ],
-    )
+    err = _one_line_error(capsys, round_argv(cfg_file, tmp_path, tmp_path / "ck", 0))
     assert "Traceback" not in err
 
 

@@ -49,6 +49,15 @@ def as_tensor(x: Any) -> torch.Tensor:
     return torch.as_tensor(array)
 
 
+def single_obs_batch(obs: Mapping[str, Any]) -> dict[str, Any]:
+    """One observation (the infer boundary's keys) as a batch of one under ``OBS_PREFIX``."""
+    batch: dict[str, Any] = {F.TASK: [obs[F.TASK]]}
+    for key, value in obs.items():
+        if key != F.TASK:
+            batch[F.OBS_PREFIX + key] = as_tensor(value)[None]
+    return batch
+
+
 def prepare_obs(
     batch: Mapping[str, Any],
     prefix: str,

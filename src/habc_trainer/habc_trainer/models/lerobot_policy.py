@@ -31,7 +31,7 @@ from habc_core import features as F
 from habc_core.policy import ACTIONS_OUT
 from habc_trainer.models.batch import TrainBatch
 from habc_trainer.models.config import ModelConfig
-from habc_trainer.models.inputs import as_tensor, prepare_obs
+from habc_trainer.models.inputs import prepare_obs, single_obs_batch
 from habc_trainer.normalize import NormStats
 
 SUPPORTED = ("smolvla",)
@@ -153,12 +153,8 @@ class LeRobotPolicy(nn.Module):
 
     @torch.no_grad()
     def infer(self, obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        batch: dict[str, Any] = {F.TASK: [obs[F.TASK]]}
-        for key, value in obs.items():
-            if key != F.TASK:
-                batch[F.OBS_PREFIX + key] = as_tensor(value)[None]
         device = next(self.parameters()).device
-        prepared = prepare_obs(batch, F.OBS_PREFIX, self.cfg, self.stats, device)
+        prepared = prepare_obs(single_obs_batch(obs), F.OBS_PREFIX, self.cfg, self.stats, device)
         was_training = self.training
         self.eval()
         chunk = self.model.model.sample_actions(

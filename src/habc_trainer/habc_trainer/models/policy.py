@@ -19,7 +19,7 @@ from habc_core.policy import ACTIONS_OUT, Policy
 from habc_trainer.models.actor import FlowActor
 from habc_trainer.models.batch import TrainBatch
 from habc_trainer.models.config import ModelConfig
-from habc_trainer.models.inputs import as_tensor, prepare_obs
+from habc_trainer.models.inputs import prepare_obs, single_obs_batch
 from habc_trainer.normalize import NormStats
 
 
@@ -72,13 +72,9 @@ class FlowPolicy(nn.Module):
     def infer(
         self, obs: Mapping[str, Any], generator: torch.Generator | None = None
     ) -> dict[str, np.ndarray]:
-        batch: dict[str, Any] = {F.TASK: [obs[F.TASK]]}
-        for key, value in obs.items():
-            if key != F.TASK:
-                batch[F.OBS_PREFIX + key] = as_tensor(value)[None]
         was_training = self.training
         self.eval()
-        chunk = self.infer_batch(batch, generator)[0]
+        chunk = self.infer_batch(single_obs_batch(obs), generator)[0]
         self.train(was_training)
         return {ACTIONS_OUT: chunk.cpu().numpy().astype(np.float32)}
 
