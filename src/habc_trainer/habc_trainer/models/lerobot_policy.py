@@ -1,4 +1,4 @@
-"""A LeRobot VLA as the HABC actor: ``TrainablePolicy`` around a LeRobot policy (SmolVLA).
+"""A LeRobot VLA as the HABC actor: ``TrainablePolicy`` around SmolVLA, pi0 or pi0.5.
 
 Runs in the LeRobot venv (``make lerobot-env``). A model config with ``lerobot: <dir>`` makes
 ``build_learner`` and ``load_policy`` build this instead of the flow actor, so ``train_round``
@@ -11,14 +11,30 @@ proprio as ``observation.state`` (a sim's env state reaches only our critic), [0
 own tokenizer, actions normalised with our statistics. The loss is LeRobot's per-element flow
 loss (B, H, D) from the policy's inner model, reduced with our supervised mask: steps past the
 episode end (``action_valid``) and, on intervention windows, the dims no human drove (M^int)
-are left out. LeRobot's own ``forward(reduction="none")`` only knows padded steps.
+are left out. LeRobot's own ``forward(reduction="none")`` only knows padded steps. The noise and
+the flow time come from the trainer's generator (LeRobot's Beta(alpha, beta) * scale + offset).
 
-Supported: ``smolvla``. pi0 / pi0.5 share the inner call (pi0.5 without a state argument) but
-need PaliGemma weights and ~17 GB to build; they are not tested here.
+Supported: ``smolvla``, ``pi0``, ``pi05``; one inner call, ``forward(images, img_masks, tokens,
+token_masks, [state,] actions, noise, time)``, as each policy's own ``forward`` makes it:
+
+- smolvla and pi0 take the padded state as an argument (images: ``prepare_images`` /
+  ``_preprocess_images``); their prompt ends with the newline LeRobot's processors add;
+- pi0.5 takes no state argument: as its ``Pi05PrepareStateTokenizerProcessorStep`` does, the
+  state in [-1, 1] goes into the prompt in 256 bins, ``"Task: <task>, State: <bins>;\nAction: "``.
+  LeRobot maps the state to [-1, 1] with its quantile statistics; ours have min / max, so the
+  state is min-max scaled (LeRobot's MIN_MAX mode) and clipped.
+
+The tokenizer: ``<policy dir>/tokenizer`` when there is one (the tiny configs write theirs
+there; a copy of PaliGemma's runs a real pi0 offline), else the VLM's (smolvla) or PaliGemma's
+(pi0, pi05: ``google/paligemma-3b-pt-224``, as LeRobot's processors load it). A directory with
+``habc_tiny.json`` is a tiny random-init pi0 / pi0.5 from ``lerobot_tiny`` and is built inside
+``lerobot_tiny.tiny_pi_build``; every other directory is built by LeRobot as it stands.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,19 +45,27 @@ from torch import nn
 
 from habc_core import features as F
 from habc_core.policy import ACTIONS_OUT
+from habc_trainer.flow_matching import SIGMA_MIN, sample_time
 from habc_trainer.models.batch import TrainBatch
 from habc_trainer.models.config import ModelConfig
 from habc_trainer.models.inputs import prepare_obs, single_obs_batch
+from habc_trainer.models.lerobot_tiny import TINY_SPEC, tiny_pi_build
 from habc_trainer.normalize import NormStats
 
-SUPPORTED = ("smolvla",)
+SUPPORTED = ("smolvla", "pi0", "pi05")
 STATE = "observation.state"
 IMAGE_PREFIX = "observation.images."
 ACTION = "action"
+# A tokenizer saved beside a policy's config.json is used before the hub's.
+TOKENIZER_DIR = "tokenizer"
+PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"  # LeRobot's pi0 / pi0.5 processors
+# pi0.5's prompt holds the state in [-1, 1] as bins (LeRobot's processor_pi05, after openpi).
+PI05_STATE_BINS = 256
 
 
 def load_lerobot_config(cfg: ModelConfig) -> Any:
     """The LeRobot policy config in ``cfg.lerobot``, its features set from our data dims."""
+    import lerobot.policies  # noqa: F401  (registers the policy types' configs)
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.configs.types import FeatureType, PolicyFeature
 
@@ -55,6 +79,11 @@ def load_lerobot_config(cfg: ModelConfig) -> Any:
     if lr.chunk_size != cfg.horizon:
         raise ValueError(
             f"lerobot: chunk_size {lr.chunk_size} != the model's horizon {cfg.horizon}"
+        )
+    if getattr(lr, "use_relative_actions", False):
+        raise ValueError(
+            "lerobot: use_relative_actions is a LeRobot processor step this adapter does not "
+            "run; set it false in config.json"
         )
     # The robot's state only: a simulator's privileged env state (when the store has it) goes
     # to our critic and value head, never to the VLA, which has none on a real rig.
@@ -88,13 +117,21 @@ class LeRobotPolicy(nn.Module):
         self.cfg = cfg
         self.stats = stats
         lr = load_lerobot_config(cfg)
+        self.kind = lr.type
+        path = Path(cfg.lerobot)
         policy_cls = get_policy_class(lr.type)
-        if (Path(cfg.lerobot) / "model.safetensors").is_file():
-            self.model = policy_cls.from_pretrained(cfg.lerobot, config=lr)
-        else:
-            self.model = policy_cls(lr)
+        tiny = path / TINY_SPEC
+        with tiny_pi_build(tiny) if tiny.is_file() else contextlib.nullcontext():
+            if (path / "model.safetensors").is_file():
+                self.model = policy_cls.from_pretrained(cfg.lerobot, config=lr)
+            else:
+                self.model = policy_cls(lr)
         self.lerobot_config = lr
-        self.tokenizer = AutoTokenizer.from_pretrained(lr.vlm_model_name)
+        if (path / TOKENIZER_DIR).is_dir():
+            tokenizer = str(path / TOKENIZER_DIR)
+        else:
+            tokenizer = lr.vlm_model_name if lr.type == "smolvla" else PALIGEMMA_TOKENIZER
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
 
     # --- LeRobot's inputs from ours ---
     def _inputs(self, obs: Mapping[str, torch.Tensor], tasks: tuple[str, ...]) -> dict[str, Any]:
@@ -107,7 +144,7 @@ class LeRobotPolicy(nn.Module):
         if len(tasks) != state.shape[0]:
             raise ValueError(f"tasks: {len(tasks)} prompts for a batch of {state.shape[0]}")
         tokens = self.tokenizer(
-            [t if t.endswith("\n") else t + "\n" for t in tasks],  # LeRobot's NewLineTask step
+            self._prompts(tasks, state),
             padding="max_length",
             padding_side="right",
             truncation=True,
@@ -118,18 +155,48 @@ class LeRobotPolicy(nn.Module):
         out[OBS_LANGUAGE_ATTENTION_MASK] = tokens["attention_mask"].bool().to(state.device)
         return out
 
+    def _prompts(self, tasks: tuple[str, ...], state: torch.Tensor) -> list[str]:
+        """The prompts as LeRobot's processors leave them; state (B, P) normalised."""
+        if self.kind != "pi05":
+            return [t if t.endswith("\n") else t + "\n" for t in tasks]  # their NewLine step
+        st = self.stats[F.PROPRIO]
+        lo, hi = (torch.as_tensor(x, device=state.device) for x in (st.min, st.max))
+        span = hi - lo
+        # min -> -1, max -> 1; a dim that never moved sits at -1, as in LeRobot's normaliser.
+        unit = torch.where(
+            span > 0, 2.0 * (st.unnormalize(state) - lo) / span.clamp_min(1e-12) - 1.0, -1.0
+        )
+        edges = np.linspace(-1.0, 1.0, PI05_STATE_BINS + 1)[:-1]
+        bins = np.digitize(unit.clamp(-1.0, 1.0).cpu().numpy(), bins=edges) - 1
+        prompts = []
+        for task, b in zip(tasks, bins, strict=True):
+            cleaned = task.strip().replace("_", " ").replace("\n", " ")
+            prompts.append(f"Task: {cleaned}, State: {' '.join(map(str, b))};\nAction: ")
+        return prompts
+
     def _prefix(self, inputs: dict[str, Any]) -> tuple[Any, ...]:
+        """The inner call's leading arguments, as the policy's own ``forward`` makes them."""
         from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
-        images, img_masks = self.model.prepare_images(inputs)
-        state = self.model.prepare_state(inputs)
-        return (
-            images,
-            img_masks,
-            inputs[OBS_LANGUAGE_TOKENS],
-            inputs[OBS_LANGUAGE_ATTENTION_MASK],
-            state,
-        )
+        if self.kind == "smolvla":
+            images, img_masks = self.model.prepare_images(inputs)
+        else:
+            images, img_masks = self.model._preprocess_images(inputs)
+        tokens = (inputs[OBS_LANGUAGE_TOKENS], inputs[OBS_LANGUAGE_ATTENTION_MASK])
+        if self.kind == "pi05":
+            return (images, img_masks, *tokens)  # the state is in the prompt
+        return (images, img_masks, *tokens, self.model.prepare_state(inputs))
+
+    def _flow_time(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """(B,) LeRobot's flow time, Beta(alpha, beta) * scale + offset, from our generator."""
+        lr = self.lerobot_config
+        if self.kind == "smolvla":  # fixed in VLAFlowMatching.sample_time
+            alpha, beta, scale, offset = 1.5, 1.0, 0.999, 0.001
+        else:
+            alpha, beta = lr.time_sampling_beta_alpha, lr.time_sampling_beta_beta
+            scale, offset = lr.time_sampling_scale, lr.time_sampling_offset
+        s = (sample_time(batch, generator, alpha, beta) - SIGMA_MIN) / (1.0 - SIGMA_MIN)
+        return s * scale + offset
 
     # --- TrainablePolicy ---
     def loss(
@@ -146,7 +213,8 @@ class LeRobotPolicy(nn.Module):
         noise = torch.randn(
             padded.shape, generator=generator, device=generator.device, dtype=padded.dtype
         ).to(padded.device)
-        losses = self.model.model.forward(*self._prefix(inputs), padded, noise, None)
+        time = self._flow_time(padded.shape[0], generator).to(padded.device)
+        losses = self.model.model.forward(*self._prefix(inputs), padded, noise, time)
         losses = losses[:, :, : self.cfg.action_dim]  # (B, H, D): the padding dims dropped
         m = mask.to(losses.dtype)
         return (losses * m).sum(dim=(1, 2)) / m.sum(dim=(1, 2)).clamp_min(1.0)
@@ -168,7 +236,8 @@ class LeRobotPolicy(nn.Module):
 def export_pretrained(checkpoint: Path, out: Path) -> Path:
     """The actor of a LeRobot-actor checkpoint in LeRobot's own layout (config.json and
     model.safetensors, written by LeRobot's save_pretrained): what `<Policy>.from_pretrained`
-    and LeRobot's tools load. Our statistics normalise its inputs: they go in habc_norm.json."""
+    and LeRobot's tools load. Our statistics normalise its inputs: they go in habc_norm.json;
+    a tokenizer/ and a tiny pi's habc_tiny.json beside the source config go along."""
     import json
 
     from habc_trainer.checkpoint import load_checkpoint, load_policy
@@ -180,8 +249,15 @@ def export_pretrained(checkpoint: Path, out: Path) -> Path:
         raise ValueError(f"--out {out}: not empty")
     policy = load_policy(checkpoint)
     policy.model.save_pretrained(out)
+    source = Path(ckpt.model_config.lerobot)
+    if (source / TOKENIZER_DIR).is_dir():
+        shutil.copytree(source / TOKENIZER_DIR, out / TOKENIZER_DIR)
+    if (source / TINY_SPEC).is_file():
+        shutil.copy2(source / TINY_SPEC, out / TINY_SPEC)
     stats = {
-        name: {stat: np.asarray(getattr(st, stat)).tolist() for stat in ("mean", "std")}
+        name: {
+            stat: np.asarray(getattr(st, stat)).tolist() for stat in ("mean", "std", "min", "max")
+        }
         for name, st in policy.stats.features.items()
     }
     (out / "habc_norm.json").write_text(
