@@ -58,7 +58,9 @@ def test_stalled_policy_ends_in_hold_and_the_graph_still_stops(tmp_path):
     graph = Graph(config, context=context)
     try:
         graph.spin_in_background()
-        episode_id, _ = run_episode(graph, "put the marker in the pouch", 3.0, "failure")
+        # The one chunk runs to its last row (1.7 s) while the hung inference is in flight,
+        # then the policy goes silent and the mux holds after policy_timeout_s.
+        episode_id, _ = run_episode(graph, "put the marker in the pouch", 4.0, "failure")
         time.sleep(0.3)
         mux = graph.nodes["command_mux"]
         stalled = [mux.mux.policy_stalled(arm) for arm in ("left", "right")]
@@ -84,18 +86,19 @@ def test_stalled_policy_ends_in_hold_and_the_graph_still_stops(tmp_path):
             if conn.topic == "/left_arm/command":
                 msg = ts.deserialize_cdr(raw, conn.msgtype)
                 labels.append((int(msg.authority), int(msg.safety)))
-    # 25 rows of the one chunk, then at most policy_timeout (15 ticks) of waiting labelled POLICY
+    # The one chunk's 50 rows (run on past 25 while the next inference is in flight, slowing
+    # into its last row), then at most policy_timeout (15 ticks) of waiting labelled POLICY
     # (model index -1), then HOLD to the end (the driver holds: SAFETY_HOLD, or SAFETY_WATCHDOG
     # when a loaded machine delays a request past watchdog_s), never POLICY again.
     from habc_core.contract import SAFETY_WATCHDOG
 
     holds = SAFETY_HOLD | SAFETY_WATCHDOG
     last_policy = max(i for i, (a, _s) in enumerate(labels) if a == AUTHORITY_POLICY)
-    # The one chunk (25 rows) and the 15-tick timeout end within 40 ticks of the policy's start,
-    # which precedes START: POLICY labels must stop well before the episode's 90 ticks do.
-    assert last_policy < 60, last_policy
+    # The one chunk (about 55 ticks) and the 15-tick timeout end within 70 ticks of the policy's
+    # start, which precedes START: POLICY labels must stop well before the episode's 120 do.
+    assert last_policy < 90, last_policy
     after = labels[last_policy + 1 :]
-    assert len(after) >= 30  # most of the 3 s episode is held
+    assert len(after) >= 30  # the rest of the 4 s episode is held
     assert all(a == AUTHORITY_HOLD and s & holds for a, s in after)
     start = last_policy + 1 - ep.info.dropped_leading_frames
     assert (ep.arrays[SAFETY][start:, 0] & holds).all()

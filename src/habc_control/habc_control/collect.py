@@ -107,6 +107,8 @@ class CollectConfig:
     # Ticks from a chunk request to its first executed row: the sim presets infer in 23-39 ms
     # on this CPU (docs/nodes.md), one tick at 30 Hz, as in the policy node's worker thread.
     inference_latency_ticks: int = 1
+    chunk_boundary: str = "rtc"  # the policy node's default: real-time chunking
+    chunk_blend_steps: int = 8
     blend_steps: int = 15  # mux interpolation after a takeover (0.5 s at 30 Hz)
     policy_timeout_ticks: int = 15  # mux: a policy silent this long is stalled (held)
     safety: SafetyConfig = field(default_factory=SafetyConfig)  # the arm driver's safety core
@@ -128,9 +130,19 @@ class CollectConfig:
             raise ValueError(
                 f"inference_latency_ticks: must be >= 0, got {self.inference_latency_ticks!r}"
             )
-        ChunkExecutorConfig(self.horizon, self.execute_steps, self.prefetch_steps)
+        self.chunk_config()
         MuxConfig(blend_steps=self.blend_steps, policy_timeout_ticks=self.policy_timeout_ticks)
         parse_schedule(self.schedule)
+
+    def chunk_config(self) -> ChunkExecutorConfig:
+        """The chunk executor's settings, as the policy node builds them from its parameters."""
+        return ChunkExecutorConfig(
+            self.horizon,
+            self.execute_steps,
+            self.prefetch_steps,
+            self.chunk_boundary,
+            self.chunk_blend_steps,
+        )
 
     @classmethod
     def from_graph(cls, graph: Mapping[str, Any], **fields: Any) -> CollectConfig:
@@ -157,6 +169,10 @@ class CollectConfig:
             "execute_steps": number("policy", policy, "execute_steps", "int", cls.execute_steps),
             "prefetch_steps": number(
                 "policy", policy, "prefetch_steps", "int", cls.prefetch_steps
+            ),
+            "chunk_boundary": str(policy.get("chunk_boundary", cls.chunk_boundary)),
+            "chunk_blend_steps": number(
+                "policy", policy, "chunk_blend_steps", "int", cls.chunk_blend_steps
             ),
         }
         settings.update(fields)

@@ -20,13 +20,14 @@ import numpy as np
 from arx_x5_driver.driver_core import DriverCore
 from arx_x5_driver.safety import Command
 from habc_control.authority import Authority, AuthorityArbiter, AuthorityConfig
-from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
+from habc_control.chunk_executor import ChunkExecutor
 from habc_control.collect_policies import PolicyFactory
 from habc_control.collect_sinks import EpisodeSink
 from habc_control.command_mux import ActionLayout, ArmTarget, CommandMux, MuxConfig
 from habc_control.episode_manager import EpisodeManager, EpisodeManagerConfig
 from habc_control.teleop import ScheduledOperator, parse_schedule
 from habc_core.contract import MODE_BY_SPACE
+from habc_core.policy import PREFIX_GUIDED
 from habc_core.rotations import rot6d_from_matrix
 
 if TYPE_CHECKING:  # the config lives with the CLI that builds it; no import cycle at run time
@@ -74,6 +75,7 @@ class Collector:
         self.sink = sink
         self.policy_factory = policy_factory
         self.layout = ActionLayout(("left", "right"), env.action_space)
+        self.executor: ChunkExecutor | None = None  # the last episode's
         self.manager = EpisodeManager(
             EpisodeManagerConfig(
                 robot=ROBOT,
@@ -114,9 +116,8 @@ class Collector:
                 initial=Authority.HUMAN if demo else Authority.POLICY,
             )
         )
-        executor = ChunkExecutor(
-            ChunkExecutorConfig(cfg.horizon, cfg.execute_steps, cfg.prefetch_steps)
-        )
+        executor = ChunkExecutor(cfg.chunk_config())
+        self.executor = executor  # the episode's chunk counters, for benchmarks and tests
         mux = CommandMux(
             MuxConfig(arms, env.action_space, cfg.blend_steps, cfg.policy_timeout_ticks)
         )
@@ -155,12 +156,14 @@ class Collector:
             if policy is not None:
                 if executor.should_request():
                     token = executor.begin_request()
-                    in_flight = (token, policy.infer(obs), env.tick + cfg.inference_latency_ticks)
+                    out = policy.infer({**obs, **executor.request_inputs()})
+                    in_flight = (token, out, env.tick + cfg.inference_latency_ticks)
                 if in_flight is not None and env.tick >= in_flight[2]:
                     token, out, _due = in_flight
                     in_flight = None
                     mi = int(out.get("model_index", model_index))
-                    if executor.load(out["actions"], token, model_index=mi):
+                    guided = bool(out.get(PREFIX_GUIDED, False))
+                    if executor.load(out["actions"], token, model_index=mi, guided=guided):
                         self.manager.note_model_index(mi)
                         self.sink.chunk(
                             out["actions"],

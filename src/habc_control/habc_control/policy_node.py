@@ -35,7 +35,7 @@ from arx_x5_driver.ros_params import (
 )
 from habc_control.arm_state import ArmStates
 from habc_control.authority import Authority
-from habc_control.chunk_executor import ChunkExecutor, ChunkExecutorConfig
+from habc_control.chunk_executor import BOUNDARIES, ChunkExecutor, ChunkExecutorConfig
 from habc_control.command_mux import ActionLayout
 from habc_control.freshness import IMAGE_TIMEOUT_S, LatestInputs
 from habc_control.policies import ACTIONS_OUT, load_policy
@@ -60,6 +60,7 @@ from habc_core.contract import (
 )
 from habc_core.images import decode_image, resize_square
 from habc_core.observation import build_observation
+from habc_core.policy import PREFIX_GUIDED
 from habc_core.policy_client import PolicyServerError
 from habc_interfaces.msg import ActionChunk, ArmCommand, ControlAuthority, EpisodeEvent
 
@@ -68,7 +69,17 @@ PARAMS = {
     "action_space": ACTION_SPACE,
     "horizon": ParamSpec(50, "H: steps per predicted chunk", bounds=(1, 1000)),
     "execute_steps": ParamSpec(25, "steps of each chunk executed", bounds=(1, 1000)),
-    "prefetch_steps": ParamSpec(0, "start the next inference this early", bounds=(0, 1000)),
+    "prefetch_steps": ParamSpec(
+        0,
+        "start the next inference this early (earlier when inference takes longer)",
+        bounds=(0, 1000),
+    ),
+    "chunk_boundary": ParamSpec(
+        "rtc",
+        "rtc: the next chunk inpainted on the running one's rows; blend: cross-fade; none",
+        choices=BOUNDARIES,
+    ),
+    "chunk_blend_steps": ParamSpec(8, "rows of the cross-fade at a switch", bounds=(0, 999)),
     "checkpoint": ParamSpec("", "checkpoint dir, module:callable, or '' (hold still)"),
     # The prompt may change between episodes (a START event's task overrides it too).
     "task": ParamSpec("", "task prompt for the next chunks", dynamic=True),
@@ -98,7 +109,11 @@ class PolicyNode(Node):
         image_timeout = p["image_timeout_s"]
         self.layout = ActionLayout(self.arms, self.space)
         self.policy, self.model_index = load_policy(spec, horizon, self.layout.per_arm)
-        self.chunker = ChunkExecutor(ChunkExecutorConfig(horizon, execute, prefetch))
+        self.chunker = ChunkExecutor(
+            ChunkExecutorConfig(
+                horizon, execute, prefetch, p["chunk_boundary"], p["chunk_blend_steps"]
+            )
+        )
         self.mode = MODE_BY_SPACE[self.space]
         self._lock = threading.Lock()
         # One inference at a time, in a daemon thread: a model that hangs must not keep the
@@ -205,6 +220,7 @@ class PolicyNode(Node):
                         proprio, self.task, self._images.fresh(now), self._env_state
                     )
                     token = self.chunker.begin_request()
+                    obs.update(self.chunker.request_inputs())
                     self._requests.put((obs, token, self._images.arrivals(now)))
             step = self.chunker.step()
         if step is None:
@@ -243,7 +259,8 @@ class PolicyNode(Node):
         with self._lock:
             rejected = self.chunker.rejected_chunks
             try:
-                loaded = self.chunker.load(actions, token, self.model_index)
+                guided = bool(out.get(PREFIX_GUIDED, False))
+                loaded = self.chunker.load(actions, token, self.model_index, guided=guided)
             except ValueError as exc:  # a chunk of the wrong shape: the worker must live on
                 self.get_logger().error(f"inference: {exc}", throttle_duration_sec=2.0)
                 return

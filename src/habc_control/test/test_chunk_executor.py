@@ -16,10 +16,14 @@ def test_config_validation():
         ChunkExecutorConfig(horizon=50, execute_steps=60)
     with pytest.raises(ValueError, match="prefetch_steps"):
         ChunkExecutorConfig(execute_steps=25, prefetch_steps=25)
+    with pytest.raises(ValueError, match="boundary: .*'smooth'"):
+        ChunkExecutorConfig(boundary="smooth")
+    with pytest.raises(ValueError, match="blend_steps"):
+        ChunkExecutorConfig(blend_steps=-1)
 
 
 def test_executes_25_of_50_then_requests_a_new_chunk():
-    ex = ChunkExecutor(ChunkExecutorConfig(horizon=50, execute_steps=25))
+    ex = ChunkExecutor(ChunkExecutorConfig(horizon=50, execute_steps=25, boundary="none"))
     requests = 0
     rows = []
     for _ in range(60):
@@ -70,7 +74,7 @@ def test_no_requests_while_no_arm_is_under_policy():
 
 
 def test_async_inference_skips_rows_already_executed():
-    ex = ChunkExecutor(ChunkExecutorConfig(execute_steps=25, prefetch_steps=5))
+    ex = ChunkExecutor(ChunkExecutorConfig(execute_steps=25, prefetch_steps=5, boundary="none"))
     ex.load(chunk(0.0), ex.begin_request())
     for _ in range(20):
         ex.step()
@@ -96,3 +100,94 @@ def test_bad_chunk_shape_is_rejected():
     ex = ChunkExecutor()
     with pytest.raises(ValueError, match="actions"):
         ex.load(np.zeros((10, 4)), ex.begin_request())
+
+
+# --- chunk boundaries ---
+
+
+def run_with_latency(ex: ChunkExecutor, latency, ticks: int, policy) -> list:
+    """Drive `ex` as the policy node does: request k lands `latency` (or `latency(k)`) ticks
+    after it was made."""
+    rows, in_flight, k = [], None, 0
+    for t in range(ticks):
+        if in_flight is not None and t >= in_flight[2]:
+            ex.load(*in_flight[:2])
+            in_flight = None
+        if ex.should_request():
+            token = ex.begin_request()
+            delay = latency(k) if callable(latency) else latency
+            in_flight, k = (policy(t, ex.request_inputs()), token, t + delay), k + 1
+        rows.append(ex.step())
+    return rows
+
+
+def test_rtc_request_carries_the_rows_still_to_come_and_how_many_will_surely_run():
+    ex = ChunkExecutor(ChunkExecutorConfig(execute_steps=25))
+    assert ex.request_inputs() == {}
+    token = ex.begin_request()
+    assert ex.request_inputs() == {}  # nothing runs yet: no prefix
+    ex.step(), ex.step()  # two ticks of latency
+    ex.load(chunk(0.0), token)
+    for _ in range(22):
+        ex.step()
+    assert ex.latency_ticks == 2 and ex.should_request() is False  # 3 rows left > 2
+    ex.step()
+    assert ex.should_request()  # 2 rows left: as many as the last inference took
+    ex.begin_request()
+    inputs = ex.request_inputs()
+    prefix = inputs["prefix.actions"]
+    assert prefix.shape == (50 - 23, 4) and prefix[0, 0] == 23.0 and prefix[-1, 0] == 49.0
+    assert inputs["prefix.frozen"] == 2
+
+
+def test_a_guided_chunk_is_switched_to_as_is_an_unguided_one_cross_fades():
+    for guided, first in ((True, 100.0 + 3), (False, None)):
+        ex = ChunkExecutor(ChunkExecutorConfig(execute_steps=25, prefetch_steps=5, blend_steps=4))
+        ex.load(chunk(0.0), ex.begin_request())
+        for _ in range(20):
+            ex.step()
+        token = ex.begin_request()
+        for _ in range(3):
+            ex.step()
+        ex.load(chunk(100.0), token, guided=guided)
+        values = [float(ex.step().action[0]) for _ in range(6)]
+        if guided:
+            assert values[0] == first and ex.guided_chunks == 1 and ex.blended_chunks == 0
+        else:
+            # old continuation 23, 24, ... ; new 103, 104, ...: weights 1/5 .. 4/5, then new.
+            weights = (0.2, 0.4, 0.6, 0.8)
+            expected = [(1 - w) * (23 + j) + w * (103 + j) for j, w in enumerate(weights)]
+            assert values[:4] == pytest.approx(expected) and values[4:] == [107.0, 108.0]
+            assert ex.blended_chunks == 1
+
+
+def test_a_late_chunk_runs_past_execute_steps_instead_of_stopping():
+    ex = ChunkExecutor(ChunkExecutorConfig(execute_steps=25, boundary="none"))
+    late = lambda k: 1 if k == 0 else 10  # noqa: E731
+    rows = run_with_latency(ex, late, 80, lambda t, _i: chunk(1000.0 * t))
+    assert rows[0] is None  # the first chunk is on its way: nothing to run yet
+    assert all(r is not None for r in rows[1:])
+    # Inference slowed from 1 tick to 10: the first chunk ran on to row 33 while the second
+    # was late, which lands 10 rows in; the next request then starts 10 rows before row 25,
+    # so its chunk (also 10 rows in) takes over right after row 24: on time again.
+    assert [r.index for r in rows[1:36]] == list(range(34)) + [10]
+    assert [r.index for r in rows[36:52]] == list(range(11, 25)) + [10, 11]
+    assert ex.extended_rows == 9
+
+
+def test_inference_slower_than_the_chunk_slows_the_arm_down_smoothly():
+    """38 ticks of latency (the base preset's 1.27 s) for 50-row chunks: no chunk can cover the
+    next inference at full speed. Playback settles at (H - 1) / 2d rows per tick, never holds
+    and never jumps by more than one row per tick."""
+    ex = ChunkExecutor(ChunkExecutorConfig(execute_steps=25, boundary="none"))
+    ramp = lambda t, _i: np.arange(50, dtype=np.float32)[:, None].repeat(2, 1) + 0.0 * t  # noqa: E731
+    rows = run_with_latency(ex, 38, 600, ramp)
+    moving = rows[38:]
+    assert all(r is not None for r in moving) and ex.starved_ticks == 38
+    assert ex.slowed_ticks > 0
+    # Steady state: each chunk lands (H - 1) / 2 rows in, rows advance by 49 / 76 per tick.
+    tail = np.array([r.action[0] for r in moving[-76 * 3 :]])
+    steps = np.diff(tail)
+    within = steps[steps > -1.0]  # a switch restarts the ramp: that is the chunk, not the arm
+    assert within.max() <= 1.0 + 1e-6
+    assert np.median(within) == pytest.approx(49 / 76, rel=0.05)

@@ -3,7 +3,8 @@
 The policy node, the DDS-free collector and the trainer's checkpoints all meet here: a policy is
 anything with `infer(obs) -> {ACTIONS_OUT: (H, D) float32}`. obs holds single-frame arrays keyed
 like the features (`proprio` (P,), `env_state` (S,), `images.<cam>` (h, w, 3) uint8 RGB) plus
-`task` (str); a result may also carry `model_index`. What the trainer needs on top (a loss) is
+`task` (str), and on a chunk boundary the running chunk's prefix (PREFIX_ACTIONS, PREFIX_FROZEN);
+a result may also carry `model_index` and PREFIX_GUIDED. What the trainer needs on top (a loss) is
 its own protocol, built on this one (habc_trainer.models.policy.TrainablePolicy).
 """
 
@@ -17,6 +18,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 ACTIONS_OUT = "actions"  # key of infer()'s result: the (H, D) chunk in robot units
+# Real-time chunking (habc_control.chunk_executor): a request may carry the rows of the running
+# chunk still to come, in robot units, row 0 at the observation's tick, and how many of them
+# will surely run before the new chunk lands. A policy that honours them (inpaints its chunk on
+# that prefix) says so with PREFIX_GUIDED in its result; any other may ignore both keys.
+PREFIX_ACTIONS = "prefix.actions"  # (P, D) float32
+PREFIX_FROZEN = "prefix.frozen"  # int, 0 <= frozen <= P
+PREFIX_GUIDED = "prefix_guided"  # bool in infer()'s result
 
 
 @runtime_checkable

@@ -64,16 +64,14 @@ class ExpertChunkPolicy:
         self._chunk_tick = self.env.tick
         self._snapshots = []
         cols: dict[str, list] = {arm: [] for arm in ARMS}
-        for _k in range(min(self.horizon, self.execute_steps + 1)):
+        # Every row: a late next request (inference slower than the chunk) starts past row 25.
+        for _k in range(self.horizon):
             self._snapshots.append(
                 {
                     arm: {f: copy.copy(getattr(self._hands[arm], f)) for f in _STATE_FIELDS}
                     for arm in ARMS
                 }
             )
-            for arm in ARMS:
-                cols[arm].append(hand_action(self.env, self._hands[arm]))
-        for _k in range(len(cols[ARMS[0]]), self.horizon):
             for arm in ARMS:
                 cols[arm].append(hand_action(self.env, self._hands[arm]))
         actions = np.concatenate([np.asarray(cols[arm]) for arm in ARMS], axis=1)

@@ -146,6 +146,67 @@ def euler_integrate(
     return x
 
 
+def prefix_weights(horizon: int, prefix_len: int, frozen: int) -> torch.Tensor:
+    """(H,) guidance weights of real-time chunking (Black et al. 2025, eq. 5).
+
+    Rows that will surely run before the chunk lands (`frozen`) weigh 1, the rest of the running
+    chunk's prefix decays exponentially to 0 at its end, rows past the prefix are free.
+    """
+    if not (0 <= frozen <= prefix_len <= horizon):
+        raise ValueError(
+            f"prefix: expected 0 <= frozen ({frozen}) <= prefix_len ({prefix_len}) <= "
+            f"horizon ({horizon})"
+        )
+    i = torch.arange(horizon, dtype=torch.float64)
+    c = (prefix_len - i) / (prefix_len - frozen + 1)
+    soft = c * torch.expm1(c) / (torch.e - 1.0)
+    w = torch.where(i < frozen, torch.ones_like(i), torch.where(i < prefix_len, soft, 0.0 * i))
+    return w.float()
+
+
+def guided_euler_integrate(
+    velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    noise: torch.Tensor,
+    num_steps: int,
+    target: torch.Tensor,
+    weights: torch.Tensor,
+    max_guidance: float = 5.0,
+    projector: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`euler_integrate` inpainting the chunk on `target` (real-time chunking's guidance).
+
+    At each step the clean chunk the velocity predicts, a_hat = x - sigma * v, is pulled toward
+    `target` (B, H, D) where `weights` (H,) say, through the vector-Jacobian product of a_hat
+    with respect to x (Pokle et al.'s PiGDM guidance, as Black et al. use it), with the guidance
+    weight clipped at `max_guidance`. `projector` (H, H), the actor's low-pass output projector,
+    keeps the guidance in the chunk space the actor produces: unprojected, the gradient back
+    through the per-patch input layer adds a zig-zag the denoiser never removes (several times the
+    in-chunk second difference of a free chunk; bench/bench_chunks.py prints it). Needs gradients
+    through `velocity`; returns (B, H, D).
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    dt = -1.0 / num_steps
+    w = weights.to(noise)[None, :, None]
+    x = noise
+    for k in range(num_steps):
+        s = 1.0 + k * dt
+        sigma = torch.full((x.shape[0],), s, device=x.device, dtype=x.dtype)
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            v = velocity(xg, sigma)
+            a_hat = xg - s * v
+            (g,) = torch.autograd.grad(a_hat, xg, grad_outputs=(target - a_hat.detach()) * w)
+        if projector is not None:
+            g = projector @ g
+        # In data time tau = 1 - sigma: weight min(beta, (1 - tau) / (tau r^2)), r^2 the
+        # posterior variance (1 - tau)^2 / (tau^2 + (1 - tau)^2); infinite (clipped) at the noise.
+        r2 = s * s / ((1.0 - s) ** 2 + s * s)
+        c = max_guidance if s >= 1.0 else min(max_guidance, s / ((1.0 - s) * r2))
+        x = x + dt * (v.detach() - c * g)
+    return x.detach()
+
+
 def masked_squared_error(
     pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:

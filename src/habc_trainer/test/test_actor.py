@@ -200,3 +200,43 @@ def test_sampled_chunks_are_denoised_when_a_patch_is_wider_than_the_token():
     samples = actor.sample(obs, torch.Generator().manual_seed(1))
     assert samples.std(0).mean() < 0.15, samples.std(0).mean()
     assert (samples.mean(0) - target[0]).abs().mean() < 0.15
+
+
+def test_inpainting_keeps_the_mode_of_the_running_chunk():
+    """Real-time chunking: where demonstrations go either way (here up or down a ramp), a free
+    chunk picks a way at random, an inpainted one continues the way the running chunk goes."""
+    from habc_core.policy import PREFIX_ACTIONS, PREFIX_FROZEN, PREFIX_GUIDED
+
+    cfg = model_preset("tiny").with_dims(proprio_dim=6, action_dim=4)
+    batch = make_example_batch(cfg, 64, np.random.default_rng(0), source=F.SOURCE_DEMO)
+    batch[F.ACTION_VALID][:] = True
+    for key, value in batch.items():  # one observation, two ways to act on it
+        if key.startswith(F.OBS_PREFIX) and torch.is_tensor(value):
+            value[:] = value[0]
+    way = torch.where(torch.arange(64) % 2 == 0, 1.0, -1.0)[:, None, None]
+    ramp = torch.linspace(0.0, 1.0, cfg.horizon)[None, :, None]
+    batch[F.ACTIONS] = (3.0 + way * ramp).expand(-1, -1, 4).contiguous()
+    torch.manual_seed(0)
+    policy = FlowPolicy(cfg, example_stats(batch, cfg))
+    opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(400):
+        opt.zero_grad()
+        policy.loss(batch, gen).mean().backward()
+        opt.step()
+    obs = {F.PROPRIO: batch[F.OBS_PREFIX + F.PROPRIO][0].numpy(), F.TASK: batch[F.TASK][0]}
+    up = (3.0 + ramp[0].expand(-1, 4)).numpy()
+    # The running chunk goes up; 60 % of a chunk of it is left, 20 % will run before the switch.
+    h = cfg.horizon
+    prefix = {PREFIX_ACTIONS: up[: h * 3 // 5], PREFIX_FROZEN: h // 5}
+    free_ways, guided_ways = [], []
+    for seed in range(12):
+        free = policy.infer(obs, generator=torch.Generator().manual_seed(seed))
+        guided = policy.infer({**obs, **prefix}, generator=torch.Generator().manual_seed(seed))
+        assert PREFIX_GUIDED not in free and guided[PREFIX_GUIDED] is True
+        free_ways.append(np.sign(free[ACTIONS_OUT][-1].mean() - 3.0))
+        guided_ways.append(np.sign(guided[ACTIONS_OUT][-1].mean() - 3.0))
+    assert 2 <= free_ways.count(1.0) <= 10  # the policy is bimodal
+    assert guided_ways.count(1.0) == 12
+    with pytest.raises(ValueError, match="prefix.actions"):
+        policy.infer({**obs, PREFIX_ACTIONS: np.zeros((20, 3), np.float32)})

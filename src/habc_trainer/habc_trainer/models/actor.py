@@ -130,3 +130,28 @@ class FlowActor(nn.Module):
             noise,
             num_steps or self.cfg.num_inference_steps,
         )
+
+    def sample_inpainted(
+        self,
+        obs: dict[str, torch.Tensor],
+        target: torch.Tensor,
+        weights: torch.Tensor,
+        generator: torch.Generator | None = None,
+        num_steps: int | None = None,
+    ) -> torch.Tensor:
+        """`sample` guided toward `target` (B, H, D) normalised where `weights` (H,) say
+        (real-time chunking: the running chunk's rows still to come)."""
+        with torch.no_grad():
+            cond = self.encode(obs)
+        b = cond.shape[0]
+        noise = fm.sample_noise(
+            (b, self.cfg.horizon, self.cfg.action_dim), generator, self.noise_factor, cond.device
+        )
+        return fm.guided_euler_integrate(
+            lambda x, s: self.velocity(cond, x, s),
+            noise,
+            num_steps or self.cfg.num_inference_steps,
+            target,
+            weights,
+            projector=self.out_projector,
+        )

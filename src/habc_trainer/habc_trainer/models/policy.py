@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from habc_core import features as F
-from habc_core.policy import ACTIONS_OUT, Policy
+from habc_core.policy import ACTIONS_OUT, PREFIX_ACTIONS, PREFIX_FROZEN, PREFIX_GUIDED, Policy
+from habc_trainer import flow_matching as fm
 from habc_trainer.models.actor import FlowActor
 from habc_trainer.models.batch import TrainBatch
 from habc_trainer.models.config import ModelConfig
@@ -72,11 +73,44 @@ class FlowPolicy(nn.Module):
     def infer(
         self, obs: Mapping[str, Any], generator: torch.Generator | None = None
     ) -> dict[str, np.ndarray]:
+        """One chunk; with a running chunk's prefix in `obs` (real-time chunking) the chunk is
+        inpainted on it, so the switch to it continues what the arm is doing."""
+        obs = dict(obs)
+        prefix = obs.pop(PREFIX_ACTIONS, None)
+        frozen = int(obs.pop(PREFIX_FROZEN, 0))
         was_training = self.training
         self.eval()
-        chunk = self.infer_batch(single_obs_batch(obs), generator)[0]
-        self.train(was_training)
-        return {ACTIONS_OUT: chunk.cpu().numpy().astype(np.float32)}
+        try:
+            if prefix is None or len(prefix) == 0:
+                chunk = self.infer_batch(single_obs_batch(obs), generator)[0]
+            else:
+                chunk = self._inpaint(obs, np.asarray(prefix, np.float32), frozen, generator)
+        finally:
+            self.train(was_training)
+        out = {ACTIONS_OUT: chunk.cpu().numpy().astype(np.float32)}
+        if prefix is not None and len(prefix):
+            out[PREFIX_GUIDED] = True
+        return out
+
+    def _inpaint(
+        self,
+        obs: Mapping[str, Any],
+        prefix: np.ndarray,
+        frozen: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        h, d = self.cfg.horizon, self.cfg.action_dim
+        if prefix.ndim != 2 or prefix.shape[1] != d or prefix.shape[0] > h:
+            raise ValueError(f"{PREFIX_ACTIONS}: expected (P <= {h}, {d}), got {prefix.shape}")
+        device = next(self.parameters()).device
+        prepared = prepare_obs(single_obs_batch(obs), F.OBS_PREFIX, self.cfg, self.stats, device)
+        target = torch.zeros(1, h, d, device=device)
+        target[0, : len(prefix)] = self.stats[F.ACTION].normalize(
+            torch.as_tensor(prefix, device=device)
+        )
+        weights = fm.prefix_weights(h, len(prefix), min(max(frozen, 0), len(prefix)))
+        sample = self.model.sample_inpainted(prepared, target, weights.to(device), generator)
+        return self.stats[F.ACTION].unnormalize(sample)[0]
 
 
 def make_policy(cfg: ModelConfig, stats: NormStats) -> nn.Module:
