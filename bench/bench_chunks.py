@@ -1,14 +1,15 @@
 """Benchmark (not a test): the commanded EE jump at chunk boundaries vs the steps inside chunks.
 
-    python bench/bench_chunks.py                      # the demo's SFT checkpoint, or trains one
+    python bench/bench_chunks.py                      # trains its SFT checkpoint once (~3 min)
     python bench/bench_chunks.py --checkpoint DIR --episodes 6 --latencies 1 38
 
 A trained state-mode policy runs evaluation trials (no takeover) in the DDS-free collector with
-the rollout graph's settings (config/rollout.yaml), under each chunk boundary (`none`: switch to
-the new chunk; `blend`: cross-fade; `rtc`: real-time chunking, the next chunk inpainted on the
-running one) and each inference latency in ticks (1: the sim presets; 38: the base preset's
-1.27 s p50 on this CPU, longer than the 25 executed rows). Same checkpoint, same seeds, one factor
-changed per row.
+the rollout graph's settings (config/rollout.yaml), under each chunk boundary and each inference
+latency in ticks (1: the sim presets; 38: the base preset's 1.27 s p50 on this CPU, longer than
+the 25 executed rows). Same checkpoint, same seeds, one factor changed per row. Boundaries:
+`none` switches to the new chunk; `blend` cross-fades over `chunk_blend_steps` rows; `inpaint`
+is real-time chunking alone (the next chunk inpainted on the running one, no fade); `rtc`, the
+graph's default, is both.
 
 Per row: the policy's commanded EE position step (per arm, mm per tick, before the safety core
 clamps it) at the tick a new chunk takes over vs the steps inside chunks (ticks more than
@@ -20,6 +21,7 @@ median boundary jump within 2x the median in-chunk step.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 import time
@@ -29,21 +31,22 @@ import numpy as np
 from figures import peak_rss_mb, report_figure
 
 BOUND = 2.0
-DEMO_CKPT = Path("out/demo/ckpt/sft/round_000")
 CACHE = Path("out/bench/chunks")
+DEMOS, STEPS = 40, 2000
 
 
 def ensure_checkpoint(path: str | None) -> Path:
-    """The checkpoint to run: given, the demo's SFT one, or one trained here once (cached)."""
+    """The checkpoint to run: given, or one trained here once (cached under out/bench)."""
     if path:
         return Path(path)
-    if (DEMO_CKPT / "config.json").is_file():
-        return DEMO_CKPT
     ckpt = CACHE / "ckpt" / "sft" / "round_000"
     if not (ckpt / "config.json").is_file():
-        print(f"training an SFT checkpoint into {CACHE} (once: 12 demos, 300 steps)", flush=True)
+        print(
+            f"training an SFT checkpoint into {CACHE} ({DEMOS} demos, {STEPS} steps)", flush=True
+        )
         data = CACHE / "data"
-        run = ["habc-collect", "--demos", "12", "--obs", "state", "--out", str(data), "--quiet"]
+        run = ["habc-collect", "--demos", str(DEMOS), "--obs", "state", "--out", str(data)]
+        run.append("--quiet")
         subprocess.run(run, check=True)
         subprocess.run(
             [
@@ -59,8 +62,8 @@ def ensure_checkpoint(path: str | None) -> Path:
                 "--method",
                 "sft",
                 "--set",
-                "steps_per_round=300",
-                "checkpoint_every=300",
+                f"steps_per_round={STEPS}",
+                f"checkpoint_every={STEPS}",
             ],
             check=True,
         )
@@ -122,7 +125,16 @@ def episode_steps(ticks: list[dict], arms: tuple[str, ...], blend: int) -> tuple
     return at_switch, inside, zigzag
 
 
-def run_arm(ckpt: Path, boundary: str, latency: int, seeds: range) -> dict:
+# name: (chunk_boundary, chunk_blend_steps; None: the graph's)
+ARMS = {
+    "none": ("none", None),
+    "blend": ("blend", None),
+    "inpaint": ("rtc", 0),
+    "rtc": ("rtc", None),
+}
+
+
+def run_arm(ckpt: Path, arm: str, latency: int, seeds: range) -> dict:
     import torch
 
     from habc_control.collect import CollectConfig
@@ -134,6 +146,7 @@ def run_arm(ckpt: Path, boundary: str, latency: int, seeds: range) -> dict:
 
     torch.set_num_threads(1)  # as in the policy node
     sim_cfg = load_sim_config("config/sim.yaml")
+    boundary, blend = ARMS[arm]
     cfg = CollectConfig.from_graph(
         load_graph_config(),
         mode="eval",
@@ -141,6 +154,8 @@ def run_arm(ckpt: Path, boundary: str, latency: int, seeds: range) -> dict:
         chunk_boundary=boundary,
         inference_latency_ticks=latency,
     )
+    if blend is not None:
+        cfg = dataclasses.replace(cfg, chunk_blend_steps=blend)
     env = PouchEnv(sim_cfg, obs_mode="state")
     sink = StepSink()
     factory = make_policy_factory(str(ckpt), sim_cfg, cfg.horizon, cfg.execute_steps, 0)
@@ -152,7 +167,8 @@ def run_arm(ckpt: Path, boundary: str, latency: int, seeds: range) -> dict:
         for seed in seeds:
             r = collector.run_episode(seed)
             success += r.outcome == "success"
-            s, i, z = episode_steps(sink.ticks, ("left", "right"), cfg.chunk_blend_steps)
+            # In-chunk steps: past every arm's fade window alike, so rows compare the same ticks.
+            s, i, z = episode_steps(sink.ticks, ("left", "right"), CollectConfig.chunk_blend_steps)
             switch += s
             inside += i
             zigzag += z
@@ -166,7 +182,7 @@ def run_arm(ckpt: Path, boundary: str, latency: int, seeds: range) -> dict:
     finally:
         env.close()
     return {
-        "boundary": boundary,
+        "boundary": arm,
         "latency": latency,
         "switch_p50": float(np.median(switch)),
         "switch_p90": float(np.percentile(switch, 90)),
@@ -188,7 +204,7 @@ def main() -> int:
     p.add_argument("--checkpoint", default=None, help="a state-mode checkpoint dir")
     p.add_argument("--episodes", type=int, default=4)
     p.add_argument("--seed", type=int, default=700_000, help="first evaluation seed")
-    p.add_argument("--boundaries", nargs="+", default=["none", "blend", "rtc"])
+    p.add_argument("--boundaries", nargs="+", choices=list(ARMS), default=list(ARMS))
     p.add_argument("--latencies", nargs="+", type=int, default=[1, 38])
     args = p.parse_args()
     ckpt = ensure_checkpoint(args.checkpoint)

@@ -44,6 +44,7 @@ from arx_x5_driver.arm_params import BACKENDS, arm_param_specs, check_arm_params
 from arx_x5_driver.backend import KinematicRigBackend, RigBackend
 from arx_x5_driver.diagnostics import DIAGNOSTICS_TOPIC, ArmHealth, RateMeter, arm_status
 from arx_x5_driver.driver_core import ArmCounters, DriverCore
+from arx_x5_driver.loop_stats import LoopStats
 from arx_x5_driver.node_main import ReleasingLifecycle, lifecycle_state, run_node
 from arx_x5_driver.qos import (
     AUTHORITY_QOS,
@@ -55,6 +56,7 @@ from arx_x5_driver.qos import (
 from arx_x5_driver.ros_params import declare_params
 from arx_x5_driver.safety import AUTHORITY_HOLD, Command, SafetyConfig
 from habc_core.contract import (
+    AUTHORITY_POLICY,
     AUTHORITY_TOPIC,
     ENV_STATE_TOPIC,
     EPISODE_EVENTS_TOPIC,
@@ -149,6 +151,9 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
         self._tick_error = ""
         self._rate = RateMeter()
         self._overruns_seen = 0
+        self._loop_stats = LoopStats(self.hz)
+        # Per arm: the stamp of the newest accepted request.
+        self._request_stamp_ns: dict[str, int] = {}
         # /diagnostics in every state, unconfigured included (absolute: the aggregator's topic).
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, STATE_QOS)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -211,6 +216,7 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
         error: list[BaseException] = []
         self.ticks = self.overruns = self._overruns_seen = 0
         self._busy = self._worst = 0.0
+        self._loop_stats = LoopStats(self.hz)
         self._rate = RateMeter()
         self._rate.rate(0, time.monotonic())  # the first window starts at configure
 
@@ -257,6 +263,7 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
         next_t = self._t_start = time.monotonic()
         while not self._stop.is_set():
             t0 = time.monotonic()
+            self._loop_stats.tick_started(t0)
             try:
                 self._tick()
             except Exception as exc:  # noqa: BLE001 - a failed tick holds; the loop goes on
@@ -283,6 +290,7 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
                 f"({self.ticks / elapsed:.1f} Hz, {self.overruns} overruns; tick mean "
                 f"{1e3 * self._busy / max(self.ticks, 1):.1f} ms, max {1e3 * self._worst:.1f} ms)"
             )
+            self.get_logger().info(f"control loop: {self._loop_stats.summary()}")
         finally:
             self.backend.close()
 
@@ -417,6 +425,7 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
             if self._awaiting_start or stamp_ns < self._ignore_before_ns:
                 return  # computed for the layout before a sim reset
             self.core.request(arm, cmd, int(msg.model_index), self._now())
+            self._request_stamp_ns[arm] = stamp_ns
 
     def _on_authority(self, msg: ControlAuthority) -> None:
         with self._lock:
@@ -445,6 +454,7 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
             if executed is not None:
                 self._cmd_pub[arm].publish(messages.executed_msg(arm, executed, stamp))
                 self._log_events(executed)
+                self._note_command_age(arm, executed, stamp)
         self.backend.step()
         self.ticks += 1
         if self._cam_pub and self.ticks % self.camera_every == 0:
@@ -459,6 +469,16 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
             for arm in self.arms:
                 part = np.asarray(self._expert.act_arm(arm), dtype=np.float64)
                 self._expert_pub[arm].publish(messages.expert_msg(arm, self.mode, part, stamp))
+
+    def _note_command_age(self, arm: str, executed, stamp) -> None:
+        """The mux's request -> the tick that executes it, for a POLICY command; a request
+        executed again (no newer one came) counts again, older, as the arm sees it."""
+        if executed.holding or executed.command.authority != AUTHORITY_POLICY:
+            return
+        with self._lock:
+            requested = self._request_stamp_ns.get(arm)
+        if requested is not None:
+            self._loop_stats.command_age((Time.from_msg(stamp).nanoseconds - requested) * 1e-9)
 
     def _log_events(self, executed) -> None:
         for event in executed.events:

@@ -25,9 +25,13 @@ class ArmStates:
         self.joints: dict[str, np.ndarray | None] = dict.fromkeys(self.arms)
         self.ee: dict[str, np.ndarray | None] = dict.fromkeys(self.arms)
         self.gripper: dict[str, float] = dict.fromkeys(self.arms, 0.0)
+        # The newest joint_states stamp per arm [ns]: the time of the observation a command
+        # computed now answers (the policy node stamps its rows with it).
+        self.stamp_ns: dict[str, int] = dict.fromkeys(self.arms, 0)
 
-    def set_joint_state(self, arm: str, position: Sequence[float]) -> None:
+    def set_joint_state(self, arm: str, position: Sequence[float], stamp_ns: int = 0) -> None:
         """A joint_states message's positions: 6 joints, then the gripper if sent."""
+        self.stamp_ns[arm] = int(stamp_ns)
         self.joints[arm] = np.array(position[:ARM_JOINTS], dtype=np.float64)
         if len(position) > ARM_JOINTS:
             self.gripper[arm] = float(position[ARM_JOINTS])

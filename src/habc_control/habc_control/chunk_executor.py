@@ -22,9 +22,10 @@ Chunk boundaries (docs/nodes.md, "Chunk boundaries"):
 * Real-time chunking (`boundary: rtc`, Black et al. 2025): the request carries the running
   chunk's rows still to come and how many of them will surely run before the new chunk lands
   (the inference latency seen over the last chunks); a policy that inpaints its chunk on them
-  says so and its chunk is switched to as is. A policy that does not gets the `blend` fallback.
+  says so (`guided_chunks`). Inpainting keeps the new chunk on the running one's course; what
+  it leaves of a jump the cross-fade below takes out (`blend_steps: 0`: inpainting alone).
 * `blend`: the first `blend_steps` rows after a switch cross-fade from the old chunk's
-  continuation to the new chunk.
+  continuation to the new chunk (also what a policy that cannot inpaint gets under `rtc`).
 * While a request is in flight the chunk runs on past `execute_steps`, up to its last row, so a
   late inference never stops the arm at row 25. When even the last row would come before the
   next chunk, playback slows (rows are interpolated) so the arm decelerates instead of stopping
@@ -228,10 +229,9 @@ class ChunkExecutor:
         start = min(self._executed - token.executed, actions.shape[0] - 1.0)
         had_prefix = bool(self._request_inputs)
         self._blend = None
-        if self._chunk is not None and self.config.blend_steps:
-            if self.config.boundary == "blend" or (self.config.boundary == "rtc" and not guided):
-                self._blend = _Blend(self._chunk, self._cursor, start)
-                self.blended_chunks += 1
+        if self._chunk is not None and self.config.blend_steps and self.config.boundary != "none":
+            self._blend = _Blend(self._chunk, self._cursor, start)
+            self.blended_chunks += 1
         if guided and had_prefix:
             self.guided_chunks += 1
         self._chunk = actions

@@ -16,7 +16,9 @@ from collections import deque
 
 from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.time import Time
 
+from arx_x5_driver.loop_stats import LatencySamples
 from arx_x5_driver.node_main import run_node
 from arx_x5_driver.qos import AUTHORITY_QOS, COMMAND_QOS, EVENTS_QOS, POLICY_ROW_QOS
 from arx_x5_driver.ros_params import ACTION_SPACE, ARMS, CONTROL_HZ, ParamSpec, declare_params
@@ -110,6 +112,7 @@ class MuxNode(Node):
         follow_ee_poses(self, self.states, self._lock)
         follow_joint_states(self, self.states, self._lock, then=self._on_tick)  # the tick
         self.published = 0
+        self.row_age = LatencySamples("observation -> mux request")
 
     def _on_authority(self, msg: ControlAuthority) -> None:
         with self._lock:
@@ -127,7 +130,8 @@ class MuxNode(Node):
 
     def _on_policy(self, arm: str, msg: ArmCommand) -> None:
         with self._lock:
-            self._policy[arm].append((target_from_command(msg), int(msg.model_index)))
+            stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+            self._policy[arm].append((target_from_command(msg), int(msg.model_index), stamp_ns))
 
     def _on_human(self, arm: str, msg: ArmCommand) -> None:
         with self._lock:
@@ -139,7 +143,9 @@ class MuxNode(Node):
             now = self._now()
             authority = self.watch.current(now)
             stale = self.watch.heard and self.watch.stale(now)  # lost, not "not yet heard"
-            policy, index = self._policy[arm].popleft() if self._policy[arm] else (None, -1)
+            policy, index, observed_ns = (
+                self._policy[arm].popleft() if self._policy[arm] else (None, -1, None)
+            )
             if authority[arm] != Authority.POLICY:
                 self._policy[arm].clear()  # rows queued before a takeover are stale
             out = self.mux.tick(
@@ -166,12 +172,17 @@ class MuxNode(Node):
             self.get_logger().info(f"{arm}: policy commands again")
         self._stalled_reported[arm] = stalled
         if out is not None:
-            self._pub[arm].publish(
-                arm_command_msg(self, out.target, self.mode, out.authority, out.model_index)
-            )
+            msg = arm_command_msg(self, out.target, self.mode, out.authority, out.model_index)
+            self._pub[arm].publish(msg)
+            if out.authority == Authority.POLICY and policy is not None and not out.held:
+                # A policy row carries its observation's stamp: the first leg of the graph's
+                # observation -> command latency (the driver measures the second).
+                sent_ns = Time.from_msg(msg.header.stamp).nanoseconds
+                self.row_age.add((sent_ns - observed_ns) * 1e-9)
             self.published += 1
 
     def publish_hold(self) -> None:
+        self.get_logger().info(f"policy rows: {self.row_age.summary()}")
         for arm in self.arms:
             last = self.mux.last_output(arm)
             if last is not None:

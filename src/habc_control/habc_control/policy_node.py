@@ -223,11 +223,21 @@ class PolicyNode(Node):
                     obs.update(self.chunker.request_inputs())
                     self._requests.put((obs, token, self._images.arrivals(now)))
             step = self.chunker.step()
+            # The row answers this tick's observation: stamped with it, the driver can tell
+            # how long the graph took from observation to execution (its loop statistics).
+            observed_ns = self.states.stamp_ns[self.arms[0]]
         if step is None:
             return
         for arm, target in self.layout.split(step.action).items():
             self._cmd_pub[arm].publish(
-                arm_command_msg(self, target, self.mode, Authority.POLICY, step.model_index)
+                arm_command_msg(
+                    self,
+                    target,
+                    self.mode,
+                    Authority.POLICY,
+                    step.model_index,
+                    stamp_ns=observed_ns or None,
+                )
             )
 
     def _infer(self, obs: dict, token, arrived: dict) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 
 from arx_x5_driver.qos import STATE_QOS
@@ -59,9 +60,12 @@ def arm_command_msg(
     authority: Authority,
     model_index: int,
     frame_id: str = "",
+    stamp_ns: int | None = None,
 ) -> ArmCommand:
+    """One ArmCommand, stamped now or with `stamp_ns` (a policy row: its observation's time)."""
     msg = ArmCommand()
-    msg.header.stamp = node.get_clock().now().to_msg()
+    now = node.get_clock().now() if stamp_ns is None else Time(nanoseconds=stamp_ns)
+    msg.header.stamp = now.to_msg()
     msg.header.frame_id = frame_id
     msg.mode = int(mode)
     msg.targets = [float(v) for v in np.asarray(target.targets, dtype=np.float64)]
@@ -108,7 +112,7 @@ def follow_joint_states(
 
     def on_joint_state(arm: str, msg: JointState) -> None:
         with lock:
-            states.set_joint_state(arm, msg.position)
+            states.set_joint_state(arm, msg.position, Time.from_msg(msg.header.stamp).nanoseconds)
         if then is not None:
             then(arm)
 

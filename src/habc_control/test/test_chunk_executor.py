@@ -140,9 +140,10 @@ def test_rtc_request_carries_the_rows_still_to_come_and_how_many_will_surely_run
     assert inputs["prefix.frozen"] == 2
 
 
-def test_a_guided_chunk_is_switched_to_as_is_an_unguided_one_cross_fades():
-    for guided, first in ((True, 100.0 + 3), (False, None)):
-        ex = ChunkExecutor(ChunkExecutorConfig(execute_steps=25, prefetch_steps=5, blend_steps=4))
+def test_a_switch_cross_fades_unless_told_not_to():
+    for blend, guided in ((0, True), (4, False), (4, True)):
+        cfg = ChunkExecutorConfig(execute_steps=25, prefetch_steps=5, blend_steps=blend)
+        ex = ChunkExecutor(cfg)
         ex.load(chunk(0.0), ex.begin_request())
         for _ in range(20):
             ex.step()
@@ -151,8 +152,9 @@ def test_a_guided_chunk_is_switched_to_as_is_an_unguided_one_cross_fades():
             ex.step()
         ex.load(chunk(100.0), token, guided=guided)
         values = [float(ex.step().action[0]) for _ in range(6)]
-        if guided:
-            assert values[0] == first and ex.guided_chunks == 1 and ex.blended_chunks == 0
+        assert ex.guided_chunks == int(guided)
+        if blend == 0:  # inpainting alone: the new chunk as it came
+            assert values[0] == 103.0 and ex.blended_chunks == 0
         else:
             # old continuation 23, 24, ... ; new 103, 104, ...: weights 1/5 .. 4/5, then new.
             weights = (0.2, 0.4, 0.6, 0.8)
