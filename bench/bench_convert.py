@@ -6,6 +6,11 @@
 Synthesises contract episodes (three cameras, 10 Hz), converts them in a child process (so its
 peak RSS is the converter's alone) and reports episodes/s, frames/s, peak RSS, store bytes per
 frame, then samples windows from the store (windows/s, the trainer's view of the store).
+
+The bound of the parallel conversion is the decode alone: every camera message of the same
+bags, already read and deserialised, decoded as the converter decodes it (JPEG at the reduced
+scale it picks) and resized to the store's size, on one core. Bound (issue 17): the pool's
+frames/s per worker within 1.5x of that.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from figures import report_figure
 
 from habc_core.rostypes import make_typestore
 from habc_trainer.store import EpisodeStore
@@ -69,6 +75,40 @@ def convert_in_child(data: Path, store: Path, image_size: int, workers: int = 1)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def decode_bound(data: Path, image_size: int) -> float:
+    """Frames/s on one core for decoding and resizing every camera image of the bags under
+    `data`, reading and deserialising left out (done first, untimed, one bag at a time)."""
+    import cv2
+    from rosbags.rosbag2 import Reader
+
+    from habc_core.features import CAMERA_NAMES
+    from habc_core.images import decode_image, jpeg_reduced_flag, resize_square
+
+    cv2.setNumThreads(1)
+    typestore = make_typestore()
+    cameras = tuple(f"/camera/{c}/" for c in CAMERA_NAMES)
+    seconds, frames = 0.0, 0
+    for bag in sorted(p.parent for p in data.rglob("*.mcap")):
+        msgs = []
+        with Reader(bag) as reader:
+            for conn, _t, raw in reader.messages():
+                if conn.topic == "/left_arm/command":
+                    frames += 1  # one frame per control tick (the left arm's clock)
+                elif conn.topic.startswith(cameras):
+                    msg = typestore.deserialize_cdr(raw, conn.msgtype)
+                    msgs.append((msg, conn.msgtype.endswith("CompressedImage")))
+        flags: dict[bool, int] = {}
+        t0 = time.perf_counter()
+        for msg, compressed in msgs:
+            if compressed and compressed not in flags:
+                full = decode_image(msg, compressed=True)
+                flags[compressed] = jpeg_reduced_flag(full.shape[0], full.shape[1], image_size)
+            img = decode_image(msg, compressed=compressed, jpeg_flag=flags.get(compressed, 1))
+            resize_square(img, image_size)
+        seconds += time.perf_counter() - t0
+    return frames / seconds
+
+
 def bench_sampling(store_root: Path, batch: int, batches: int) -> float:
     streams = WindowStreams(EpisodeStore(store_root), StreamConfig())
     rng = np.random.default_rng(0)
@@ -112,6 +152,7 @@ def main() -> int:
             par = convert_in_child(data, store, args.image_size, args.workers)
             serial_fps = r["frames"] / r["seconds"]
             par_fps = par["frames"] / par["seconds"]
+            bound_fps = decode_bound(data, args.image_size)
             rows.append(
                 {
                     "episodes": n,
@@ -127,6 +168,9 @@ def main() -> int:
                     "parallel_frames_per_s": round(par_fps, 1),
                     # the pool's rate against the serial one on every core (1.0: perfect)
                     "per_core_efficiency": round(par_fps / (serial_fps * par["workers"]), 2),
+                    "decode_bound_frames_per_s_per_core": round(bound_fps, 1),
+                    # bound / what each worker converts: 1.0 = conversion as fast as decoding
+                    "decode_bound_ratio": round(bound_fps / (par_fps / par["workers"]), 2),
                     "synthesis_s": round(synth_s, 1),
                 }
             )
@@ -138,6 +182,15 @@ def main() -> int:
     print(
         f"images {tuple(args.image_hw)} -> {args.image_size}^2, compressed={args.compressed}; "
         f"bench process peak {own:.0f} MiB"
+    )
+    last = rows[-1]
+    report_figure(
+        f"conversion per worker vs decode alone per core ({last['parallel_workers']} workers, "
+        f"{'JPEG' if args.compressed else 'raw'} {args.image_hw[0]}x{args.image_hw[1]})",
+        last["decode_bound_ratio"],
+        1.5,
+        "x",
+        peak_mb=max(own, last["peak_rss_mib"]),
     )
     return 0
 

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import report_figure
+
 BOUND = 0.10
 
 
@@ -129,6 +131,13 @@ def main() -> int:
         print(
             f"{mode:<7} {r['frames']:6d} {r['loader_ms']:9.1f} {r['loop_ms']:13.1f} "
             f"{r['step_ms']:8.1f} {r['ratio']:11.1%} {r['peak_rss_mb']:8.0f}{flag}"
+        )
+        report_figure(
+            f"loader / HABC step ({mode} store, batch {args.batch})",
+            100.0 * r["ratio"],
+            100.0 * BOUND,
+            "%",
+            peak_mb=r["peak_rss_mb"],
         )
     return 0
 
