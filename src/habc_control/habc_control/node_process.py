@@ -65,7 +65,7 @@ class NodeProcess:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-        out = self.tail(1)
+        out = self.tail(2)  # the driver's end of run: rate and overruns, then loop timing
         self._log.close()
         self._dir.cleanup()
         return out
