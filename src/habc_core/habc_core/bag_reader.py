@@ -6,8 +6,10 @@ bag itself (MCAP schemas, sqlite3 message_definitions), so custom types need not
 
 Two ways in:
 
-* **complete bags** (MCAP or sqlite3 with `metadata.yaml`) go through rosbags' AnyReader, which
-  yields messages in log-time order and checks chunk CRCs when the writer stored them;
+* **complete bags** (MCAP or sqlite3 with `metadata.yaml`) go through rosbags' rosbag2 Reader,
+  which yields messages in log-time order and checks chunk CRCs when the writer stored them; the
+  typestore built from the bag's definitions (hashes checked, as rosbags' AnyReader does) is
+  shared by the bags of a process that define their types the same way;
 * **everything else that is MCAP** (no `metadata.yaml`, a torn summary / footer / end magic, a
   chunk rosbags cannot read) goes through the streaming reader (mcap_stream.py): it walks the
   file's records from the start, keeps every complete record and every complete chunk whose
@@ -23,13 +25,15 @@ words (no raw parser exception text).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rosbags.highlevel import AnyReader
+from rosbags.interfaces import MessageDefinitionFormat
+from rosbags.rosbag2 import Reader as Rosbag2Reader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
@@ -99,6 +103,12 @@ class BagContents:
         self.close()
 
 
+# (type name, schema encoding, definition text, digest) per schema of a bag.
+Definitions = tuple[tuple[str, str, str, str], ...]
+_SCHEMA_ENCODING = {MessageDefinitionFormat.MSG: "ros2msg", MessageDefinitionFormat.IDL: "ros2idl"}
+_IDL_SEPARATOR = "=" * 80 + "\n"
+
+
 def open_bag(bag_dir: Path | str, *, stream: bool = False, cause: str = "") -> BagContents:
     """Open a bag directory (close it, or use it as a context manager).
 
@@ -156,10 +166,20 @@ def _open_complete(bag_dir: Path, storage_path: Path) -> BagContents:
             problem = summary_disagrees(path)
             if problem:
                 raise BagReadError(f"{path}: {problem}")
-    # Opened here so a broken bag fails now (and falls back), not mid-iteration; opening parses
-    # metadata and generates types, so it happens once per bag.
-    reader = AnyReader([bag_dir])
+    # Opened here so a broken bag fails now (and falls back), not mid-iteration. rosbags'
+    # AnyReader would parse every definition and generate its decoders again for each bag; the
+    # bags of one rig share their definitions, so one typestore serves them all (in a process).
+    reader = Rosbag2Reader(bag_dir)
     reader.open()
+    try:
+        definitions = tuple(
+            (c.msgtype, _SCHEMA_ENCODING.get(c.msgdef.format, ""), c.msgdef.data, c.digest)
+            for c in reader.connections
+        )
+        typestore = _typestore_from_schemas(definitions, storage_path)
+    except BaseException:
+        reader.close()
+        raise
     topics = {c.topic: c.msgtype for c in reader.connections}
 
     def iterate() -> Iterator[tuple[str, str, int, Any]]:
@@ -175,7 +195,7 @@ def _open_complete(bag_dir: Path, storage_path: Path) -> BagContents:
                 ) from exc
             try:
                 msg = _decode(
-                    reader.deserialize, raw, conn.topic, conn.msgtype, log_ns, storage_path
+                    typestore.deserialize_cdr, raw, conn.topic, conn.msgtype, log_ns, storage_path
                 )
             except BagReadError as exc:
                 # The definition comes from the unprotected summary; the chunks hold their own.
@@ -204,27 +224,49 @@ def _decode(
         ) from exc
 
 
-def _typestore_from_schemas(schemas: dict[str, tuple[str, str]], path: Path) -> Typestore:
-    """Jazzy standard types plus every type defined in the bag's schemas."""
+def _typestore_from_schemas(definitions: Definitions, path: Path) -> Typestore:
+    """Jazzy standard types plus every type the bag defines: (name, encoding, text, digest)
+    per schema; a digest (RIHS01, where the bag has one) must match the definition's."""
+    try:
+        return _shared_typestore(definitions)
+    except _BadDefinitions as exc:
+        raise BagReadError(f"{path}: {exc}") from exc.__cause__
+
+
+class _BadDefinitions(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_typestore(definitions: Definitions) -> Typestore:
+    # Keyed by the definitions themselves: a bag that defines a type differently gets its own.
     typestore = get_typestore(Stores.ROS2_JAZZY)
     types: dict = {}
-    for name, (encoding, text) in schemas.items():
+    for name, encoding, text, _digest in definitions:
         try:
             if encoding == "ros2msg":
                 types.update(get_types_from_msg(text, name))
             elif encoding == "ros2idl":
-                types.update(get_types_from_idl(text))
+                # ros2 bag's IDL schemas may hold several definitions behind separator lines.
+                parts = text.split(_IDL_SEPARATOR)[1:] if text.startswith(_IDL_SEPARATOR) else []
+                for idl in [p.split("\n", 1)[1] for p in parts] or [text]:
+                    types.update(get_types_from_idl(idl))
         except Exception as exc:  # noqa: BLE001 - a damaged definition raises anything
-            raise BagReadError(
-                f"{path}: the bag's definition of {name} does not parse ({type(exc).__name__})"
+            raise _BadDefinitions(
+                f"the bag's definition of {name} does not parse ({type(exc).__name__})"
             ) from exc
     # Definitions in the bag win: they describe exactly the bytes that were written.
     try:
         typestore.register(types)
     except Exception as exc:  # noqa: BLE001
-        raise BagReadError(
-            f"{path}: the bag's message definitions clash ({type(exc).__name__}: {exc})"
+        raise _BadDefinitions(
+            f"the bag's message definitions clash ({type(exc).__name__}: {exc})"
         ) from exc
+    for name, _encoding, _text, digest in definitions:
+        if digest.startswith("RIHS01_") and name in types:
+            have = typestore.hash_rihs01(name)
+            if have != digest:
+                raise _BadDefinitions(f"{name}: definition hash {have} != the bag's {digest}")
     return typestore
 
 
@@ -281,7 +323,9 @@ def _open_streaming(
         notes.append(f"rosbags could not read it ({cause}); read the MCAP file by itself")
     else:
         notes.append(f"no {BAG_METADATA_NAME}: read the MCAP file by itself")
-    typestore = _typestore_from_schemas(schema_defs, last.path)
+    typestore = _typestore_from_schemas(
+        tuple((name, enc, text, "") for name, (enc, text) in schema_defs.items()), last.path
+    )
 
     def iterate() -> Iterator[tuple[str, str, int, Any]]:
         for scan in scans:

@@ -2,15 +2,15 @@
 
 Extraction (bag reading, JPEG decoding, resampling) is per episode and CPU-bound; the store is
 written by one process, in the order of the bags, so a parallel conversion gives the same store
-as a serial one. At most two bags per worker are in flight: a fast pool never piles up decoded
-episodes in memory while the writer catches up.
+as a serial one. With N workers the writing process extracts every N-th bag itself and N - 1
+processes the others; at most two bags per helper are in flight: a fast pool never piles up
+decoded episodes in memory while the writer catches up.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -54,17 +54,24 @@ def extracted(
         for bag in bags:
             yield extract_or_reason(bag, cfg)
         return
-    # spawn: the parent may hold threads (the progress bar's) that a fork would copy mid-state.
+    # The parent extracts every `workers`-th bag itself, between writing: one process fewer to
+    # start (each imports the bag reader) and to pickle episodes from, and the pool's start
+    # overlaps the parent's first bag. spawn: the parent may hold threads (the progress bar's)
+    # that a fork would copy mid-state.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: deque[Future] = deque()
-        it = iter(bags)
-        for bag in it:
-            pending.append(pool.submit(extract_or_reason, bag, cfg))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            yield pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(extract_or_reason, nxt, cfg))
+    helpers = workers - 1
+    with ProcessPoolExecutor(max_workers=helpers, mp_context=ctx) as pool:
+        futures: dict[int, Future] = {}
+        theirs = (i for i in range(len(bags)) if i % workers)
+
+        def top_up() -> None:
+            while len(futures) < 2 * helpers:
+                i = next(theirs, None)
+                if i is None:
+                    return
+                futures[i] = pool.submit(extract_or_reason, bags[i], cfg)
+
+        top_up()
+        for i, bag in enumerate(bags):
+            yield futures.pop(i).result() if i % workers else extract_or_reason(bag, cfg)
+            top_up()
