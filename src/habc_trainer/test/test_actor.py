@@ -23,6 +23,19 @@ def _policy(cfg=CFG, n=16, **kw):
     return FlowPolicy(cfg, example_stats(batch, cfg)), batch
 
 
+def _fitted(cfg, batch, steps):
+    """A flow policy fitted to `batch` with Adam (seeded)."""
+    torch.manual_seed(0)
+    policy = FlowPolicy(cfg, example_stats(batch, cfg))
+    opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        opt.zero_grad()
+        policy.loss(batch, gen).mean().backward()
+        opt.step()
+    return policy
+
+
 def _loss(policy, batch, seed=0):
     return policy.loss(batch, torch.Generator().manual_seed(seed))
 
@@ -156,14 +169,7 @@ def test_trained_actor_reproduces_the_demonstrated_chunks_at_inference():
     batch[F.ACTION_VALID][:] = True
     q = batch[F.OBS_PREFIX + F.PROPRIO]
     batch[F.ACTIONS] = q[:, None, :4] * torch.linspace(0.5, 1.5, cfg.horizon)[None, :, None] + 3
-    torch.manual_seed(0)
-    policy = FlowPolicy(cfg, example_stats(batch, cfg))
-    opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(300):
-        opt.zero_grad()
-        policy.loss(batch, gen).mean().backward()
-        opt.step()
+    policy = _fitted(cfg, batch, 300)
     pred = policy.infer_batch(batch, torch.Generator().manual_seed(1))
     err = (pred - batch[F.ACTIONS]).abs().mean()
     baseline = (batch[F.ACTIONS] - batch[F.ACTIONS].mean(0)).abs().mean()
@@ -216,14 +222,7 @@ def test_inpainting_keeps_the_mode_of_the_running_chunk():
     way = torch.where(torch.arange(64) % 2 == 0, 1.0, -1.0)[:, None, None]
     ramp = torch.linspace(0.0, 1.0, cfg.horizon)[None, :, None]
     batch[F.ACTIONS] = (3.0 + way * ramp).expand(-1, -1, 4).contiguous()
-    torch.manual_seed(0)
-    policy = FlowPolicy(cfg, example_stats(batch, cfg))
-    opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(400):
-        opt.zero_grad()
-        policy.loss(batch, gen).mean().backward()
-        opt.step()
+    policy = _fitted(cfg, batch, 400)
     obs = {F.PROPRIO: batch[F.OBS_PREFIX + F.PROPRIO][0].numpy(), F.TASK: batch[F.TASK][0]}
     up = (3.0 + ramp[0].expand(-1, 4)).numpy()
     # The running chunk goes up; 60 % of a chunk of it is left, 20 % will run before the switch.

@@ -90,18 +90,21 @@ def test_habc_trains_the_vla_and_its_checkpoint_loads_back(rounds):
     assert chunk.shape == (10, 20) and np.isfinite(chunk).all()
 
 
-def test_the_loss_leaves_out_what_no_human_drove(rounds):
+def _trained_policy_and_batch(rounds):
+    """The round-1 checkpoint's policy and a batch of four example windows, prepared."""
     from habc_trainer.checkpoint import load_policy
     from habc_trainer.models.batch import TrainBatch
     from habc_trainer.models.example import make_example_batch
 
     policy = load_policy(rounds.ckpt / "habc" / "round_001")
-    batch = TrainBatch.build(
-        make_example_batch(policy.cfg, 4, np.random.default_rng(1)),
-        policy.cfg,
-        policy.stats,
-        "cpu",
-    )
+    example = make_example_batch(policy.cfg, 4, np.random.default_rng(1))
+    return policy, TrainBatch.build(example, policy.cfg, policy.stats, "cpu")
+
+
+def test_the_loss_leaves_out_what_no_human_drove(rounds):
+    from habc_trainer.models.batch import TrainBatch
+
+    policy, batch = _trained_policy_and_batch(rounds)
     mask = torch.zeros_like(batch.action_mask)
     mask[:, :6, :10] = True  # a human drove the left arm for 6 steps
     masked = TrainBatch(**{**batch.__dict__, "action_mask": mask})
@@ -122,17 +125,9 @@ def test_the_loss_leaves_out_what_no_human_drove(rounds):
 
 def test_the_vla_sees_the_robots_state(rounds):
     """pi0.5 takes no state argument: its prompt carries the state (256 bins), as LeRobot's."""
-    from habc_trainer.checkpoint import load_policy
     from habc_trainer.models.batch import TrainBatch
-    from habc_trainer.models.example import make_example_batch
 
-    policy = load_policy(rounds.ckpt / "habc" / "round_001")
-    batch = TrainBatch.build(
-        make_example_batch(policy.cfg, 4, np.random.default_rng(1)),
-        policy.cfg,
-        policy.stats,
-        "cpu",
-    )
+    policy, batch = _trained_policy_and_batch(rounds)
     # The store's mean action: a loss of order one, where a change of state shows.
     mean = torch.as_tensor(policy.stats[F.ACTION].mean).expand_as(batch.actions)
     batch = TrainBatch(**{**batch.__dict__, "actions": mean.clone()})

@@ -112,6 +112,14 @@ class FlowActor(nn.Module):
         v = self.velocity(self.encode(obs), x, sigma)
         return fm.masked_squared_error(v, u, mask)
 
+    def _start(
+        self, obs: dict[str, torch.Tensor], generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(conditioning tokens, source noise (B, H, D)): where every sampler starts."""
+        cond = self.encode(obs)
+        shape = (cond.shape[0], self.cfg.horizon, self.cfg.action_dim)
+        return cond, fm.sample_noise(shape, generator, self.noise_factor, cond.device)
+
     @torch.no_grad()
     def sample(
         self,
@@ -120,11 +128,7 @@ class FlowActor(nn.Module):
         num_steps: int | None = None,
     ) -> torch.Tensor:
         """Prepared obs -> (B, H, D) normalised action chunk by Euler integration."""
-        cond = self.encode(obs)
-        b = cond.shape[0]
-        noise = fm.sample_noise(
-            (b, self.cfg.horizon, self.cfg.action_dim), generator, self.noise_factor, cond.device
-        )
+        cond, noise = self._start(obs, generator)
         return fm.euler_integrate(
             lambda x, s: self.velocity(cond, x, s),
             noise,
@@ -142,11 +146,7 @@ class FlowActor(nn.Module):
         """`sample` guided toward `target` (B, H, D) normalised where `weights` (H,) say
         (real-time chunking: the running chunk's rows still to come)."""
         with torch.no_grad():
-            cond = self.encode(obs)
-        b = cond.shape[0]
-        noise = fm.sample_noise(
-            (b, self.cfg.horizon, self.cfg.action_dim), generator, self.noise_factor, cond.device
-        )
+            cond, noise = self._start(obs, generator)
         return fm.guided_euler_integrate(
             lambda x, s: self.velocity(cond, x, s),
             noise,
