@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 
+from habc_core.policy import PREFIX_ACTIONS, PREFIX_FROZEN, PREFIX_GUIDED
 from habc_core.policy_client import PolicyClient, PolicyServerError
 from habc_core.policy_server import PolicyServer
 from habc_core.policy_wire import WireError, pack, unpack
@@ -25,7 +26,11 @@ class EchoPolicy:
             raise RuntimeError("the model broke")
         actions = np.repeat(np.asarray(obs["proprio"], np.float32)[None], self.horizon, 0)
         actions[:, 0] += float(np.mean(obs["images.top"])) if "images.top" in obs else 0.0
-        return {"actions": actions, "model_index": np.int64(self.model_index)}
+        out = {"actions": actions, "model_index": np.int64(self.model_index)}
+        if PREFIX_ACTIONS in obs:  # "inpaints": starts where the running chunk goes on
+            actions[: len(obs[PREFIX_ACTIONS])] = obs[PREFIX_ACTIONS][: self.horizon]
+            out[PREFIX_GUIDED] = True
+        return out
 
 
 @pytest.fixture()
@@ -57,6 +62,20 @@ def test_round_trip_carries_arrays_task_and_model_index(server):
     seen = server.policy.seen[-1]
     assert seen["task"] == obs["task"] and seen["images.top"].dtype == np.uint8
     assert client.model_index == 42 and server.requests == 1
+
+
+def test_real_time_chunking_crosses_the_wire(server):
+    """The running chunk's prefix reaches the served policy; its 'guided' answer comes back."""
+    client = PolicyClient(server.url)
+    prefix = np.full((2, 3), 7.0, np.float32)
+    obs = {"proprio": np.zeros(3, np.float32), "task": "", PREFIX_ACTIONS: prefix}
+    try:
+        out = client.infer({**obs, PREFIX_FROZEN: 1})
+    finally:
+        client.close()
+    seen = server.policy.seen[-1]
+    assert seen[PREFIX_FROZEN] == 1 and np.array_equal(seen[PREFIX_ACTIONS], prefix)
+    assert out[PREFIX_GUIDED] is True and np.array_equal(out["actions"][:2], prefix)
 
 
 def test_a_failed_inference_is_relayed_and_the_server_goes_on(server):
