@@ -482,3 +482,25 @@ def test_a_refused_episode_leaves_the_open_shard_aligned(tmp_path):
     assert len(store) == 1
     for k, arr in other.arrays.items():
         np.testing.assert_array_equal(store.array(k, 0), arr)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_pool_yields_every_bag_in_order_whoever_extracts_it(tmp_path, workers):
+    """The writer extracts bags itself while a helper is busy (or still starting): whichever
+    process did a bag, the results come in bag order, a bad bag's reason in its place."""
+    from habc_trainer.convert_pool import extracted
+
+    typestore = rostypes.make_typestore()
+    bags = []
+    for i in range(9):
+        spec = SyntheticSpec(f"e{i}", "P" * (5 + i))
+        write_synthetic_episode(tmp_path / f"e{i}", spec, typestore=typestore)
+        bags.append(tmp_path / f"e{i}")
+    (tmp_path / "e4" / "e4.mcap").write_bytes(b"not a bag")
+    cfg = ExtractConfig(cameras=())
+    got = [
+        (ep.info.episode_id if ep else None, reason)
+        for ep, reason in extracted(bags, cfg, workers)
+    ]
+    assert [g[0] for g in got] == [f"e{i}" if i != 4 else None for i in range(9)]
+    assert got[4][1] and "e4" in got[4][1]
