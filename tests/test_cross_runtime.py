@@ -5,7 +5,8 @@ scheduled operator from one graph config; both bags convert, and the training da
 the tolerances below. What differs, and why: the graph runs in wall-clock time on DDS (the
 episode starts and ends by service calls a few ticks off the sim's own counter, the operator's
 pedal window is timed on the teleop node's clock, inference runs in a worker thread), while
-`habc-collect` steps the same objects in one loop with one tick of modelled inference latency.
+`habc-collect` steps the same objects in one loop with one tick of modelled inference latency and
+the graph's two ticks of row transport (policy -> mux -> driver).
 """
 
 import os

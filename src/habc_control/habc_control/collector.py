@@ -2,11 +2,14 @@
 
 Per tick t (timestamp start + t / control_hz): observations (joint states, EE poses, images or
 env state) go to the sink first, then the operator and the policy act, the mux picks each arm's
-request, the driver core puts it through the safety core and sends it, the executed command is
-written and the simulator steps. A frame therefore pairs an action with the observation it was
-computed from (episode-format.md "Frames"). Inference takes `inference_latency_ticks` ticks, as
-the policy node's worker does (a chunk requested at t is executed from t + latency, its first rows
-skipped), and the next chunk is requested `prefetch_steps` before the current one runs out.
+request, the driver core puts the previous tick's request through the safety core and sends it,
+the executed command is written and the simulator steps. The transport is the graph's
+(docs/sim-rig.md, "Row transport"): a policy row reaches the mux one tick after it was computed
+and the driver executes a request one tick after the mux made it, so an executed policy command
+answers the observation of two ticks before, as on the rig. Inference takes
+`inference_latency_ticks` ticks, as the policy node's worker does (a chunk requested at t is
+executed from t + latency, its first rows skipped), and the next chunk is requested
+`prefetch_steps` before the current one runs out.
 """
 
 from __future__ import annotations
@@ -133,6 +136,8 @@ class Collector:
         self.manager.note_authority(arbiter.snapshot())
         hand_targets = {arm: _target(hands.act_arm(arm)) for arm in arms} if hands else {}
         in_flight: tuple[Any, dict[str, Any], int] | None = None  # (token, result, due tick)
+        in_transit_row: tuple[dict[str, ArmTarget], int] = ({}, -1)  # policy -> mux
+        in_transit_requests: list[tuple[str, Command, int, float]] = []  # mux -> driver
         done = False
         t_ns = start_ns
         while not done:
@@ -174,27 +179,35 @@ class Collector:
                             dim_names,
                         )
             step = executor.step() if policy is not None else None
-            policy_t = self.layout.split(step.action) if step is not None else {}
+            # Transport, as in the graph (docs/sim-rig.md, "Row transport"): the policy's row
+            # reaches the mux after the mux's own tick and waits one tick in its FIFO, and the
+            # driver executes the mux's request at its next tick.
+            row, row_index = in_transit_row
+            in_transit_row = (
+                self.layout.split(step.action) if step is not None else {},
+                step.model_index if step is not None else -1,
+            )
             human_t = {
                 arm: hand_targets[arm] if hands else _target(operator.act(arm))
                 for arm in arms
                 if auth[arm] == Authority.HUMAN
             }
             measured = {arm: _target(self._measured(arm)) for arm in arms}
-            outs = mux.tick(
-                auth, policy_t, human_t, measured, step.model_index if step is not None else -1
-            )
+            outs = mux.tick(auth, row, human_t, measured, row_index)
+            for arm, cmd, index, sent in in_transit_requests:
+                core.request(arm, cmd, index, sent)
+            in_transit_requests = []
             for arm in arms:
                 out = outs[arm]
                 self.sink.command_request(arm, out, mode_code, t_ns)
-                core.set_held(arm, auth[arm] == Authority.HOLD)
+                core.set_held(arm, auth[arm] == Authority.HOLD)  # the driver's own HOLD path
                 try:
                     cmd = Command(
                         mode_code, out.target.targets, out.target.gripper, int(out.authority)
                     )
                 except ValueError:
                     continue  # refused like the arm node refuses it (NaN): the watchdog holds
-                core.request(arm, cmd, out.model_index, now)
+                in_transit_requests.append((arm, cmd, out.model_index, now))
             for arm, (_m, executed) in core.tick(now).items():
                 self.sink.command(arm, executed, t_ns)
             obs, _r, terminated, truncated, _info = env.step(None)

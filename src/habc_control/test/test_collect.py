@@ -64,7 +64,9 @@ def test_pixel_demo_bag_has_cameras_joints_commands_authority_at_the_control_rat
         assert len(msgs[joint_states_topic(arm)][0][1].position) == 7  # 6 joints + gripper
         cmds = msgs[command_topic(arm)]
         assert len(cmds) == n and len(cmds[0][1].targets) == 9  # EE: xyz + 6-D rotation
-        assert all(m.authority == 1 for _, m in cmds)  # a demo is the operator's throughout
+        # A demo is the operator's throughout, once the first request has reached the driver
+        # (a tick later, as in the graph: the driver holds the arm until then).
+        assert cmds[0][1].authority == 2 and all(m.authority == 1 for _, m in cmds[1:])
         stamps = np.array([t for t, _ in cmds])
         assert np.all(np.abs(np.diff(stamps) - 1e9 / 30) <= 1)  # one command per 30 Hz tick
     auth = msgs[AUTHORITY_TOPIC]
@@ -95,8 +97,10 @@ def test_rollout_authority_switches_mid_episode_and_back(tmp_path: Path):
     arm = take["arms"][0]
     auth = [m.authority for _, m in msgs[command_topic(arm)]]
     model = [m.model_index for _, m in msgs[command_topic(arm)]]
-    t0, t1 = take["tick"], back["tick"]
-    assert set(auth[:t0]) == {0} and auth[t0] == 1  # POLICY -> HUMAN at the takeover tick
+    # The driver executes the mux's request a tick later, as in the graph: it holds at tick 0,
+    # and each switch reaches the executed commands one tick after the authority changed.
+    t0, t1 = take["tick"] + 1, back["tick"] + 1
+    assert auth[0] == 2 and set(auth[1:t0]) == {0} and auth[t0] == 1  # POLICY -> HUMAN
     assert set(auth[t0:t1]) == {1} and auth[t1] == 0  # HUMAN -> POLICY at the hand-back
     assert set(model[t0:t1]) == {-1} and 7 in model[:t0]  # human commands carry no model
     # The authority topic records both switches, with the simulated operator as the source.
