@@ -331,8 +331,20 @@ MUTANTS = (
     M(
         "non-finite chunk accepted",
         CONTROL + "chunk_executor.py",
-        "if not np.all(np.isfinite(actions[: self.config.execute_steps])):",
+        "if not np.all(np.isfinite(actions)):",
         "if False:",
+    ),
+    M(
+        "a failed inference still runs the chunk on",
+        CONTROL + "chunk_executor.py",
+        "        self._pending = None\n        self._extend = False",
+        "        self._pending = None",
+    ),
+    M(
+        "a hung inference runs the last row forever",
+        CONTROL + "chunk_executor.py",
+        "if not extending or self._cursor >= self._last() - _AT_LAST_ROW:",
+        "if not extending:",
     ),
     M(
         "chunk from before a takeover accepted",
@@ -352,7 +364,12 @@ MUTANTS = (
         "IMAGE_TIMEOUT_S = 0.5",
         "IMAGE_TIMEOUT_S = 5.0",
     ),
-    M("stale images kept", CONTROL + "freshness.py", "if now - t <= self.timeout_s}", "}"),
+    M(
+        "stale images kept",
+        CONTROL + "freshness.py",
+        "{k: v for k, (v, t) in self._values.items() if now - t <= self.timeout_s}",
+        "{k: v for k, (v, t) in self._values.items()}",
+    ),
     M(
         "policy node feeds stale images",
         CONTROL + "policy_node.py",

@@ -193,3 +193,24 @@ def test_inference_slower_than_the_chunk_slows_the_arm_down_smoothly():
     within = steps[steps > -1.0]  # a switch restarts the ramp: that is the chunk, not the arm
     assert within.max() <= 1.0 + 1e-6
     assert np.median(within) == pytest.approx(49 / 76, rel=0.05)
+
+
+def test_a_failed_or_hung_inference_leaves_the_policy_silent_so_the_mux_holds():
+    """Running on past execute_steps is for a late chunk only: after a failed inference the chunk
+    stops at row 25, and with one that never returns it stops at its last row."""
+    for fail in (True, False):
+        ex = ChunkExecutor(ChunkExecutorConfig(execute_steps=25, boundary="none"))
+        ex.load(chunk(0.0), ex.begin_request())
+        rows = []
+        for _ in range(120):
+            if fail and ex.request_pending:
+                ex.cancel_request()  # the server is gone: each try fails a tick later
+            if ex.should_request():
+                ex.begin_request()  # a new try, in flight during this tick's row
+            rows.append(ex.step())
+        moving = [r for r in rows if r is not None]
+        assert rows[-1] is None and all(r is None for r in rows[len(moving) :])
+        if fail:  # one row past 25 while the first try was still out, then no more
+            assert len(moving) == 26 and ex.extended_rows == 1
+        else:  # hung: on to the last row, slowing into it, then silent
+            assert max(r.index for r in moving) >= 48 and len(moving) < 70
