@@ -78,12 +78,17 @@ class StepSink:
 
         self.base = EpisodeSink()
         self.ticks: list[dict] = []
+        self._landed = False
 
     def begin(self, meta) -> None:
         self.ticks = []
+        self._landed = False
 
     def observation(self, env, obs, t_ns) -> None:
-        self.ticks.append({"switch": False})
+        # A chunk's first row reaches the mux a tick after the chunk landed (row transport,
+        # docs/sim-rig.md): that tick's request is the switch.
+        self.ticks.append({"switch": self._landed})
+        self._landed = False
 
     def command_request(self, arm, out, mode, t_ns) -> None:
         from habc_control.authority import Authority
@@ -92,7 +97,7 @@ class StepSink:
         self.ticks[-1][arm] = np.asarray(out.target.targets[:3], float) if policy else None
 
     def chunk(self, *args, **kwargs) -> None:
-        self.ticks[-1]["switch"] = True
+        self._landed = True
 
     def __getattr__(self, name):
         return getattr(self.base, name)
