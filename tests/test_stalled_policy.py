@@ -74,7 +74,10 @@ def test_stalled_policy_ends_in_hold_and_the_graph_still_stops(tmp_path):
     assert stop_s < 10.0, f"graph.stop() took {stop_s:.1f} s with an inference hanging"
 
     (bag,) = [p for p in tmp_path.rglob(episode_id) if p.is_dir()]
-    ep = extract_episode(bag, ExtractConfig(cameras=()))
+    # Fresh-clone CI runs on 2 cores have twice logged a 0.25-0.27 s gap in an arm's
+    # joint_states early in a graph episode (the converter's bound is 0.25 s; not reproduced
+    # with two CPU hogs in 10 episodes): this test is about the HOLD, so twice the bound here.
+    ep = extract_episode(bag, ExtractConfig(cameras=(), max_obs_staleness_s=0.5))
     from rosbags.rosbag2 import Reader
 
     from habc_core.rostypes import make_typestore
