@@ -21,7 +21,7 @@ policy always starts from a fresh chunk computed from the current observation.
 Chunk boundaries (docs/nodes.md, "Chunk boundaries"):
 * Real-time chunking (`boundary: rtc`, Black et al. 2025): the request carries the running
   chunk's rows still to come and how many of them will surely run before the new chunk lands
-  (the inference latency seen over the last chunks); a policy that inpaints its chunk on them
+  (the median inference latency of the last chunks); a policy that inpaints its chunk on them
   says so (`guided_chunks`). Inpainting keeps the new chunk on the running one's course; what
   it leaves of a jump the cross-fade below takes out (`blend_steps: 0`: inpainting alone).
 * `blend`: the first `blend_steps` rows after a switch cross-fade from the old chunk's
@@ -29,12 +29,14 @@ Chunk boundaries (docs/nodes.md, "Chunk boundaries"):
 * While a request is in flight the chunk runs on past `execute_steps`, up to its last row, so a
   late inference never stops the arm at row 25. When even the last row would come before the
   next chunk, playback slows (rows are interpolated) so the arm decelerates instead of stopping
-  dead; the latency seen so far also moves the next request earlier.
+  dead; a latency that lasts (the median of the last chunks') also moves the next request
+  earlier.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,7 +61,7 @@ class ChunkExecutorConfig:
     prefetch_steps: int = 0
     boundary: str = "rtc"
     blend_steps: int = 8  # cross-fade rows (`blend`; `rtc` with a policy that cannot inpaint)
-    latency_window: int = 8  # chunks over which the inference latency (max, in ticks) is kept
+    latency_window: int = 8  # chunks over which the inference latency (median, in ticks) is kept
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -164,8 +166,15 @@ class ChunkExecutor:
 
     @property
     def latency_ticks(self) -> int:
-        """Ticks from request to chunk, the longest of the last `latency_window` chunks."""
-        return max(self._latencies, default=0)
+        """Ticks from request to chunk, the median (low) of the last `latency_window` chunks.
+
+        Not the longest: one slow inference (a model's first call, a GC pause) would move every
+        request of the next chunks earlier, so chunks landed early and were asked again at once,
+        inference ran back to back and starved the rest of the process (the recorder then saw
+        150-270 ms gaps in the arms' state, measured; docs/performance.md). A late chunk is
+        covered by running on past execute_steps anyway.
+        """
+        return int(statistics.median_low(self._latencies)) if self._latencies else 0
 
     def should_request(self) -> bool:
         """True when the caller should start inference on the current observation now."""

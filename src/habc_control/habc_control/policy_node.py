@@ -109,6 +109,9 @@ class PolicyNode(Node):
         image_timeout = p["image_timeout_s"]
         self.layout = ActionLayout(self.arms, self.space)
         self.policy, self.model_index = load_policy(spec, horizon, self.layout.per_arm)
+        warm_up = getattr(self.policy, "warm_up", None)
+        if callable(warm_up):  # a model's first calls are slow: not inside the control loop
+            warm_up()
         self.chunker = ChunkExecutor(
             ChunkExecutorConfig(
                 horizon, execute, prefetch, p["chunk_boundary"], p["chunk_blend_steps"]
