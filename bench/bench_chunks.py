@@ -30,6 +30,9 @@ from pathlib import Path
 import numpy as np
 from figures import peak_rss_mb, report_figure
 
+from habc_control.authority import Authority
+from habc_control.collect_sinks import EpisodeSink
+
 BOUND = 2.0
 CACHE = Path("out/bench/chunks")
 DEMOS, STEPS = 40, 2000
@@ -70,13 +73,10 @@ def ensure_checkpoint(path: str | None) -> Path:
     return ckpt
 
 
-class StepSink:
+class StepSink(EpisodeSink):
     """Per tick: each arm's commanded EE position under POLICY, and whether a chunk landed."""
 
     def __init__(self) -> None:
-        from habc_control.collect_sinks import EpisodeSink
-
-        self.base = EpisodeSink()
         self.ticks: list[dict] = []
         self._landed = False
 
@@ -91,16 +91,11 @@ class StepSink:
         self._landed = False
 
     def command_request(self, arm, out, mode, t_ns) -> None:
-        from habc_control.authority import Authority
-
         policy = out.authority == Authority.POLICY and not out.held
         self.ticks[-1][arm] = np.asarray(out.target.targets[:3], float) if policy else None
 
     def chunk(self, *args, **kwargs) -> None:
         self._landed = True
-
-    def __getattr__(self, name):
-        return getattr(self.base, name)
 
 
 def episode_steps(ticks: list[dict], arms: tuple[str, ...], blend: int) -> tuple[list, list, list]:

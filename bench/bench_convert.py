@@ -82,7 +82,7 @@ def decode_bound(data: Path, image_size: int) -> float:
     from rosbags.rosbag2 import Reader
 
     from habc_core.features import CAMERA_NAMES
-    from habc_core.images import decode_image, jpeg_reduced_flag, resize_square
+    from habc_core.images import JPEG_FULL_SIZE, decode_image, jpeg_reduced_flag, resize_square
 
     cv2.setNumThreads(1)
     typestore = make_typestore()
@@ -97,13 +97,14 @@ def decode_bound(data: Path, image_size: int) -> float:
                 elif conn.topic.startswith(cameras):
                     msg = typestore.deserialize_cdr(raw, conn.msgtype)
                     msgs.append((msg, conn.msgtype.endswith("CompressedImage")))
-        flags: dict[bool, int] = {}
+        # The reduced JPEG scale, from the bag's first image, as the converter picks it.
+        flag = JPEG_FULL_SIZE
         t0 = time.perf_counter()
         for msg, compressed in msgs:
-            if compressed and compressed not in flags:
+            if compressed and flag == JPEG_FULL_SIZE:
                 full = decode_image(msg, compressed=True)
-                flags[compressed] = jpeg_reduced_flag(full.shape[0], full.shape[1], image_size)
-            img = decode_image(msg, compressed=compressed, jpeg_flag=flags.get(compressed, 1))
+                flag = jpeg_reduced_flag(full.shape[0], full.shape[1], image_size)
+            img = decode_image(msg, compressed=compressed, jpeg_flag=flag)
             resize_square(img, image_size)
         seconds += time.perf_counter() - t0
     return frames / seconds
