@@ -42,3 +42,16 @@ def test_package_imports_without(packages, blocked):
         check=True,
     )
     assert out.stdout.strip() == "", f"{packages} needs {blocked}:\n{out.stdout}"
+
+
+def test_the_bag_converters_workers_do_not_import_scipy():
+    # Every process of habc-convert's pool imports this chain, and scipy.spatial alone costs
+    # 0.24 s of its start (habc_core.rotations imports it on first use of a conversion needing it).
+    code = (
+        "import sys, habc_trainer.convert_pool\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]"

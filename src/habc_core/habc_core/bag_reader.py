@@ -8,8 +8,9 @@ Two ways in:
 
 * **complete bags** (MCAP or sqlite3 with `metadata.yaml`) go through rosbags' rosbag2 Reader,
   which yields messages in log-time order and checks chunk CRCs when the writer stored them; the
-  typestore built from the bag's definitions (hashes checked, as rosbags' AnyReader does) is
-  shared by the bags of a process that define their types the same way;
+  typestore built from the bag's definitions (hashes checked, as rosbags' AnyReader does; Jazzy's
+  standard types beneath them only if they leave a type out) is shared by the bags of a process
+  that define their types the same way;
 * **everything else that is MCAP** (no `metadata.yaml`, a torn summary / footer / end magic, a
   chunk rosbags cannot read) goes through the streaming reader (mcap_stream.py): it walks the
   file's records from the start, keeps every complete record and every complete chunk whose
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rosbags.interfaces import MessageDefinitionFormat
+from rosbags.interfaces import MessageDefinitionFormat, Nodetype
 from rosbags.rosbag2 import Reader as Rosbag2Reader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
@@ -240,7 +241,6 @@ class _BadDefinitions(Exception):
 @functools.lru_cache(maxsize=16)
 def _shared_typestore(definitions: Definitions) -> Typestore:
     # Keyed by the definitions themselves: a bag that defines a type differently gets its own.
-    typestore = get_typestore(Stores.ROS2_JAZZY)
     types: dict = {}
     for name, encoding, text, _digest in definitions:
         try:
@@ -255,6 +255,11 @@ def _shared_typestore(definitions: Definitions) -> Typestore:
             raise _BadDefinitions(
                 f"the bag's definition of {name} does not parse ({type(exc).__name__})"
             ) from exc
+    # Jazzy's standard types only under definitions that leave some type out: building them
+    # costs 90 ms, paid by every process of the converter's pool, and the schemas ros2 bag and
+    # our recorder write carry every type they use.
+    complete = all(name in types for name, *_rest in definitions) and _closed(types)
+    typestore = get_typestore(Stores.EMPTY if complete else Stores.ROS2_JAZZY)
     # Definitions in the bag win: they describe exactly the bytes that were written.
     try:
         typestore.register(types)
@@ -268,6 +273,20 @@ def _shared_typestore(definitions: Definitions) -> Typestore:
             if have != digest:
                 raise _BadDefinitions(f"{name}: definition hash {have} != the bag's {digest}")
     return typestore
+
+
+def _closed(types: dict) -> bool:
+    """Whether every message type that `types` (name -> (constants, fields)) uses is in it."""
+
+    def defined(node: tuple[Any, Any]) -> bool:
+        kind, args = node
+        if kind == Nodetype.NAME:
+            return args in types
+        if kind in (Nodetype.ARRAY, Nodetype.SEQUENCE):
+            return defined(args[0])
+        return True
+
+    return all(defined(ftype) for _consts, fields in types.values() for _n, ftype in fields)
 
 
 # --- the streaming MCAP reader ---------------------------------------------------------------

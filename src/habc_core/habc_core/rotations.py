@@ -3,21 +3,30 @@
 Commands, proprio and actions carry an orientation as the 6-D rotation of Zhou et al. (the first
 two columns of R, column-major: r11 r21 r31 r12 r22 r32), the layout of habc_interfaces'
 ArmCommand; an EE pose is xyz + that (9 values, "ee9"). ROS poses carry quaternions (x, y, z, w);
-the ARX SDK speaks xyz + rpy with R = Rz(yaw) @ Ry(pitch) @ Rx(roll). Quaternion and rpy
-conversions are scipy's (`scipy.spatial.transform.Rotation`); the 6-D rotation is not in scipy,
+the ARX SDK speaks xyz + rpy with R = Rz(yaw) @ Ry(pitch) @ Rx(roll). Matrix -> quaternion and
+the rpy conversions are scipy's (`scipy.spatial.transform.Rotation`), imported on first use:
+scipy.spatial costs 0.24 s to import, paid by every process of the bag converter's pool, whose
+only rotation is quaternion -> matrix, the closed form below. The 6-D rotation is not in scipy,
 its Gram-Schmidt is its definition.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 # Extrinsic x, then y, then z: R = Rz(yaw) @ Ry(pitch) @ Rx(roll), angles given as (roll, pitch,
 # yaw), the SDK's pose_6d convention.
 _RPY = "xyz"
+
+
+def _scipy_rotation() -> Any:
+    # Imported here, not at the top: see the module docstring.
+    from scipy.spatial.transform import Rotation
+
+    return Rotation
 
 
 def cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -52,7 +61,7 @@ def orthonormalize_rot6d(rot6d: np.ndarray) -> np.ndarray:
 
 def matrix_from_rpy(rpy: np.ndarray) -> np.ndarray:
     """SDK (roll, pitch, yaw) -> R = Rz(yaw) @ Ry(pitch) @ Rx(roll)."""
-    return Rotation.from_euler(_RPY, np.asarray(rpy, dtype=np.float64)).as_matrix()
+    return _scipy_rotation().from_euler(_RPY, np.asarray(rpy, dtype=np.float64)).as_matrix()
 
 
 def rpy_from_matrix(rot: np.ndarray) -> np.ndarray:
@@ -61,22 +70,45 @@ def rpy_from_matrix(rot: np.ndarray) -> np.ndarray:
     twist, which still reproduces R exactly (its warning about it is expected here)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Gimbal lock detected")
-        return Rotation.from_matrix(np.asarray(rot, dtype=np.float64)).as_euler(_RPY)
+        return _scipy_rotation().from_matrix(np.asarray(rot, dtype=np.float64)).as_euler(_RPY)
 
 
 def quat_xyzw_from_matrix(rot: np.ndarray) -> np.ndarray:
     """(3, 3) -> unit quaternion (x, y, z, w), w >= 0."""
-    return Rotation.from_matrix(np.asarray(rot, dtype=np.float64)).as_quat(canonical=True)
+    rot = np.asarray(rot, dtype=np.float64)
+    return _scipy_rotation().from_matrix(rot).as_quat(canonical=True)
+
+
+def matrices_from_quats_xyzw(quats: np.ndarray) -> np.ndarray:
+    """(N, 4) quaternions (x, y, z, w), each normalised first -> (N, 3, 3) rotation matrices.
+
+    A zero quaternion is no rotation: ValueError, as scipy's `Rotation.from_quat` raises."""
+    q = np.asarray(quats, dtype=np.float64).reshape(-1, 4)
+    norm = np.sqrt(np.einsum("ij,ij->i", q, q))
+    if not np.all(norm > 0):
+        raise ValueError(f"quaternion: zero norm at row {int(np.argmin(norm))}")
+    x, y, z, w = (q / norm[:, None]).T
+    out = np.empty((len(q), 3, 3))
+    out[:, 0, 0] = 1 - 2 * (y * y + z * z)
+    out[:, 0, 1] = 2 * (x * y - z * w)
+    out[:, 0, 2] = 2 * (x * z + y * w)
+    out[:, 1, 0] = 2 * (x * y + z * w)
+    out[:, 1, 1] = 1 - 2 * (x * x + z * z)
+    out[:, 1, 2] = 2 * (y * z - x * w)
+    out[:, 2, 0] = 2 * (x * z - y * w)
+    out[:, 2, 1] = 2 * (y * z + x * w)
+    out[:, 2, 2] = 1 - 2 * (x * x + y * y)
+    return out
 
 
 def matrix_from_quat_xyzw(quat: np.ndarray) -> np.ndarray:
     """Quaternion (x, y, z, w), normalised first -> (3, 3)."""
-    return Rotation.from_quat(np.asarray(quat, dtype=np.float64)).as_matrix()
+    return matrices_from_quats_xyzw(quat)[0]
 
 
 def rot6d_from_quats_xyzw(quats: np.ndarray) -> np.ndarray:
     """(N, 4) quaternions (x, y, z, w), normalised first -> (N, 6) 6-D rotations."""
-    rot = Rotation.from_quat(np.asarray(quats, dtype=np.float64).reshape(-1, 4)).as_matrix()
+    rot = matrices_from_quats_xyzw(quats)
     return np.concatenate([rot[:, :, 0], rot[:, :, 1]], axis=1)
 
 

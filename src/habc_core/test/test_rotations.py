@@ -75,3 +75,21 @@ def test_batched_quaternions_match_the_single_conversion():
     quats = np.stack([R.quat_xyzw_from_matrix(r) for r in rots]) * 1.5  # not normalised
     expected = np.stack([R.rot6d_from_matrix(r) for r in rots])
     np.testing.assert_allclose(R.rot6d_from_quats_xyzw(quats), expected, atol=1e-12)
+
+
+def test_the_closed_form_quaternion_matrix_is_scipys():
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(2)
+    quats = rng.normal(size=(64, 4)) * rng.uniform(0.2, 3.0, size=(64, 1))  # any sign, any norm
+    np.testing.assert_allclose(
+        R.matrices_from_quats_xyzw(quats), Rotation.from_quat(quats).as_matrix(), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        R.matrix_from_quat_xyzw(quats[0]), Rotation.from_quat(quats[0]).as_matrix(), atol=1e-12
+    )
+
+
+def test_a_zero_quaternion_is_refused_with_its_row():
+    with pytest.raises(ValueError, match="zero norm at row 1"):
+        R.matrices_from_quats_xyzw([[0, 0, 0, 1], [0, 0, 0, 0]])

@@ -2,22 +2,32 @@
 
 Extraction (bag reading, JPEG decoding, resampling) is per episode and CPU-bound; the store is
 written by one process, in the order of the bags, so a parallel conversion gives the same store
-as a serial one. With N workers the writing process extracts every N-th bag itself and N - 1
-processes the others; at most two bags per helper are in flight: a fast pool never piles up
-decoded episodes in memory while the writer catches up.
+as a serial one. With N workers, N - 1 helper processes and the writing process itself take the
+next bag nobody has taken from one shared counter whenever they are free: the writer extracts
+while the helpers start (0.3 s of imports each) and whenever the next bag to write is still
+being extracted, and at the end no process waits for another's queue. A bag taken holds one of
+2 N + 1 credits until it is written: memory never holds more decoded episodes than that, however
+far the helpers run ahead of the writer.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import queue
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from habc_core.cli import one_line
 from habc_trainer.episode import Episode, EpisodeError, ExtractConfig, extract_episode
 
+# Decoded episodes in memory beyond one per process: the ones waiting for their turn to be
+# written (one finished per helper, and the writer's own, extracted ahead).
+SPARE_CREDITS = 1
+# How often the writer, waiting for a helper's episode, checks that the helpers are alive.
+_POLL_S = 0.5
 # Below this many bags a pool costs more to start (each worker imports the bag reader) than
 # it saves.
 MIN_BAGS_PER_POOL = 4
@@ -49,29 +59,102 @@ def worker_count(requested: int, bags: int) -> int:
 def extracted(
     bags: Sequence[Path], cfg: ExtractConfig, workers: int
 ) -> Iterator[tuple[Episode | None, str | None]]:
-    """`extract_or_reason` of every bag, in order; with `workers` > 1 in a process pool."""
+    """`extract_or_reason` of every bag, in order; with `workers` > 1 in that many processes."""
     if workers <= 1:
         for bag in bags:
             yield extract_or_reason(bag, cfg)
         return
-    # The parent extracts every `workers`-th bag itself, between writing: one process fewer to
-    # start (each imports the bag reader) and to pickle episodes from, and the pool's start
-    # overlaps the parent's first bag. spawn: the parent may hold threads (the progress bar's)
-    # that a fork would copy mid-state.
+    # spawn: the parent may hold threads (the progress bar's, the store's sync) that a fork
+    # would copy mid-state.
     ctx = multiprocessing.get_context("spawn")
-    helpers = workers - 1
-    with ProcessPoolExecutor(max_workers=helpers, mp_context=ctx) as pool:
-        futures: dict[int, Future] = {}
-        theirs = (i for i in range(len(bags)) if i % workers)
+    taken = ctx.Value("q", 0)  # bags [0, taken) are taken
+    credits = ctx.Semaphore(2 * workers + SPARE_CREDITS)
+    results = ctx.Queue()
+    helpers = [
+        ctx.Process(target=_helper, args=(list(bags), cfg, taken, credits, results), daemon=True)
+        for _ in range(workers - 1)
+    ]
+    for proc in helpers:
+        proc.start()
+    ready: dict[int, tuple[Episode | None, str | None]] = {}
+    try:
+        for i in range(len(bags)):
+            while i not in ready:
+                _receive(results, ready, helpers, bags[i], wait=False)
+                if i in ready:
+                    break
+                if credits.acquire(block=False):
+                    j = _take(taken, len(bags))
+                    if j is not None:
+                        ready[j] = extract_or_reason(bags[j], cfg)
+                        continue
+                    credits.release()
+                _receive(results, ready, helpers, bags[i], wait=True)
+            yield ready.pop(i)
+            credits.release()
+    finally:
+        for proc in helpers:
+            if proc.is_alive():  # only when the caller stopped early or something failed
+                proc.terminate()
+        for proc in helpers:
+            proc.join()
+        results.close()
 
-        def top_up() -> None:
-            while len(futures) < 2 * helpers:
-                i = next(theirs, None)
-                if i is None:
-                    return
-                futures[i] = pool.submit(extract_or_reason, bags[i], cfg)
 
-        top_up()
-        for i, bag in enumerate(bags):
-            yield futures.pop(i).result() if i % workers else extract_or_reason(bag, cfg)
-            top_up()
+def _take(taken: Any, n: int) -> int | None:
+    """The next bag nobody has taken (marking it taken), or None when all are."""
+    with taken.get_lock():
+        i = taken.value
+        if i >= n:
+            return None
+        taken.value = i + 1
+        return i
+
+
+def _helper(bags: list[Path], cfg: ExtractConfig, taken: Any, credits: Any, results: Any) -> None:
+    while True:
+        credits.acquire()
+        i = _take(taken, len(bags))
+        if i is None:
+            credits.release()
+            break
+        # Pickled here, not in the queue's thread: an episode that cannot be pickled is a reason
+        # the writer gets, not an exception that would leave it waiting.
+        try:
+            payload = pickle.dumps(extract_or_reason(bags[i], cfg), pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001
+            reason = f"{bags[i]}: internal error while sending this bag's episode ({exc!r})"
+            payload = pickle.dumps((None, reason))
+        results.put((i, payload))
+    results.close()
+    results.join_thread()  # every episode put is in the pipe before this process exits
+
+
+def _receive(
+    results: Any,
+    ready: dict[int, tuple[Episode | None, str | None]],
+    helpers: list[Any],
+    waiting_for: Path,
+    *,
+    wait: bool,
+) -> None:
+    """Every helper's episode already sent into `ready`, or with `wait` at least one (a helper
+    that died meanwhile is an error)."""
+    if not wait:
+        while True:
+            try:
+                i, payload = results.get_nowait()
+            except queue.Empty:
+                return
+            ready[i] = pickle.loads(payload)
+    try:
+        i, payload = results.get(timeout=_POLL_S)
+    except queue.Empty:
+        dead = [p.exitcode for p in helpers if p.exitcode not in (None, 0)]
+        if dead or not any(p.is_alive() for p in helpers):
+            raise RuntimeError(
+                f"habc-convert: a worker process died (exit codes {dead or 'all 0'}) while the "
+                f"writer waited for {waiting_for}; rerun with --workers 1 to see its error"
+            ) from None
+        return
+    ready[i] = pickle.loads(payload)

@@ -31,7 +31,8 @@ Incremental: a bag whose fingerprint (name, size, mtime of every file in its dir
 its entry is not read again; a changed bag (new sidecar after a relabel, a re-recorded bag) gets
 a new entry and its old frames become dead space in their shard (`dead_frames`). Memory while
 writing is one episode: arrays are appended to open files and the manifest is written when a
-shard is sealed.
+shard is sealed. While episodes are added, a thread syncs the open shard's files to disk
+(`_Writeback`), so sealing waits for the last episode's pages, not for the whole shard's.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,45 @@ def load_manifest(root: Path | str) -> dict[str, Any]:
     return data
 
 
+class _Writeback:
+    """fdatasync of files on one thread while the writer goes on adding episodes.
+
+    Sealing a shard fsyncs its files before the manifest names it (nothing lost on a crash);
+    done all at once that is a wait for every byte of the shard (0.24 s for 190 MB of a 16-episode
+    conversion on the development machine, after the last episode was extracted). Syncing after
+    each episode, off the writing thread, moves that wait under the extraction of the next ones.
+    At most one sync is in flight: a disk slower than the extraction is never queued for."""
+
+    def __init__(self) -> None:
+        self._threads: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    def start(self, files: list[Any]) -> None:
+        """Sync `files` (already flushed) unless the previous sync is still running."""
+        if self._pending is not None and not self._pending.done():
+            return
+        self.wait()  # an error of the previous sync is raised here, not lost
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(1, thread_name_prefix="store-writeback")
+        fds = [fh.fileno() for fh in files]
+        self._pending = self._threads.submit(lambda: [os.fdatasync(fd) for fd in fds])
+
+    def wait(self) -> None:
+        """Until the sync in flight is done (before the files are closed: their fds must stay
+        theirs while it runs); its OSError is raised."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._threads is not None:
+                self._threads.shutdown()
+                self._threads = None
+
+
 class StoreWriter:
     """Adds episodes to a store (created if absent); use as a context manager."""
 
@@ -131,6 +172,7 @@ class StoreWriter:
         self._files: dict[str, Any] = {}
         self._shard_len = 0
         self._pending: list[dict[str, Any]] = []
+        self._writeback = _Writeback()
         self.changed = False
 
     def _load_or_create(self, extract: dict[str, Any]) -> dict[str, Any]:
@@ -258,6 +300,10 @@ class StoreWriter:
         self._shard_len += length
         if self._shard_len >= self.shard_frames:
             self.seal()
+        else:
+            for fh in self._files.values():
+                fh.flush()
+            self._writeback.start(list(self._files.values()))
 
     def skip(self, bag_dir: Path | str, fingerprint: list[list[Any]], reason: str) -> None:
         key = str(Path(bag_dir).resolve())
@@ -267,6 +313,7 @@ class StoreWriter:
     def seal(self) -> None:
         """Finish the open shard and publish its episodes in the manifest (atomically)."""
         if self._shard_dir is not None:
+            self._writeback.wait()
             for fh in self._files.values():
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -294,6 +341,7 @@ class StoreWriter:
 
     def close(self) -> None:
         self.seal()
+        self._writeback.close()
         if self.changed:
             self.manifest["revision"] += 1
             self._write_manifest()
@@ -306,6 +354,10 @@ class StoreWriter:
 
     def abort(self) -> None:
         """Drop the open shard (its episodes were never published)."""
+        try:
+            self._writeback.close()
+        except OSError:
+            pass  # the shard is dropped: whether its pages reached the disk does not matter
         for fh in self._files.values():
             fh.close()
         self._files = {}

@@ -504,3 +504,67 @@ def test_a_pool_yields_every_bag_in_order_whoever_extracts_it(tmp_path, workers)
     ]
     assert [g[0] for g in got] == [f"e{i}" if i != 4 else None for i in range(9)]
     assert got[4][1] and "e4" in got[4][1]
+
+
+def test_a_pool_closed_early_leaves_no_process_behind(tmp_path):
+    import multiprocessing
+
+    from habc_trainer.convert_pool import extracted
+
+    typestore = rostypes.make_typestore()
+    bags = []
+    for i in range(6):
+        write_synthetic_episode(
+            tmp_path / f"e{i}", SyntheticSpec(f"e{i}", "P" * 6), typestore=typestore
+        )
+        bags.append(tmp_path / f"e{i}")
+    results = extracted(bags, ExtractConfig(cameras=()), 2)
+    episode, _reason = next(results)
+    assert episode.info.episode_id == "e0"
+    results.close()  # e.g. the writer failed on the first episode
+    assert multiprocessing.active_children() == []
+
+
+def test_a_helper_that_died_is_an_error_naming_the_bag_waited_for(tmp_path):
+    import multiprocessing
+    from types import SimpleNamespace
+
+    from habc_trainer.convert_pool import _receive
+
+    results = multiprocessing.get_context("spawn").Queue()
+    dead = SimpleNamespace(exitcode=-9, is_alive=lambda: False)
+    with pytest.raises(
+        RuntimeError, match=r"exit codes \[-9\]\) while the writer waited for .*e3"
+    ):
+        _receive(results, {}, [dead], tmp_path / "e3", wait=True)
+    _receive(results, {}, [dead], tmp_path / "e3", wait=False)  # nothing sent: nothing to do
+
+
+def test_a_failed_background_sync_fails_the_seal_and_publishes_nothing(tmp_path, monkeypatch):
+    """The shard's files are synced on a thread while episodes are added; a disk error there
+    must surface when the shard is sealed, before the manifest names it."""
+    import errno
+    import os
+
+    from habc_trainer.episode import extract_episode
+    from habc_trainer.store import EpisodeStore, StoreWriter
+
+    extract = ExtractConfig(cameras=())
+    episodes = []
+    for i in range(3):
+        write_synthetic_episode(tmp_path / "data" / f"e{i}", SyntheticSpec(f"e{i}", "P" * 8))
+        episodes.append(extract_episode(tmp_path / "data" / f"e{i}", extract))
+    synced = []
+
+    def failing_sync(fd):
+        synced.append(fd)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing_sync)
+    writer = StoreWriter(tmp_path / "store", extract.fingerprint())
+    with pytest.raises(OSError, match="Input/output error"):
+        with writer:
+            for ep in episodes:
+                writer.add(ep, [])
+    assert synced  # the sync ran off the writing thread, and its error was not lost
+    assert len(EpisodeStore(tmp_path / "store")) == 0
