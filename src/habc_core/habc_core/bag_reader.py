@@ -27,15 +27,18 @@ words (no raw parser exception text).
 from __future__ import annotations
 
 import functools
+import importlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rosbags.interfaces import MessageDefinitionFormat, Nodetype
+from rosbags.interfaces import MessageDefinitionFormat, Msgdef, Nodetype
 from rosbags.rosbag2 import Reader as Rosbag2Reader
-from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
+from rosbags.serde.cdr import generate_deserialize_cdr
+from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg
+from rosbags.typesys.base import normalize_fieldname
 from rosbags.typesys.store import Typestore
 
 from habc_core.bag_errors import BagReadError, CompleteReadFailed
@@ -226,10 +229,10 @@ def _decode(
 
 
 def _typestore_from_schemas(definitions: Definitions, path: Path) -> Typestore:
-    """Jazzy standard types plus every type the bag defines: (name, encoding, text, digest)
-    per schema; a digest (RIHS01, where the bag has one) must match the definition's."""
+    """A typestore holding every type the bag defines: (name, encoding, text, digest) per
+    schema; a digest (RIHS01, where the bag has one) must match the definition's."""
     try:
-        return _shared_typestore(definitions)
+        return _TYPESTORES.get(definitions)
     except _BadDefinitions as exc:
         raise BagReadError(f"{path}: {exc}") from exc.__cause__
 
@@ -238,9 +241,102 @@ class _BadDefinitions(Exception):
     pass
 
 
-@functools.lru_cache(maxsize=16)
-def _shared_typestore(definitions: Definitions) -> Typestore:
-    # Keyed by the definitions themselves: a bag that defines a type differently gets its own.
+class _Typestores:
+    """The typestores of this process, each shared by every bag whose definitions agree with
+    it (a bag that defines a type differently gets another).
+
+    Sharing matters because rosbags generates a type's decoders once per typestore (about
+    100 ms for a rig's types), and the bags of one rig differ in which topics they hold (a
+    rollout with an intervention has types a demo lacks): a bag's new types join a store whose
+    types they do not contradict. Jazzy's standard types sit under a store only for
+    definitions that leave a type out (building them costs 90 ms more; the schemas ros2 bag and
+    our recorder write carry every type they use)."""
+
+    def __init__(self, limit: int = 16) -> None:
+        self._limit = limit
+        self._by_definitions: dict[Definitions, Typestore] = {}
+        self._stores: list[tuple[bool, Typestore]] = []  # (on Jazzy's types, store)
+
+    def get(self, definitions: Definitions) -> Typestore:
+        store = self._by_definitions.get(definitions)
+        if store is not None:
+            return store
+        types = _parsed(definitions)
+        on_jazzy = not (all(name in types for name, *_r in definitions) and _closed(types))
+        store = self._joined(types, on_jazzy)
+        for name, _encoding, _text, digest in definitions:
+            if digest.startswith("RIHS01_") and name in types:
+                have = store.hash_rihs01(name)
+                if have != digest:
+                    raise _BadDefinitions(f"{name}: definition hash {have} != the bag's {digest}")
+        if len(self._by_definitions) >= self._limit:
+            del self._by_definitions[next(iter(self._by_definitions))]
+        self._by_definitions[definitions] = store
+        return store
+
+    def _joined(self, types: dict, on_jazzy: bool) -> Typestore:
+        for jazzy, store in self._stores:
+            if jazzy == on_jazzy and _agree(store, types):
+                store.register({k: v for k, v in types.items() if k not in store.fielddefs})
+                return store
+        base = Stores.ROS2_JAZZY if on_jazzy else Stores.EMPTY
+        # rosbags' get_typestore(base), with our class.
+        store = _DecodingTypestore(importlib.import_module(f"rosbags.typesys.stores.{base.value}"))
+        # Definitions in the bag win: they describe exactly the bytes that were written.
+        try:
+            store.register(types)
+        except Exception as exc:  # noqa: BLE001
+            raise _BadDefinitions(
+                f"the bag's message definitions clash ({type(exc).__name__}: {exc})"
+            ) from exc
+        self._stores = [*self._stores[-(self._limit - 1) :], (on_jazzy, store)]
+        return store
+
+
+class _DecodingTypestore(Typestore):
+    """A typestore that only decodes CDR. When rosbags first meets a type it generates thirteen
+    functions for it (encoders, sizers, ROS 1 converters); reading a bag needs the two decoders,
+    and the others cost about 80 ms per process for a rig's types (measured). Here they are not
+    generated: calling one raises."""
+
+    def get_msgdef(self, typename: str) -> Msgdef[object]:
+        msgdef = self.cache.get(typename)
+        if msgdef is None:
+            entries = [
+                (normalize_fieldname(name), desc) for name, desc in self.fielddefs[typename][1]
+            ]
+            unbuilt = functools.partial(_not_built, typename)
+            msgdef = Msgdef(
+                name=typename,
+                fields=entries,
+                cls=self.types[typename],
+                size_cdr=0,
+                getsize_cdr=unbuilt,
+                serialize_cdr_le=unbuilt,
+                serialize_cdr_be=unbuilt,
+                deserialize_cdr_le=generate_deserialize_cdr(entries, self, "le"),
+                deserialize_cdr_be=generate_deserialize_cdr(entries, self, "be"),
+                size_ros1=0,
+                getsize_ros1=unbuilt,
+                serialize_ros1=unbuilt,
+                deserialize_ros1=unbuilt,
+                getsize_ros1_to_cdr=unbuilt,
+                ros1_to_cdr=unbuilt,
+                getsize_cdr_to_ros1=unbuilt,
+                cdr_to_ros1=unbuilt,
+            )
+            self.cache[typename] = msgdef
+        return msgdef
+
+
+def _not_built(typename: str, *_args: Any) -> Any:
+    raise NotImplementedError(f"{typename}: the bag reader's typestore only decodes CDR")
+
+
+_TYPESTORES = _Typestores()
+
+
+def _parsed(definitions: Definitions) -> dict:
     types: dict = {}
     for name, encoding, text, _digest in definitions:
         try:
@@ -255,24 +351,22 @@ def _shared_typestore(definitions: Definitions) -> Typestore:
             raise _BadDefinitions(
                 f"the bag's definition of {name} does not parse ({type(exc).__name__})"
             ) from exc
-    # Jazzy's standard types only under definitions that leave some type out: building them
-    # costs 90 ms, paid by every process of the converter's pool, and the schemas ros2 bag and
-    # our recorder write carry every type they use.
-    complete = all(name in types for name, *_rest in definitions) and _closed(types)
-    typestore = get_typestore(Stores.EMPTY if complete else Stores.ROS2_JAZZY)
-    # Definitions in the bag win: they describe exactly the bytes that were written.
-    try:
-        typestore.register(types)
-    except Exception as exc:  # noqa: BLE001
-        raise _BadDefinitions(
-            f"the bag's message definitions clash ({type(exc).__name__}: {exc})"
-        ) from exc
-    for name, _encoding, _text, digest in definitions:
-        if digest.startswith("RIHS01_") and name in types:
-            have = typestore.hash_rihs01(name)
-            if have != digest:
-                raise _BadDefinitions(f"{name}: definition hash {have} != the bag's {digest}")
-    return typestore
+    return types
+
+
+def _agree(store: Typestore, types: dict) -> bool:
+    """Whether every type of `types` that `store` has is defined the same way there: its
+    constants, and its fields as rosbags compares them (names case-blind)."""
+
+    def same(definition: Any) -> tuple[Any, list[tuple[str, Any]]]:
+        consts, fields = definition[0], definition[1]
+        return list(consts), [(name.lower(), desc) for name, desc in fields]
+
+    return all(
+        same(store.fielddefs[name]) == same(definition)
+        for name, definition in types.items()
+        if name in store.fielddefs
+    )
 
 
 def _closed(types: dict) -> bool:

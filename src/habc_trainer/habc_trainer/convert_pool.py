@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
-import queue
 from collections.abc import Iterator, Sequence
+from multiprocessing.connection import wait as wait_for_any
 from pathlib import Path
 from typing import Any
 
 from habc_core.cli import one_line
 from habc_trainer.episode import Episode, EpisodeError, ExtractConfig, extract_episode
+from habc_trainer.episode_transfer import receive_result, send_result
 
 # Decoded episodes in memory beyond one per process: the ones waiting for their turn to be
 # written (one finished per helper, and the writer's own, extracted ahead).
@@ -69,18 +69,21 @@ def extracted(
     ctx = multiprocessing.get_context("spawn")
     taken = ctx.Value("q", 0)  # bags [0, taken) are taken
     credits = ctx.Semaphore(2 * workers + SPARE_CREDITS)
-    results = ctx.Queue()
-    helpers = [
-        ctx.Process(target=_helper, args=(list(bags), cfg, taken, credits, results), daemon=True)
-        for _ in range(workers - 1)
-    ]
-    for proc in helpers:
+    helpers, conns = [], []
+    for _ in range(workers - 1):
+        mine, theirs = ctx.Pipe()
+        proc = ctx.Process(
+            target=_helper, args=(list(bags), cfg, taken, credits, theirs), daemon=True
+        )
         proc.start()
+        theirs.close()  # the helper's end lives in the helper: its exit is our EOF
+        helpers.append(proc)
+        conns.append(mine)
     ready: dict[int, tuple[Episode | None, str | None]] = {}
     try:
         for i in range(len(bags)):
             while i not in ready:
-                _receive(results, ready, helpers, bags[i], wait=False)
+                _receive(conns, ready, helpers, bags[i], wait=False)
                 if i in ready:
                     break
                 if credits.acquire(block=False):
@@ -89,7 +92,7 @@ def extracted(
                         ready[j] = extract_or_reason(bags[j], cfg)
                         continue
                     credits.release()
-                _receive(results, ready, helpers, bags[i], wait=True)
+                _receive(conns, ready, helpers, bags[i], wait=True)
             yield ready.pop(i)
             credits.release()
     finally:
@@ -98,7 +101,8 @@ def extracted(
                 proc.terminate()
         for proc in helpers:
             proc.join()
-        results.close()
+        for conn in conns:
+            conn.close()
 
 
 def _take(taken: Any, n: int) -> int | None:
@@ -111,50 +115,48 @@ def _take(taken: Any, n: int) -> int | None:
         return i
 
 
-def _helper(bags: list[Path], cfg: ExtractConfig, taken: Any, credits: Any, results: Any) -> None:
+def _helper(bags: list[Path], cfg: ExtractConfig, taken: Any, credits: Any, conn: Any) -> None:
     while True:
         credits.acquire()
         i = _take(taken, len(bags))
         if i is None:
             credits.release()
             break
-        # Pickled here, not in the queue's thread: an episode that cannot be pickled is a reason
-        # the writer gets, not an exception that would leave it waiting.
+        episode, reason = extract_or_reason(bags[i], cfg)
         try:
-            payload = pickle.dumps(extract_or_reason(bags[i], cfg), pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001
-            reason = f"{bags[i]}: internal error while sending this bag's episode ({exc!r})"
-            payload = pickle.dumps((None, reason))
-        results.put((i, payload))
-    results.close()
-    results.join_thread()  # every episode put is in the pipe before this process exits
+            send_result(conn, i, episode, reason)
+        except (OSError, EOFError):
+            break  # the writer is gone
+        except Exception as exc:  # noqa: BLE001 - one that cannot be sent is a reason, not a hang
+            why = f"{bags[i]}: internal error while sending this bag's episode ({exc!r})"
+            send_result(conn, i, None, why)
+    conn.close()
 
 
 def _receive(
-    results: Any,
+    conns: list[Any],
     ready: dict[int, tuple[Episode | None, str | None]],
     helpers: list[Any],
     waiting_for: Path,
     *,
     wait: bool,
 ) -> None:
-    """Every helper's episode already sent into `ready`, or with `wait` at least one (a helper
-    that died meanwhile is an error)."""
-    if not wait:
-        while True:
-            try:
-                i, payload = results.get_nowait()
-            except queue.Empty:
-                return
-            ready[i] = pickle.loads(payload)
-    try:
-        i, payload = results.get(timeout=_POLL_S)
-    except queue.Empty:
+    """Every helper's result already sent into `ready`, or with `wait` at least one within
+    _POLL_S (a helper that died meanwhile is an error). A helper that has finished closes its
+    connection, which leaves `conns`."""
+    for conn in wait_for_any(conns, timeout=_POLL_S if wait else 0) if conns else []:
+        try:
+            i, episode, reason = receive_result(conn)
+        except EOFError:
+            conns.remove(conn)
+            conn.close()
+            continue
+        ready[i] = (episode, reason)
+        wait = False
+    if wait:
         dead = [p.exitcode for p in helpers if p.exitcode not in (None, 0)]
-        if dead or not any(p.is_alive() for p in helpers):
+        if dead or not conns:
             raise RuntimeError(
                 f"habc-convert: a worker process died (exit codes {dead or 'all 0'}) while the "
                 f"writer waited for {waiting_for}; rerun with --workers 1 to see its error"
-            ) from None
-        return
-    ready[i] = pickle.loads(payload)
+            )

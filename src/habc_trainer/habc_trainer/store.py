@@ -283,7 +283,7 @@ class StoreWriter:
             if key not in episode.arrays:  # an optional key this episode lacks
                 fh.write(self._fill(key, length).tobytes())
                 continue
-            fh.write(np.ascontiguousarray(episode.arrays[key]).tobytes())
+            fh.write(np.ascontiguousarray(episode.arrays[key]))  # its buffer: no copy
         entry = asdict(episode.info)
         entry.update(
             bag_dir=str(Path(episode.info.bag_dir).resolve()),

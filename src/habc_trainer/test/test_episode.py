@@ -447,18 +447,39 @@ def test_the_gap_bound_is_validated_and_the_old_key_is_refused():
 def test_a_bag_defining_every_type_it_uses_needs_no_standard_types():
     """Complete definitions (what ros2 bag and our recorder write) get a store of their own
     types only (Jazzy's costs 90 ms a process); one that leaves a type out gets Jazzy's under."""
-    from habc_core.bag_reader import _shared_typestore
+    from habc_core.bag_reader import _Typestores
 
-    time_def = "int32 sec\nuint32 nanosec\n"
-    full = (
-        "builtin_interfaces/Time stamp\nfloat64 x\n"
-        + "=" * 80
-        + "\nMSG: builtin_interfaces/Time\n"
-        + time_def
-    )
-    own = _shared_typestore((("demo_msgs/msg/Tick", "ros2msg", full, ""),))
+    stores = _Typestores()
+    own = stores.get((("demo_msgs/msg/Tick", "ros2msg", TICK, ""),))
     assert "demo_msgs/msg/Tick" in own.fielddefs
     assert "sensor_msgs/msg/Imu" not in own.fielddefs
     partial = "std_msgs/Header header\nfloat64 x\n"  # Header's definition left out
-    under = _shared_typestore((("demo_msgs/msg/Partial", "ros2msg", partial, ""),))
+    under = stores.get((("demo_msgs/msg/Partial", "ros2msg", partial, ""),))
     assert {"demo_msgs/msg/Partial", "std_msgs/msg/Header"} <= set(under.fielddefs)
+    assert under is not own
+
+
+TIME = "=" * 80 + "\nMSG: builtin_interfaces/Time\nint32 sec\nuint32 nanosec\n"
+TICK = "builtin_interfaces/Time stamp\nfloat64 x\n" + TIME
+
+
+def test_bags_whose_types_agree_share_one_typestore_and_a_contradiction_gets_its_own():
+    """rosbags generates a type's decoders once per store: bags holding different topics of one
+    rig share theirs; a bag defining a type differently never reads through the others' store."""
+    from habc_core.bag_reader import _Typestores
+
+    stores = _Typestores()
+    tick = ("demo_msgs/msg/Tick", "ros2msg", TICK, "")
+    tock = ("demo_msgs/msg/Tock", "ros2msg", "builtin_interfaces/Time at\nint8 n\n" + TIME, "")
+    first = stores.get((tick,))
+    both = stores.get((tick, tock))
+    assert both is first and "demo_msgs/msg/Tock" in first.fielddefs
+    other_tick = (
+        "demo_msgs/msg/Tick",
+        "ros2msg",
+        "builtin_interfaces/Time stamp\nint64 x\n" + TIME,
+        "",
+    )
+    other = stores.get((other_tick,))
+    assert other is not first
+    assert other.fielddefs["demo_msgs/msg/Tick"] != first.fielddefs["demo_msgs/msg/Tick"]
