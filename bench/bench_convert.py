@@ -82,7 +82,7 @@ def decode_bound(data: Path, image_size: int) -> float:
     from rosbags.rosbag2 import Reader
 
     from habc_core.features import CAMERA_NAMES
-    from habc_core.images import JPEG_FULL_SIZE, decode_image, jpeg_reduced_flag, resize_square
+    from habc_core.images import JPEG_FULL_SIZE, decode_image, decode_square, jpeg_reduced_flag
 
     cv2.setNumThreads(1)
     typestore = make_typestore()
@@ -104,8 +104,7 @@ def decode_bound(data: Path, image_size: int) -> float:
             if compressed and flag == JPEG_FULL_SIZE:
                 full = decode_image(msg, compressed=True)
                 flag = jpeg_reduced_flag(full.shape[0], full.shape[1], image_size)
-            img = decode_image(msg, compressed=compressed, jpeg_flag=flag)
-            resize_square(img, image_size)
+            decode_square(msg, compressed=compressed, size=image_size, jpeg_flag=flag)
         seconds += time.perf_counter() - t0
     return frames / seconds
 

@@ -58,7 +58,7 @@ from habc_core.contract import (
     policy_command_topic,
     ros_name,
 )
-from habc_core.images import decode_image, resize_square
+from habc_core.images import decode_image, decode_square
 from habc_core.observation import build_observation
 from habc_core.policy import PREFIX_GUIDED
 from habc_core.policy_client import PolicyServerError
@@ -190,12 +190,13 @@ class PolicyNode(Node):
 
     def _on_image(self, cam: str, msg: Image) -> None:
         try:
-            img = decode_image(msg, compressed=False)
+            if self.image_size:
+                img = decode_square(msg, compressed=False, size=self.image_size)
+            else:
+                img = decode_image(msg, compressed=False)
         except ValueError as exc:  # a camera misconfigured: its frames are left out, logged
             self.get_logger().error(f"camera {cam}: {exc}", throttle_duration_sec=2.0)
             return
-        if self.image_size:
-            img = resize_square(img, self.image_size)
         now = self.get_clock().now().nanoseconds * 1e-9
         with self._lock:
             self._images.put(cam, np.ascontiguousarray(img), now)

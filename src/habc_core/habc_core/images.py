@@ -53,12 +53,51 @@ def decode_image(msg: Any, *, compressed: bool, jpeg_flag: int = JPEG_FULL_SIZE)
     ValueError, in plain words, for an undecodable JPEG, an unsupported encoding or a buffer too
     small for the size the message states.
     """
+    pixels, order = _decoded(msg, compressed, jpeg_flag)
+    return _in_rgb(pixels, order)
+
+
+def decode_square(
+    msg: Any, *, compressed: bool, size: int, jpeg_flag: int = JPEG_FULL_SIZE
+) -> np.ndarray:
+    """`resize_square(decode_image(msg, ...), size)`, the same pixels, faster: the area resize
+    runs on the decoder's own buffer (a JPEG's BGR, a raw image's rows) and the channels are
+    put in RGB order after, on the small image. The resize is per channel, so the order does
+    not change a pixel; on a flipped or padded view cv2 copies the whole image first (a
+    160x120 JPEG to 96 px: 212 -> 121 us, measured). The result is contiguous."""
+    pixels, order = _decoded(msg, compressed, jpeg_flag)
+    small = resize_square(pixels, size)
+    if small.ndim == 2:  # cv2 drops a single channel's axis
+        return cv2.cvtColor(small, cv2.COLOR_GRAY2RGB)
+    # cv2's conversions give a contiguous array, which the episode's stack of frames copies
+    # several times faster than the channel-reversed view _in_rgb would be.
+    conversion = _TO_RGB.get((order, small.shape[2]))
+    return small if conversion is None else cv2.cvtColor(small, conversion)
+
+
+def resize_square(img: np.ndarray, size: int) -> np.ndarray:
+    """Area-resize to size x size (the training resolution; area keeps thin edges visible)."""
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+
+
+# How a decoded buffer's channels become RGB.
+_BGR, _RGB, _MONO = "bgr", "rgb", "mono"
+# (order, channels) -> the cv2 conversion to RGB; none for RGB already.
+_TO_RGB = {
+    (_BGR, 3): cv2.COLOR_BGR2RGB,
+    (_BGR, 4): cv2.COLOR_BGRA2RGB,
+    (_RGB, 4): cv2.COLOR_RGBA2RGB,
+}
+
+
+def _decoded(msg: Any, compressed: bool, jpeg_flag: int) -> tuple[np.ndarray, str]:
+    """The message's pixels as the decoder or the message holds them, and their order."""
     data = _as_uint8(msg.data)
     if compressed:
         bgr = cv2.imdecode(data, jpeg_flag)
         if bgr is None:
             raise ValueError(f"undecodable compressed image (format {msg.format!r})")
-        return bgr[:, :, ::-1]
+        return bgr, _BGR
     enc = str(msg.encoding).lower()
     channels = RAW_ENCODINGS.get(enc)
     if channels is None:
@@ -69,12 +108,13 @@ def decode_image(msg: Any, *, compressed: bool, jpeg_flag: int = JPEG_FULL_SIZE)
     # Rows may be padded to `step` bytes: take each row's pixels, then its colour channels.
     img = data[: h * step].reshape(h, step)[:, : w * channels].reshape(h, w, channels)
     if enc == "mono8":
-        return np.repeat(img, 3, axis=2)
-    if enc.startswith("bgr"):
-        return img[:, :, 2::-1]
-    return img[:, :, :3]
+        return img[:, :, 0], _MONO
+    return img, _BGR if enc.startswith("bgr") else _RGB
 
 
-def resize_square(img: np.ndarray, size: int) -> np.ndarray:
-    """Area-resize to size x size (the training resolution; area keeps thin edges visible)."""
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+def _in_rgb(pixels: np.ndarray, order: str) -> np.ndarray:
+    if order == _MONO:
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    if order == _BGR:
+        return pixels[:, :, 2::-1]
+    return pixels[:, :, :3]

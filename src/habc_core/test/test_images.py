@@ -56,3 +56,30 @@ def test_jpeg_decodes_to_rgb_at_a_reduced_scale():
     assert decode_image(msg, compressed=True, jpeg_flag=flag).shape == (16, 12, 3)
     with pytest.raises(ValueError, match="undecodable"):
         decode_image(_Msg(format="jpeg", data=b"not a jpeg"), compressed=True)
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "mono8", "jpeg"])
+@pytest.mark.parametrize(("hw", "size"), [((30, 40), 12), ((48, 64), 48), ((20, 20), 32)])
+def test_decode_square_is_decode_then_resize_pixel_for_pixel(encoding, hw, size):
+    from habc_core.images import decode_square, resize_square
+
+    rgb = np.random.default_rng(1).integers(0, 256, (*hw, 3), dtype=np.uint8)
+    if encoding == "jpeg":
+        ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1])
+        msg, compressed = _Msg(format="jpeg", data=buf.ravel()), True
+    elif encoding == "mono8":
+        gray = rgb[:, :, 0]
+        msg = _Msg(
+            height=hw[0],
+            width=hw[1],
+            step=hw[1] + 5,
+            encoding="mono8",
+            data=np.hstack([gray, np.zeros((hw[0], 5), np.uint8)]).tobytes(),
+        )
+        compressed = False
+    else:
+        msg, compressed = _raw(rgb, encoding, pad=3), False
+    want = resize_square(decode_image(msg, compressed=compressed), size)
+    got = decode_square(msg, compressed=compressed, size=size)
+    assert got.shape == (size, size, 3) and np.array_equal(got, want)
+    assert got.flags.c_contiguous

@@ -47,7 +47,7 @@ from habc_core.contract import (
     read_sidecar,
 )
 from habc_core.features import ARM_NAMES
-from habc_core.images import JPEG_FULL_SIZE, decode_image, jpeg_reduced_flag, resize_square
+from habc_core.images import decode_image, decode_square, jpeg_reduced_flag, resize_square
 from habc_trainer.episode_facts import episode_info
 from habc_trainer.episode_types import (
     ARRAYS_VERSION,
@@ -152,18 +152,23 @@ def _extract(
             if topic == EPISODE_EVENTS_TOPIC:
                 events.append((log_ns, msg))
             elif topic in wanted_cams:
-                flag = jpeg_flags.get(topic, JPEG_FULL_SIZE)
+                compressed = msgtype.endswith("CompressedImage")
                 try:
-                    img = decode_image(
-                        msg, compressed=msgtype.endswith("CompressedImage"), jpeg_flag=flag
-                    )
+                    if topic in jpeg_flags:
+                        small = decode_square(
+                            msg,
+                            compressed=compressed,
+                            size=cfg.image_size,
+                            jpeg_flag=jpeg_flags[topic],
+                        )
+                    else:  # the first image says the camera's size, hence the JPEG scale
+                        img = decode_image(msg, compressed=compressed)
+                        jpeg_flags[topic] = jpeg_reduced_flag(
+                            img.shape[0], img.shape[1], cfg.image_size
+                        )
+                        small = resize_square(img, cfg.image_size)
                 except ValueError as exc:
                     raise where(topic, log_ns, str(exc)) from exc
-                if topic not in jpeg_flags:
-                    jpeg_flags[topic] = jpeg_reduced_flag(
-                        img.shape[0], img.shape[1], cfg.image_size
-                    )
-                small = resize_square(img, cfg.image_size)
                 series[topic].add(log_ns, header_stamp(msg), small)
             elif topic.endswith("/command") and topic in required:
                 value = (
