@@ -1,6 +1,6 @@
 """Benchmark (not a test): the rollout graph's control rate on the simulated rig, three cameras.
 
-    python bench/bench_graph.py                  # the driver in its own process, then in one
+    python bench/bench_graph.py     # driver and recorder in processes of their own, then not
     python bench/bench_graph.py --duration 20 --modes own-process
 
 Runs `habc-rollout backend=sim --episode ... --seed 1` (DriftPolicy, simulated operator,
@@ -8,9 +8,12 @@ recorder writing the bag) and reads the arm driver's own end-of-run lines: ticks
 overruns, tick mean and max, the tick period distribution and the slowest 1-s window, and the
 observation -> command latency of POLICY rows in its two legs (observation -> mux request, from
 the mux; request -> executed tick, from the driver; arx_x5_driver/loop_stats.py). Their p99s
-summed bound the whole path's p99. Bound: overruns < 1 % of ticks at 30 Hz (issue 17). Peak
-memory is the largest child's (the runner; the driver's own process is reported apart by the OS,
-not here).
+summed bound the whole path's p99. "rec gap": the largest gap in what the recorder received of
+an arm's joint_states (habc_core.recording_gaps; one tick is 33 ms, the converter refuses an
+episode past 250 ms). own-process: the driver and the recorder each in a process of its own
+(habc-rollout's default); one-process: every node in the runner's. Bound: overruns < 1 % of
+ticks at 30 Hz (issue 17). Peak memory is the largest child's (the runner; the driver's and the
+recorder's own processes are reported apart by the OS, not here).
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ import resource
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 from figures import report_figure
+
+from habc_core.recording_gaps import joint_state_gaps
 
 LINE = re.compile(
     r"after (?P<ticks>\d+) ticks in (?P<s>[\d.]+) s \((?P<hz>[\d.]+) Hz, (?P<over>\d+) overruns; "
@@ -34,7 +40,7 @@ PERIOD = re.compile(
 )
 LEG_MUX = re.compile(r"observation -> mux request p50 (?P<p50>[\d.]+) / p99 (?P<p99>[\d.]+) ms")
 LEG_DRIVER = re.compile(r"mux request -> executed\) p50 (?P<p50>[\d.]+) / p99 (?P<p99>[\d.]+) ms")
-MODES = {"own-process": [], "one-process": ["--no-driver-process"]}
+MODES = {"own-process": [], "one-process": ["--no-driver-process", "--no-recorder-process"]}
 BOUND = 0.01
 
 
@@ -44,6 +50,8 @@ def run(mode: str, duration: float) -> dict:
         cmd += ["--episode", "put the marker in the pouch", "--seed", "1"]
         cmd += ["--episodes", "1", "--duration", str(duration)]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+        bags = sorted({p.parent for p in Path(tmp).rglob("*.mcap")})
+        gaps = [g.largest_ms for bag in bags for g in joint_state_gaps(bag)]
     text = out.stdout + out.stderr
     m = LINE.search(text)
     if out.returncode != 0 or m is None:
@@ -55,6 +63,7 @@ def run(mode: str, duration: float) -> dict:
             raise SystemExit(f"{mode}: no {prefix.rstrip('_')} line in: {text[-800:]}")
         r.update({prefix + k: float(v) for k, v in found.groupdict().items()})
     r["mode"] = mode
+    r["recorder_gap_ms"] = max(gaps, default=float("nan"))
     r["child_peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return r
 
@@ -68,7 +77,7 @@ def main() -> int:
     print(
         f"{'mode':<12} {'ticks':>6} {'Hz':>5} {'overruns':>8} {'share':>6} {'tick mean':>9} "
         f"{'max ms':>7} {'period p50/p99/max ms':>22} {'slowest s':>9} "
-        f"{'obs->mux p50/p99':>16} {'mux->exec p50/p99':>17} {'peak MB':>8}"
+        f"{'obs->mux p50/p99':>16} {'mux->exec p50/p99':>17} {'rec gap ms':>10} {'peak MB':>8}"
     )
     results = {}
     for mode in args.modes:
@@ -81,7 +90,7 @@ def main() -> int:
         print(
             f"{mode:<12} {int(r['ticks']):6d} {r['hz']:5.1f} {int(r['over']):8d} {share:6.1%} "
             f"{r['mean']:9.1f} {r['max']:7.1f} {period:>22} {r['period_slowest']:8.1f}Hz "
-            f"{legs} {r['child_peak_mb']:8.0f}{flag}"
+            f"{legs} {r['recorder_gap_ms']:10.0f} {r['child_peak_mb']:8.0f}{flag}"
         )
     first = results[args.modes[0]]
     e2e_p50 = first["mux_p50"] + first["driver_p50"]

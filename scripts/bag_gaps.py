@@ -1,5 +1,6 @@
 """Gaps in what a bag's recorder received: per joint_states topic, the largest log-time gap,
-where it fell, and how many exceeded 100 ms; and the ticks between the policy's chunks.
+where it fell, and how many exceeded 100 ms (habc_core.recording_gaps); and the ticks between
+the policy's chunks.
 
     python scripts/bag_gaps.py <bag dir> [<bag dir> ...]
 
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from habc_core.bag_reader import open_bag
+from habc_core.recording_gaps import joint_state_gaps
 
 
 def main(argv: list[str]) -> int:
@@ -20,26 +22,21 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     for bag in map(Path, argv):
-        series: dict[str, list[int]] = {}
-        with open_bag(bag) as contents:
-            for topic, _type, log_ns, _msg in contents.messages():
-                if topic.endswith("joint_states") or topic == "/policy/action_chunk":
-                    series.setdefault(topic, []).append(log_ns)
-        start = min(min(t) for t in series.values())
-        for topic, times in sorted(series.items()):
-            times.sort()
-            gaps = [(b - a) / 1e6 for a, b in zip(times, times[1:], strict=False)]
-            if topic == "/policy/action_chunk":
-                ticks = [round(g * 30 / 1000) for g in gaps]
-                print(f"{bag.name} {topic}: {len(times)} chunks, ticks between: {ticks}")
-                continue
-            worst = max(range(len(gaps)), key=gaps.__getitem__)
-            at = (times[worst] - start) / 1e9
-            over = sum(g > 100 for g in gaps)
+        for g in joint_state_gaps(bag):
             print(
-                f"{bag.name} {topic}: {len(times)} messages, largest gap {gaps[worst]:.0f} ms "
-                f"at {at:.2f} s, {over} over 100 ms"
+                f"{bag.name} {g.topic}: {g.messages} messages, largest gap {g.largest_ms:.0f} ms "
+                f"at {g.at_s:.2f} s, {g.over} over 100 ms"
             )
+        with open_bag(bag) as contents:
+            chunks = sorted(
+                log_ns
+                for topic, _type, log_ns, _msg in contents.messages()
+                if topic == "/policy/action_chunk"
+            )
+        ticks = [
+            round((b - a) / 1e6 * 30 / 1000) for a, b in zip(chunks, chunks[1:], strict=False)
+        ]
+        print(f"{bag.name} /policy/action_chunk: {len(chunks)} chunks, ticks between: {ticks}")
     return 0
 
 

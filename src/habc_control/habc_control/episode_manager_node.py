@@ -2,8 +2,11 @@
 
 /episode/start (StartEpisode) and /episode/end (EndEpisode; with the id of a finished episode it
 relabels it). Every accepted call is published on /episode/events (START / END / RELABEL); the
-recorder turns those into bags. A START is refused while no recorder listens on /episode/events
-(`require_recorder`), so an episode is never run unrecorded because of DDS discovery.
+recorder turns those into bags. A START is refused until the recorder itself listens on
+/episode/events, matched to this node's publisher (`require_recorder`; the node named
+`recorder_node`): the mux, the policy, the teleop and the driver subscribe to the events too,
+and on a graph of many processes they are often discovered first, so "someone listens" let an
+episode start unrecorded (the events are not latched: a START the recorder missed is lost).
 Logic: habc_control.episode_manager.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.qos import QoSCompatibility, qos_check_compatible
 
 from arx_x5_driver.node_main import run_node
 from arx_x5_driver.qos import AUTHORITY_QOS, CHUNK_QOS, EVENTS_QOS
@@ -32,7 +36,8 @@ PARAMS = {
     "robot": ParamSpec("arx_x5_bimanual", "robot name in the sidecar"),
     "control_hz": CONTROL_HZ,
     "t_max_steps": ParamSpec(900, "episode step budget T_max", bounds=(1, 10_000_000)),
-    "require_recorder": ParamSpec(True, "refuse START while no recorder subscribes"),
+    "require_recorder": ParamSpec(True, "refuse START while the recorder is not subscribed"),
+    "recorder_node": ParamSpec("recorder", "the recorder's node name (require_recorder)"),
 }
 
 
@@ -44,6 +49,7 @@ class EpisodeManagerNode(Node):
             robot=p["robot"], control_hz=float(p["control_hz"]), t_max_steps=p["t_max_steps"]
         )
         self.require_recorder = p["require_recorder"]
+        self.recorder_node = p["recorder_node"]
         self.manager = EpisodeManager(cfg)
         self._events = self.create_publisher(
             EpisodeEvent, ros_name(EPISODE_EVENTS_TOPIC), EVENTS_QOS
@@ -56,6 +62,29 @@ class EpisodeManagerNode(Node):
         self.create_subscription(
             ActionChunk, ros_name(ACTION_CHUNK_TOPIC), self._on_chunk, CHUNK_QOS
         )
+
+    def recorder_listens(self) -> bool:
+        """The recorder's subscription is discovered, and this publisher is matched to every
+        discovered subscription it can match (the graph's list and the matching are separate
+        steps; a tool subscribed with a QoS the events cannot serve never matches)."""
+        topic = self._events.topic_name
+        # Our publisher as discovery describes it: a local profile's unset deadline reads as
+        # set next to a discovered subscription's "infinite" one.
+        ours = [
+            info
+            for info in self.get_publishers_info_by_topic(topic)
+            if info.node_name == self.get_name() and info.node_namespace == self.get_namespace()
+        ]
+        if not ours:
+            return False
+        subs = [
+            info
+            for info in self.get_subscriptions_info_by_topic(topic)
+            if qos_check_compatible(ours[0].qos_profile, info.qos_profile)[0]
+            != QoSCompatibility.ERROR
+        ]
+        listed = any(info.node_name == self.recorder_node for info in subs)
+        return listed and self._events.get_subscription_count() >= len(subs)
 
     def _on_authority(self, msg: ControlAuthority) -> None:
         self.manager.note_authority(authority_from_msg(msg))
@@ -76,8 +105,9 @@ class EpisodeManagerNode(Node):
         self._events.publish(msg)
 
     def _on_start(self, req: StartEpisode.Request, res: StartEpisode.Response):
-        if self.require_recorder and self._events.get_subscription_count() == 0:
-            res.accepted, res.message = False, "no recorder subscribed to /episode/events yet"
+        if self.require_recorder and not self.recorder_listens():
+            res.accepted = False
+            res.message = f"the {self.recorder_node!r} node is not subscribed to the events yet"
             return res
         r = self.manager.start(req.task, req.source, int(req.round), now_ns(self))
         res.accepted, res.episode_id, res.message = r.accepted, r.episode_id, r.message

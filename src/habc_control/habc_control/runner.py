@@ -1,7 +1,10 @@
 """In-process runner: the rollout graph of config/rollout.yaml in one process.
 
 For machines without the `ros2` CLI and `launch` (ROS from PyPI wheels): the same node list as
-launch/rollout.launch.py (habc_control.graph), every node in one MultiThreadedExecutor.
+launch/rollout.launch.py (habc_control.graph), the nodes in one MultiThreadedExecutor except the
+arm driver and the recorder, each in a process of its own as launch runs every node
+(node_process.py): the driver's loop is the graph's clock, and the recorder, sharing a GIL with
+the policy's inference, received the arms' state in bursts up to 0.9 s apart (docs/nodes.md).
 
     habc-rollout                                  # config/rollout.yaml as is
     habc-rollout backend=kinematic input=keyboard teleop.sim_schedule="[left:2:4]"
@@ -155,6 +158,8 @@ class Graph:
                     raise UserError(f"{spec.name}: {exc}") from None
             if "arm_driver" in self.processes:
                 self._wait_for_driver(config)
+            if "recorder" in self.processes and "episode_manager" in self.nodes:
+                self._wait_for_recorder()
         except Exception:
             self.stop()
             raise
@@ -171,6 +176,17 @@ class Graph:
             proc.check_alive()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"arm_driver: no joint_states after {timeout} s")
+            time.sleep(0.1)
+
+    def _wait_for_recorder(self, timeout: float = 60.0) -> None:
+        """Until the recorder's process hears the episode manager's events (its START would
+        otherwise be refused)."""
+        proc, manager = self.processes["recorder"], self.nodes["episode_manager"]
+        deadline = time.monotonic() + timeout
+        while not manager.recorder_listens():
+            proc.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"recorder: not subscribed to the events after {timeout} s")
             time.sleep(0.1)
 
     def _run_hooks(self, names: tuple[str, ...]) -> None:
@@ -325,7 +341,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="run the arm driver in a process of its own, as launch does (default; "
-        "--no-driver-process: every node in this one)",
+        "--no-driver-process: in this one)",
+    )
+    ap.add_argument(
+        "--recorder-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the recorder in a process of its own, as launch does (default; "
+        "--no-recorder-process: in this one, where the policy's inference delays what it "
+        "receives)",
     )
     ap.add_argument("--episode", default=None, help="run episodes with this task prompt")
     ap.add_argument("--episodes", type=positive_int, default=None, help="how many (default 1)")
@@ -420,7 +444,7 @@ def main(args: Sequence[str] | None = None) -> None:
     graph = None
     try:
         with user_errors(PROG):  # a parameter a node refuses: Graph stopped the others
-            own = ("arm_driver",) if opts.driver_process else ()
+            own = ("arm_driver",) * opts.driver_process + ("recorder",) * opts.recorder_process
             graph = Graph(config, own_process=own)
         graph.spin_in_background()
         if opts.episode:
