@@ -23,10 +23,11 @@ from habc_core.cli import one_line
 from habc_trainer.episode import Episode, EpisodeError, ExtractConfig, extract_episode
 from habc_trainer.episode_transfer import receive_result, send_result
 
-# Decoded episodes in memory beyond one per process: the ones waiting for their turn to be
-# written (one finished per helper, and the writer's own, extracted ahead).
+# Credits: two per process (the bag it extracts, and one finished waiting for its turn to be
+# written) and this many more (the writer's own, extracted ahead).
 SPARE_CREDITS = 1
-# How often the writer, waiting for a helper's episode, checks that the helpers are alive.
+# How often the writer, waiting for a helper's episode, checks that the helpers are alive, and
+# a helper waiting for a credit that the writer is.
 _POLL_S = 0.5
 # Below this many bags a pool costs more to start (each worker imports the bag reader) than
 # it saves.
@@ -116,8 +117,11 @@ def _take(taken: Any, n: int) -> int | None:
 
 
 def _helper(bags: list[Path], cfg: ExtractConfig, taken: Any, credits: Any, conn: Any) -> None:
+    writer = os.getppid()
     while True:
-        credits.acquire()
+        while not credits.acquire(timeout=_POLL_S):
+            if os.getppid() != writer:  # the writer was killed: nobody will release one
+                return
         i = _take(taken, len(bags))
         if i is None:
             credits.release()

@@ -568,3 +568,55 @@ def test_a_failed_background_sync_fails_the_seal_and_publishes_nothing(tmp_path,
                 writer.add(ep, [])
     assert synced  # the sync ran off the writing thread, and its error was not lost
     assert len(EpisodeStore(tmp_path / "store")) == 0
+
+
+_KILLED_WRITER = """
+import os, signal, sys, time
+from pathlib import Path
+from habc_trainer.convert_pool import extracted
+from habc_trainer.episode import ExtractConfig
+import multiprocessing
+if __name__ == "__main__":
+    bags = sorted(Path(sys.argv[1]).iterdir())
+    results = extracted(bags, ExtractConfig(cameras=()), 2)
+    next(results)
+    time.sleep(4)  # the helper takes every credit left and waits for one the writer holds
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited (PID 1 may not reap it here)
+
+
+def test_helpers_exit_when_the_writer_is_killed(tmp_path):
+    """The writer SIGKILLed mid-conversion (a crash, an OOM kill): its helpers exit on their
+    own instead of waiting forever for a credit the writer would release."""
+    import subprocess
+    import sys
+    import time
+
+    typestore = rostypes.make_typestore()
+    for i in range(12):
+        write_synthetic_episode(
+            tmp_path / "bags" / f"e{i:02d}", SyntheticSpec(f"e{i}", "P" * 6), typestore=typestore
+        )
+    script = tmp_path / "writer.py"
+    script.write_text(_KILLED_WRITER)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "bags")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    helpers = [int(p) for p in out.stdout.split()]
+    assert helpers, out.stderr
+    deadline = time.monotonic() + 15
+    while any(_running(p) for p in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(p) for p in helpers)
