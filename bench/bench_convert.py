@@ -77,34 +77,35 @@ def convert_in_child(data: Path, store: Path, image_size: int, workers: int = 1)
 
 def decode_bound(data: Path, image_size: int) -> float:
     """Frames/s on one core for decoding and resizing every camera image of the bags under
-    `data`, reading and deserialising left out (done first, untimed, one bag at a time)."""
+    `data` as the converter does (`CameraDecoder`), reading and deserialising left out (done
+    first, untimed, one bag at a time)."""
     import cv2
     from rosbags.rosbag2 import Reader
 
-    from habc_core.features import CAMERA_NAMES
-    from habc_core.images import JPEG_FULL_SIZE, decode_image, decode_square, jpeg_reduced_flag
+    from habc_core.contract import command_topic, compressed_image_topic, image_topic
+    from habc_core.features import ARM_NAMES, CAMERA_NAMES
+    from habc_core.images import CameraDecoder
 
     cv2.setNumThreads(1)
     typestore = make_typestore()
-    cameras = tuple(f"/camera/{c}/" for c in CAMERA_NAMES)
+    cameras = {image_topic(c) for c in CAMERA_NAMES} | {
+        compressed_image_topic(c) for c in CAMERA_NAMES
+    }
+    clock = command_topic(ARM_NAMES[0])  # one frame per control tick
     seconds, frames = 0.0, 0
     for bag in sorted(p.parent for p in data.rglob("*.mcap")):
         msgs = []
         with Reader(bag) as reader:
             for conn, _t, raw in reader.messages():
-                if conn.topic == "/left_arm/command":
-                    frames += 1  # one frame per control tick (the left arm's clock)
-                elif conn.topic.startswith(cameras):
+                if conn.topic == clock:
+                    frames += 1
+                elif conn.topic in cameras:
                     msg = typestore.deserialize_cdr(raw, conn.msgtype)
-                    msgs.append((msg, conn.msgtype.endswith("CompressedImage")))
-        # The reduced JPEG scale, from the bag's first image, as the converter picks it.
-        flag = JPEG_FULL_SIZE
+                    msgs.append((conn.topic, msg, conn.msgtype.endswith("CompressedImage")))
+        decoders = {topic: CameraDecoder(image_size) for topic in cameras}
         t0 = time.perf_counter()
-        for msg, compressed in msgs:
-            if compressed and flag == JPEG_FULL_SIZE:
-                full = decode_image(msg, compressed=True)
-                flag = jpeg_reduced_flag(full.shape[0], full.shape[1], image_size)
-            decode_square(msg, compressed=compressed, size=image_size, jpeg_flag=flag)
+        for topic, msg, compressed in msgs:
+            decoders[topic](msg, compressed=compressed)
         seconds += time.perf_counter() - t0
     return frames / seconds
 
@@ -157,9 +158,9 @@ def main() -> int:
             for _ in range(args.repeat):
                 shutil.rmtree(store)
                 pars.append(convert_in_child(data, store, args.image_size, args.workers))
-            par = sorted(pars, key=lambda run: run["seconds"])[len(pars) // 2]
+            rates = sorted(run["frames"] / run["seconds"] for run in pars)
+            par_fps, workers = rates[len(rates) // 2], pars[0]["workers"]
             serial_fps = r["frames"] / r["seconds"]
-            par_fps = par["frames"] / par["seconds"]
             bounds = sorted(decode_bound(data, args.image_size) for _ in range(args.repeat))
             bound_fps = bounds[len(bounds) // 2]
             rows.append(
@@ -173,20 +174,14 @@ def main() -> int:
                     "bag_mib": round(bag_bytes / 2**20, 1),
                     "store_kib_per_frame": round(store_bytes / max(r["frames"], 1) / 1024, 1),
                     "windows_per_s": round(windows_s, 1),
-                    "parallel_workers": par["workers"],
+                    "parallel_workers": workers,
                     "parallel_frames_per_s": round(par_fps, 1),
-                    "parallel_frames_per_s_range": [
-                        round(run["frames"] / run["seconds"], 1)
-                        for run in (
-                            max(pars, key=lambda x: x["seconds"]),
-                            min(pars, key=lambda x: x["seconds"]),
-                        )
-                    ],
+                    "parallel_frames_per_s_range": [round(rates[0], 1), round(rates[-1], 1)],
                     # the pool's rate against the serial one on every core (1.0: perfect)
-                    "per_core_efficiency": round(par_fps / (serial_fps * par["workers"]), 2),
+                    "per_core_efficiency": round(par_fps / (serial_fps * workers), 2),
                     "decode_bound_frames_per_s_per_core": round(bound_fps, 1),
                     # bound / what each worker converts: 1.0 = conversion as fast as decoding
-                    "decode_bound_ratio": round(bound_fps / (par_fps / par["workers"]), 2),
+                    "decode_bound_ratio": round(bound_fps / (par_fps / workers), 2),
                     "synthesis_s": round(synth_s, 1),
                 }
             )

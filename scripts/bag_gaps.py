@@ -1,5 +1,5 @@
 """Gaps in what a bag's recorder received: per joint_states topic, the largest log-time gap,
-where it fell, and how many exceeded 100 ms (habc_core.recording_gaps); and the ticks between
+where it fell, and how many exceeded 100 ms (habc_core.recording_gaps); and the time between
 the policy's chunks.
 
     python scripts/bag_gaps.py <bag dir> [<bag dir> ...]
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from habc_core.bag_reader import open_bag
-from habc_core.recording_gaps import joint_state_gaps
+from habc_core.contract import ACTION_CHUNK_TOPIC
+from habc_core.recording_gaps import gaps, is_joint_states, log_times
 
 
 def main(argv: list[str]) -> int:
@@ -22,21 +22,16 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     for bag in map(Path, argv):
-        for g in joint_state_gaps(bag):
+        start, times = log_times(bag, lambda t: is_joint_states(t) or t == ACTION_CHUNK_TOPIC)
+        chunks = times.pop(ACTION_CHUNK_TOPIC, [])
+        for topic, stamps in sorted(times.items()):
+            g = gaps(topic, stamps, start)
             print(
-                f"{bag.name} {g.topic}: {g.messages} messages, largest gap {g.largest_ms:.0f} ms "
+                f"{bag.name} {topic}: {g.messages} messages, largest gap {g.largest_ms:.0f} ms "
                 f"at {g.at_s:.2f} s, {g.over} over 100 ms"
             )
-        with open_bag(bag) as contents:
-            chunks = sorted(
-                log_ns
-                for topic, _type, log_ns, _msg in contents.messages()
-                if topic == "/policy/action_chunk"
-            )
-        ticks = [
-            round((b - a) / 1e6 * 30 / 1000) for a, b in zip(chunks, chunks[1:], strict=False)
-        ]
-        print(f"{bag.name} /policy/action_chunk: {len(chunks)} chunks, ticks between: {ticks}")
+        between = [round((b - a) / 1e6) for a, b in zip(chunks, chunks[1:], strict=False)]
+        print(f"{bag.name} {ACTION_CHUNK_TOPIC}: {len(chunks)} chunks, ms between: {between}")
     return 0
 
 

@@ -50,8 +50,11 @@ def test_policy_node_runs_a_served_policy_and_stops_when_the_server_goes(ros, sp
     assert server.requests >= 2
     server.shutdown()
     serving.join(timeout=5.0)
-    # What was computed runs out (at most one chunk's 25 rows), then nothing: no chunk, no row.
-    time.sleep(2.0)
+    # What was computed runs out, then nothing: no chunk, no row. While a request is in flight
+    # the chunk runs on past row 25 up to its last (the chunk executor's run-on, slowing down
+    # near it), so a chunk the server sent just before it closed can play for its whole 50 rows
+    # at 30 Hz (1.7 s) and a few ticks of slow-down; 2 s was once too short (57 rows, not 51).
+    time.sleep(50 / 30 + 1.0)
     n_chunks, n_cmds = len(chunks), len(cmds)
     time.sleep(1.5)
     assert (len(chunks), len(cmds)) == (n_chunks, n_cmds)

@@ -444,7 +444,14 @@ def main(args: Sequence[str] | None = None) -> None:
     graph = None
     try:
         with user_errors(PROG):  # a parameter a node refuses: Graph stopped the others
-            own = ("arm_driver",) * opts.driver_process + ("recorder",) * opts.recorder_process
+            own = tuple(
+                name
+                for name, apart in (
+                    ("arm_driver", opts.driver_process),
+                    ("recorder", opts.recorder_process),
+                )
+                if apart
+            )
             graph = Graph(config, own_process=own)
         graph.spin_in_background()
         if opts.episode:

@@ -75,6 +75,25 @@ def decode_square(
     return small if conversion is None else cv2.cvtColor(small, conversion)
 
 
+class CameraDecoder:
+    """One camera's images at the training size, each as `decode_square` gives it. The first
+    is decoded at full size: it says the camera's resolution, hence the coarsest JPEG scale
+    that still leaves `size` pixels a side, at which the others are decoded."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._jpeg_flag: int | None = None
+
+    def __call__(self, msg: Any, *, compressed: bool) -> np.ndarray:
+        if self._jpeg_flag is not None:
+            return decode_square(
+                msg, compressed=compressed, size=self.size, jpeg_flag=self._jpeg_flag
+            )
+        img = decode_image(msg, compressed=compressed)
+        self._jpeg_flag = jpeg_reduced_flag(img.shape[0], img.shape[1], self.size)
+        return resize_square(img, self.size)
+
+
 def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     """Area-resize to size x size (the training resolution; area keeps thin edges visible)."""
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)

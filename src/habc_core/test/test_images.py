@@ -83,3 +83,16 @@ def test_decode_square_is_decode_then_resize_pixel_for_pixel(encoding, hw, size)
     got = decode_square(msg, compressed=compressed, size=size)
     assert got.shape == (size, size, 3) and np.array_equal(got, want)
     assert got.flags.c_contiguous
+
+
+def test_a_camera_decoder_picks_the_jpeg_scale_from_its_first_image():
+    from habc_core.images import CameraDecoder, decode_square, resize_square
+
+    rgb = np.random.default_rng(2).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1])
+    msg = _Msg(format="jpeg", data=buf.ravel())
+    decoder = CameraDecoder(12)
+    first, second = decoder(msg, compressed=True), decoder(msg, compressed=True)
+    assert np.array_equal(first, resize_square(decode_image(msg, compressed=True), 12))
+    flag = jpeg_reduced_flag(64, 48, 12)  # 1/4 scale: 16 x 12
+    assert np.array_equal(second, decode_square(msg, compressed=True, size=12, jpeg_flag=flag))

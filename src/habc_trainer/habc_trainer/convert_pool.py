@@ -148,6 +148,7 @@ def _receive(
     """Every helper's result already sent into `ready`, or with `wait` at least one within
     _POLL_S (a helper that died meanwhile is an error). A helper that has finished closes its
     connection, which leaves `conns`."""
+    received = False
     for conn in wait_for_any(conns, timeout=_POLL_S if wait else 0) if conns else []:
         try:
             i, episode, reason = receive_result(conn)
@@ -156,8 +157,8 @@ def _receive(
             conn.close()
             continue
         ready[i] = (episode, reason)
-        wait = False
-    if wait:
+        received = True
+    if wait and not received:
         dead = [p.exitcode for p in helpers if p.exitcode not in (None, 0)]
         if dead or not conns:
             raise RuntimeError(

@@ -47,7 +47,7 @@ from habc_core.contract import (
     read_sidecar,
 )
 from habc_core.features import ARM_NAMES
-from habc_core.images import decode_image, decode_square, jpeg_reduced_flag, resize_square
+from habc_core.images import CameraDecoder
 from habc_trainer.episode_facts import episode_info
 from habc_trainer.episode_types import (
     ARRAYS_VERSION,
@@ -133,7 +133,7 @@ def _extract(
     request_topics = {command_request_topic(a) for a in ARM_NAMES}
     series: dict[str, Series] = defaultdict(Series)
     events: list[tuple[int, Any]] = []
-    jpeg_flags: dict[str, int] = {}
+    decoders: dict[str, CameraDecoder] = {}
     first_time: int | None = None
     last_time: int | None = None
     messages = bag.messages()
@@ -152,21 +152,11 @@ def _extract(
             if topic == EPISODE_EVENTS_TOPIC:
                 events.append((log_ns, msg))
             elif topic in wanted_cams:
-                compressed = msgtype.endswith("CompressedImage")
+                decoder = decoders.get(topic)
+                if decoder is None:
+                    decoder = decoders[topic] = CameraDecoder(cfg.image_size)
                 try:
-                    if topic in jpeg_flags:
-                        small = decode_square(
-                            msg,
-                            compressed=compressed,
-                            size=cfg.image_size,
-                            jpeg_flag=jpeg_flags[topic],
-                        )
-                    else:  # the first image says the camera's size, hence the JPEG scale
-                        img = decode_image(msg, compressed=compressed)
-                        jpeg_flags[topic] = jpeg_reduced_flag(
-                            img.shape[0], img.shape[1], cfg.image_size
-                        )
-                        small = resize_square(img, cfg.image_size)
+                    small = decoder(msg, compressed=msgtype.endswith("CompressedImage"))
                 except ValueError as exc:
                     raise where(topic, log_ns, str(exc)) from exc
                 series[topic].add(log_ns, header_stamp(msg), small)

@@ -340,8 +340,10 @@ class StoreWriter:
         atomic_write_text(self.root / MANIFEST_NAME, json.dumps(self.manifest, indent=1))
 
     def close(self) -> None:
-        self.seal()
-        self._writeback.close()
+        try:
+            self.seal()
+        finally:
+            self._writeback.close()  # an error of the sync was raised by seal, not again here
         if self.changed:
             self.manifest["revision"] += 1
             self._write_manifest()
