@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,8 +257,15 @@ class _Typestores:
         self._limit = limit
         self._by_definitions: dict[Definitions, Typestore] = {}
         self._stores: list[tuple[bool, Typestore]] = []  # (on Jazzy's types, store)
+        # The converter reads bags on several threads (convert_pool): a store gains types and
+        # rosbags registers them through one scratch module, so one thread at a time in here.
+        self._lock = threading.Lock()
 
     def get(self, definitions: Definitions) -> Typestore:
+        with self._lock:
+            return self._get(definitions)
+
+    def _get(self, definitions: Definitions) -> Typestore:
         store = self._by_definitions.get(definitions)
         if store is not None:
             return store

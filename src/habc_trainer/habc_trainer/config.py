@@ -55,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
+    convert_workers: int = 0  # threads converting the round's new bags; 0 = one per core
 
     def __post_init__(self) -> None:
         # Types first (YAML's `true` is not 1, `5.7` steps is not 5, `1e-3` is a float): the
@@ -102,6 +103,7 @@ class TrainConfig:
             "weight_decay",
             "failure_penalty",
             "num_threads",
+            "convert_workers",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

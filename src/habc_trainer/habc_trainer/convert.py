@@ -66,7 +66,7 @@ class ConvertSummary:
     warnings: dict[str, list[str]] = field(default_factory=dict)  # bag -> warnings
     skipped: dict[str, str] = field(default_factory=dict)  # bag -> reason
     seconds: float = 0.0
-    workers: int = 1  # processes that extracted the bags
+    workers: int = 1  # threads that extracted the bags (convert_pool)
     store_episodes: int = 0
     store_frames: int = 0
     store_by_source_outcome: dict[str, int] = field(default_factory=dict)
@@ -194,8 +194,8 @@ def convert(
 ) -> ConvertSummary:
     """Convert every new or changed bag under `data_roots` into the store at `store_root`.
 
-    `workers` > 1 extracts the bags in that many processes (0: one per core; convert_pool),
-    the store still written in bag order: the same store as a serial run."""
+    `workers` > 1 extracts the bags on that many threads, two a process (0: one per core;
+    convert_pool), the store still written in bag order: the same store as a serial run."""
     cfg = cfg or ExtractConfig()
     t0 = time.perf_counter()
     store_root = Path(store_root)
@@ -311,7 +311,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=non_negative_int,
         default=0,
-        help="processes extracting bags (default 0: one per core; 1: in this process)",
+        help="threads extracting bags, two a process (default 0: one per core; 1: only this "
+        "thread)",
     )
     p.add_argument("--summary-json", type=Path, help="also write the summary as JSON here")
     p.add_argument("--no-progress", action="store_true")

@@ -60,7 +60,8 @@ def convert_bags(data_root: Path, store: Path, cfg: TrainConfig, progress: bool)
 
     model = cfg.model_config()
     extract = ExtractConfig(cameras=tuple(model.cameras), image_size=model.image_size)
-    return convert([data_root], store, extract, progress=progress).format()
+    summary = convert([data_root], store, extract, progress=progress, workers=cfg.convert_workers)
+    return summary.format()
 
 
 def open_store(store: Path, round_index: int, cfg: TrainConfig) -> SampleStreams:

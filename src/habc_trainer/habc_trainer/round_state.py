@@ -185,7 +185,13 @@ def start_round(
 
 
 # Keys that may differ on resume without changing the result (where it runs, how fast it logs).
-_RESUME_FREE_KEYS = ("device", "num_threads", "log_every", "checkpoint_every")
+_RESUME_FREE_KEYS = (
+    "device",
+    "num_threads",
+    "convert_workers",
+    "log_every",
+    "checkpoint_every",
+)
 
 
 def _config_changes(saved: TrainConfig, now: TrainConfig) -> list[str]:

@@ -23,6 +23,7 @@ def test_unknown_key_is_named(tmp_path):
         ("t_max", -1),
         ("recap_pass_rate", 0.0),
         ("warmup_steps", -1),
+        ("convert_workers", -2),
     ],
 )
 def test_bad_values_name_the_field(field, value):

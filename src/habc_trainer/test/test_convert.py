@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -484,10 +485,11 @@ def test_a_refused_episode_leaves_the_open_shard_aligned(tmp_path):
         np.testing.assert_array_equal(store.array(k, 0), arr)
 
 
-@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("workers", [2, 3, 5])
 def test_a_pool_yields_every_bag_in_order_whoever_extracts_it(tmp_path, workers):
-    """The writer extracts bags itself while a helper is busy (or still starting): whichever
-    process did a bag, the results come in bag order, a bad bag's reason in its place."""
+    """The writer's threads extract bags while a helper is busy (or still starting): whichever
+    thread of whichever process did a bag, the results come in bag order, a bad bag's reason
+    in its place (2 workers: two threads; 3: and a helper; 5: two helpers of two threads)."""
     from habc_trainer.convert_pool import extracted
 
     typestore = rostypes.make_typestore()
@@ -518,11 +520,40 @@ def test_a_pool_closed_early_leaves_no_process_behind(tmp_path):
             tmp_path / f"e{i}", SyntheticSpec(f"e{i}", "P" * 6), typestore=typestore
         )
         bags.append(tmp_path / f"e{i}")
-    results = extracted(bags, ExtractConfig(cameras=()), 2)
+    results = extracted(bags, ExtractConfig(cameras=()), 3)  # two threads here, a helper
     episode, _reason = next(results)
     assert episode.info.episode_id == "e0"
     results.close()  # e.g. the writer failed on the first episode
     assert multiprocessing.active_children() == []
+    assert [t.name for t in threading.enumerate() if t.name.startswith("convert-")] == []
+
+
+def test_a_thread_that_fails_is_an_error_not_a_hang(tmp_path, monkeypatch):
+    """extract_or_reason turns every error of a bag into a reason; anything else that ends an
+    extraction thread (here an interrupt) must reach the writer instead of leaving it waiting
+    for that bag forever."""
+    from habc_trainer import convert_pool
+
+    typestore = rostypes.make_typestore()
+    bags = []
+    for i in range(5):
+        write_synthetic_episode(
+            tmp_path / f"e{i}", SyntheticSpec(f"e{i}", "P" * 6), typestore=typestore
+        )
+        bags.append(tmp_path / f"e{i}")
+    real = convert_pool.extract_or_reason
+
+    def interrupted(bag, cfg):
+        if bag.name == "e2":
+            raise KeyboardInterrupt
+        return real(bag, cfg)
+
+    monkeypatch.setattr(convert_pool, "extract_or_reason", interrupted)
+    got = []
+    with pytest.raises(RuntimeError, match="an extraction thread failed"):
+        for episode, _reason in convert_pool.extracted(bags, ExtractConfig(cameras=()), 2):
+            got.append(episode.info.episode_id)
+    assert got == [f"e{i}" for i in range(len(got))] and "e2" not in got
 
 
 def test_a_helper_that_died_is_an_error_naming_the_bag_waited_for(tmp_path):
@@ -578,7 +609,7 @@ from habc_trainer.episode import ExtractConfig
 import multiprocessing
 if __name__ == "__main__":
     bags = sorted(Path(sys.argv[1]).iterdir())
-    results = extracted(bags, ExtractConfig(cameras=()), 2)
+    results = extracted(bags, ExtractConfig(cameras=()), 3)  # a helper with one thread
     next(results)
     time.sleep(4)  # the helper takes every credit left and waits for one the writer holds
     print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
