@@ -32,7 +32,7 @@ from habc_core.recording_gaps import joint_state_gaps
 
 LINE = re.compile(
     r"after (?P<ticks>\d+) ticks in (?P<s>[\d.]+) s \((?P<hz>[\d.]+) Hz, (?P<over>\d+) overruns; "
-    r"tick mean (?P<mean>[\d.]+) ms, max (?P<max>[\d.]+) ms\)"
+    r"tick mean (?P<mean>[\d.]+) ms, max (?P<max>[\d.]+) ms(?:, of it [^)]*)?\)"
 )
 PERIOD = re.compile(
     r"tick period p50 (?P<p50>[\d.]+) / p99 (?P<p99>[\d.]+) / max (?P<max>[\d.]+) ms; "

@@ -14,7 +14,9 @@ increase (episode-format.md).
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +44,33 @@ class LatencySamples:
             f"{self.label} p50 {np.percentile(a, 50):.1f} / p99 {np.percentile(a, 99):.1f} ms "
             f"over {len(a)}"
         )
+
+
+class ThreadTimes:
+    """The opening thread's CPU time and its wait for a core (the run queue) so far [s].
+
+    Both come from Linux's /proc/thread-self/schedstat, opened once by the thread they describe
+    (the open file keeps describing it, whoever reads it); elsewhere the wait is None and the
+    CPU time is `time.thread_time()` of the caller. A slow tick with little of either was
+    blocked: on a lock, the GIL, a write that waits."""
+
+    def __init__(self) -> None:
+        try:
+            self._file: Any = open("/proc/thread-self/schedstat", "rb", buffering=0)  # noqa: SIM115
+        except OSError:
+            self._file = None
+
+    def now(self) -> tuple[float, float | None]:
+        if self._file is None:
+            return time.thread_time(), None
+        self._file.seek(0)
+        cpu_ns, wait_ns, *_rest = self._file.read().split()
+        return int(cpu_ns) * 1e-9, int(wait_ns) * 1e-9
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class LoopStats:

@@ -25,3 +25,27 @@ def test_samples_are_bounded_and_an_empty_one_says_so():
     assert len(ring) == 4 and "p50 7.5" in ring.summary()
     with pytest.raises(ValueError, match="hz"):
         LoopStats(0.0)
+
+
+def test_thread_times_tell_work_from_a_blocked_wait():
+    """A slow tick is diagnosed from these: a busy loop shows as CPU, a sleep as neither CPU
+    nor a wait for a core (the thread was blocked, not runnable)."""
+    import time
+
+    from arx_x5_driver.loop_stats import ThreadTimes
+
+    times = ThreadTimes()
+    try:
+        cpu0, wait0 = times.now()
+        t_end = time.monotonic() + 0.05
+        while time.monotonic() < t_end:
+            pass
+        cpu1, wait1 = times.now()
+        time.sleep(0.1)
+        cpu2, wait2 = times.now()
+    finally:
+        times.close()
+    assert cpu1 - cpu0 > 0.02  # the busy loop ran on this thread's CPU
+    assert cpu2 - cpu1 < 0.02  # the sleep did not
+    if wait0 is not None:  # Linux: schedstat gives the run-queue wait too
+        assert wait1 >= wait0 and wait2 - wait1 < 0.05  # asleep is not waiting for a core
