@@ -508,18 +508,22 @@ def test_a_pool_yields_every_bag_in_order_whoever_extracts_it(tmp_path, workers)
     assert got[4][1] and "e4" in got[4][1]
 
 
+def _short_bags(root, n: int) -> list:
+    """`n` bags of 6 frames, e0 .. e{n-1}, without cameras."""
+    typestore = rostypes.make_typestore()
+    for i in range(n):
+        write_synthetic_episode(
+            root / f"e{i}", SyntheticSpec(f"e{i}", "P" * 6), typestore=typestore
+        )
+    return [root / f"e{i}" for i in range(n)]
+
+
 def test_a_pool_closed_early_leaves_no_process_behind(tmp_path):
     import multiprocessing
 
     from habc_trainer.convert_pool import extracted
 
-    typestore = rostypes.make_typestore()
-    bags = []
-    for i in range(6):
-        write_synthetic_episode(
-            tmp_path / f"e{i}", SyntheticSpec(f"e{i}", "P" * 6), typestore=typestore
-        )
-        bags.append(tmp_path / f"e{i}")
+    bags = _short_bags(tmp_path, 6)
     results = extracted(bags, ExtractConfig(cameras=()), 3)  # two threads here, a helper
     episode, _reason = next(results)
     assert episode.info.episode_id == "e0"
@@ -534,13 +538,7 @@ def test_a_thread_that_fails_is_an_error_not_a_hang(tmp_path, monkeypatch):
     for that bag forever."""
     from habc_trainer import convert_pool
 
-    typestore = rostypes.make_typestore()
-    bags = []
-    for i in range(5):
-        write_synthetic_episode(
-            tmp_path / f"e{i}", SyntheticSpec(f"e{i}", "P" * 6), typestore=typestore
-        )
-        bags.append(tmp_path / f"e{i}")
+    bags = _short_bags(tmp_path, 5)
     real = convert_pool.extract_or_reason
 
     def interrupted(bag, cfg):
