@@ -55,7 +55,10 @@ def test_stalled_policy_ends_in_hold_and_the_graph_still_stops(tmp_path):
     )
     context = Context()
     rclpy.init(context=context, domain_id=100 + (os.getpid() + 53) % 100)
-    graph = Graph(config, context=context, own_process=("recorder",))  # as habc-rollout does
+    # The driver and the recorder in processes of their own, as habc-rollout and launch run
+    # them: in this one the recorder received the arms' state up to 0.25 s apart, and the
+    # driver's loop thread waited for the GIL up to 285 ms (docs/performance.md).
+    graph = Graph(config, context=context, own_process=("arm_driver", "recorder"))
     try:
         graph.spin_in_background()
         # The one chunk runs to its last row (1.7 s) while the hung inference is in flight,
