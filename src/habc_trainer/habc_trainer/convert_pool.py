@@ -43,8 +43,8 @@ SPARE_CREDITS = 1
 # How often a wait checks that the others are alive: the writer waiting for an episode, its
 # helpers', a thread waiting for a credit, that the writer still wants it.
 _POLL_S = 0.5
-# Below this many bags a pool costs more to start (each process imports the bag reader) than
-# it saves.
+# Below this many bags a helper process costs more to start (it imports the bag reader: 0.6 s
+# of CPU) than it saves; one per core is then the writing process's threads alone.
 MIN_BAGS_PER_POOL = 4
 
 
@@ -67,7 +67,7 @@ def worker_count(requested: int, bags: int) -> int:
         raise ValueError(f"workers: must be >= 0 (0 = one per core), got {requested}")
     n = requested or (os.cpu_count() or 1)
     if requested == 0 and bags < MIN_BAGS_PER_POOL:
-        return 1
+        n = min(n, THREADS_PER_PROCESS)
     return max(1, min(n, bags))
 
 
@@ -108,10 +108,7 @@ def extracted(bags: Sequence[Path], cfg: ExtractConfig, workers: int) -> Iterato
     try:
         for i in range(len(bags)):
             while i not in ready:
-                local.collect(ready)
-                if i in ready:
-                    break
-                _receive(waitables, ready, helpers, bags[i], local, wait=True)
+                _receive(waitables, ready, helpers, bags[i], local)
             yield ready.pop(i)
             credits.release()
     finally:
@@ -164,7 +161,6 @@ class _Extractors:
             threading.Thread(target=self._run, name=f"convert-{k}", daemon=True)
             for k in range(threads)
         ]
-        self._running = len(self._threads)
         for thread in self._threads:
             thread.start()
 
@@ -182,9 +178,6 @@ class _Extractors:
             with self._lock:
                 self._failure = self._failure or exc
             os.write(self._wake, b"x")
-        finally:
-            with self._lock:
-                self._running -= 1
 
     def _still_wanted(self) -> bool:
         return not self._stopping.is_set()
@@ -199,10 +192,9 @@ class _Extractors:
                     f"habc-convert: an extraction thread failed: {one_line(self._failure)}"
                 ) from self._failure
 
-    @property
-    def running(self) -> int:
-        with self._lock:
-            return self._running
+    def busy(self) -> bool:
+        """Whether a thread may still deliver a result (a finished one has woken the writer)."""
+        return any(thread.is_alive() for thread in self._threads)
 
     def drain_wakeup(self) -> None:
         os.read(self.wakeup, 4096)
@@ -266,15 +258,13 @@ def _receive(
     helpers: list[Any],
     waiting_for: Path,
     local: _Extractors | None = None,
-    *,
-    wait: bool,
 ) -> None:
-    """Every result already sent into `ready`, or with `wait` at least one within _POLL_S (a
-    helper that died meanwhile, or no one left to extract, is an error). `waitables`: the
-    helpers' connections and the local threads' wakeup pipe (an int); a helper that has
-    finished closes its connection, which leaves the list."""
+    """The results sent so far into `ready`, waiting up to _POLL_S for one; none by then, a
+    helper that died meanwhile or no one left to extract is an error. `waitables`: the helpers'
+    connections and the local threads' wakeup pipe (an int); a helper that has finished closes
+    its connection, which leaves the list."""
     received = False
-    for source in wait_for_any(waitables, timeout=_POLL_S if wait else 0) if waitables else []:
+    for source in wait_for_any(waitables, timeout=_POLL_S) if waitables else []:
         if local is not None and source == local.wakeup:
             local.drain_wakeup()
             before = len(ready)
@@ -289,10 +279,10 @@ def _receive(
             continue
         ready[i] = (episode, reason)
         received = True
-    if wait and not received:
+    if not received:
         dead = [p.exitcode for p in helpers if p.exitcode not in (None, 0)]
         connected = [w for w in waitables if not isinstance(w, int)]
-        nobody = not connected and (local is None or local.running == 0)
+        nobody = not connected and (local is None or not local.busy())
         if dead or nobody:
             raise RuntimeError(
                 f"habc-convert: a worker process died (exit codes {dead or 'all 0'}) while the "
