@@ -63,7 +63,7 @@ def test_stalled_policy_ends_in_hold_and_the_graph_still_stops(tmp_path):
         graph.spin_in_background()
         # The one chunk runs to its last row (1.7 s) while the hung inference is in flight,
         # then the policy goes silent and the mux holds after policy_timeout_s.
-        episode_id, _ = run_episode(graph, "put the marker in the pouch", 4.0, "failure")
+        episode_id, _ = run_episode(graph, "put the marker in the pouch", 5.0, "failure")
         time.sleep(0.3)
         mux = graph.nodes["command_mux"]
         stalled = [mux.mux.policy_stalled(arm) for arm in ("left", "right")]
@@ -98,10 +98,13 @@ def test_stalled_policy_ends_in_hold_and_the_graph_still_stops(tmp_path):
     holds = SAFETY_HOLD | SAFETY_WATCHDOG
     last_policy = max(i for i, (a, _s) in enumerate(labels) if a == AUTHORITY_POLICY)
     # The one chunk (about 55 ticks) and the 15-tick timeout end within 70 ticks of the policy's
-    # start, which precedes START: POLICY labels must stop well before the episode's 120 do.
-    assert last_policy < 90, last_policy
+    # start, which precedes START: POLICY labels must stop well before the episode's 150 do. When
+    # they stop depends on how long START takes: 90 seen in CI (a loaded machine), 5-13 on an idle
+    # one, where the chunk mostly runs before the recording starts.
+    print(f"last POLICY label at {last_policy} of {len(labels)}")
+    assert last_policy < 110, last_policy
     after = labels[last_policy + 1 :]
-    assert len(after) >= 30  # the rest of the 4 s episode is held
+    assert len(after) >= 30  # the rest of the 5 s episode is held
     assert all(a == AUTHORITY_HOLD and s & holds for a, s in after)
     start = last_policy + 1 - ep.info.dropped_leading_frames
     assert (ep.arrays[SAFETY][start:, 0] & holds).all()

@@ -55,6 +55,7 @@ from arx_x5_driver.qos import (
 )
 from arx_x5_driver.ros_params import declare_params
 from arx_x5_driver.safety import AUTHORITY_HOLD, Command, SafetyConfig
+from habc_core import rotations
 from habc_core.contract import (
     AUTHORITY_POLICY,
     AUTHORITY_TOPIC,
@@ -167,6 +168,7 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.transition_error = None
         try:
+            rotations.preload()  # not in the first tick: it would overrun by 10-20 periods
             self._start_loop()
             self._setup_io()
         except Exception as exc:  # noqa: BLE001 - reported by bring_up / the lifecycle service

@@ -40,7 +40,12 @@ from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
 from arx_x5_driver.arm_node import BACKENDS
-from arx_x5_driver.node_main import SHUTDOWN_PHASES, bring_up, install_shutdown_signals
+from arx_x5_driver.node_main import (
+    SHUTDOWN_PHASES,
+    bring_up,
+    freeze_startup_heap,
+    install_shutdown_signals,
+)
 from habc_control.collect import check_checkpoint
 from habc_control.command_mux import ActionLayout
 from habc_control.graph import (
@@ -201,6 +206,9 @@ class Graph:
                     node.get_logger().error(f"{name} failed on shutdown: {exc!r}")
 
     def spin_in_background(self) -> None:
+        # The nodes are built: what this process holds now is never scanned by the collector
+        # again (a full collection pauses every node of this process).
+        freeze_startup_heap()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 

@@ -8,7 +8,6 @@ of training: ``HABC_WRITE_REFERENCE=1 pytest test_training_reference.py``.
 """
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -23,9 +22,12 @@ from habc_trainer.models.example import SyntheticStreams
 torch.set_num_threads(1)
 TINY = Path(__file__).resolve().parents[3] / "config" / "train_tiny.yaml"
 REFERENCE = Path(__file__).parent / "data" / "training_reference.json"
-# Float64 sums of float32 weights: a reordered reduction moves them by ~1e-7 relative; a change
-# of what is trained (another draw, another weight) by orders of magnitude more.
-RTOL = 1e-6
+# Each tensor's sum and L1 may move by this fraction of its L1 (the tensor's scale: a sum can
+# cancel to near 0). As this test prints (pytest -s), on another machine's CPU (AMD EPYC, MKL's
+# AVX512 paths) against the reference recorded on the first: max 1.7e-5 (an attention qkv bias,
+# where float rounding grows over the steps), median 2e-10; with seed=4 in _cfg: max 0.5,
+# median 3e-2. A change of what is trained is far outside this, another CPU inside.
+RTOL = 1e-4
 # Round 1 methods: the gate and critic pre-training (habc_ir, with IR on), the Recap filter with
 # epsilon re-picked in the round, the success filter.
 METHODS = ("habc_ir", "imit_recap", "filtered_bc")
@@ -73,9 +75,14 @@ def test_tiny_rounds_end_with_the_reference_weights(tmp_path):
         off = [
             f"{run}/{k}: {got[run][k]} != {v}"
             for k, v in tensors.items()
-            if not all(
-                math.isclose(a, b, rel_tol=RTOL, abs_tol=RTOL)
-                for a, b in zip(got[run][k], v, strict=True)
-            )
+            if not all(abs(a - b) <= RTOL * v[1] for a, b in zip(got[run][k], v, strict=True))
         ]
+        moved = sorted(
+            (max(abs(a - b) for a, b in zip(got[run][k], v, strict=True)) / max(v[1], 1e-12), k)
+            for k, v in tensors.items()
+        )
+        print(
+            f"{run}: max move {moved[-1][0]:.1e} of the L1 ({moved[-1][1]}), median "
+            f"{moved[len(moved) // 2][0]:.1e}"
+        )
         assert not off, f"{len(off)} tensors moved, e.g. {off[:3]}"
