@@ -45,7 +45,12 @@ from arx_x5_driver.backend import KinematicRigBackend, RigBackend
 from arx_x5_driver.diagnostics import DIAGNOSTICS_TOPIC, ArmHealth, RateMeter, arm_status
 from arx_x5_driver.driver_core import ArmCounters, DriverCore
 from arx_x5_driver.loop_stats import LoopStats, ThreadTimes
-from arx_x5_driver.node_main import ReleasingLifecycle, lifecycle_state, run_node
+from arx_x5_driver.node_main import (
+    ReleasingLifecycle,
+    freeze_startup_heap,
+    lifecycle_state,
+    run_node,
+)
 from arx_x5_driver.qos import (
     AUTHORITY_QOS,
     COMMAND_QOS,
@@ -53,6 +58,7 @@ from arx_x5_driver.qos import (
     IMAGE_PUB_QOS,
     STATE_QOS,
 )
+from arx_x5_driver.realtime import request_fifo
 from arx_x5_driver.ros_params import declare_params
 from arx_x5_driver.safety import AUTHORITY_HOLD, Command, SafetyConfig
 from habc_core import rotations
@@ -176,6 +182,8 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             self._teardown()
             return FAILURE
+        # Before the first tick, so that the collection before the freeze pauses no tick.
+        freeze_startup_heap()
         self._go.set()  # publishers exist: the loop may tick
         return SUCCESS
 
@@ -263,6 +271,11 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
         while not self._go.wait(0.05):
             if self._stop.is_set():
                 return
+        granted, line = request_fifo(int(self.params["loop_priority"]))
+        if granted or int(self.params["loop_priority"]) == 0:
+            self.get_logger().info(line)
+        else:
+            self.get_logger().warning(line)
         period = 1.0 / self.hz
         next_t = self._t_start = time.monotonic()
         thread_times = ThreadTimes()  # opened here: it describes this thread

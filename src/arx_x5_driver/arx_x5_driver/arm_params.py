@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from arx_x5_driver.node_main import AUTOSTART
+from arx_x5_driver.realtime import FIFO_PRIORITY_MAX
 from arx_x5_driver.ros_params import ACTION_SPACE, ARMS, CONTROL_HZ, ParamSpec
 from arx_x5_driver.safety import UPPER_BOUNDS, SafetyConfig
 
@@ -56,6 +57,12 @@ def arm_param_specs() -> dict[str, ParamSpec]:
         "sim_config": ParamSpec("", "sim backend: sim YAML (empty: the sim's defaults)"),
         "camera_every": ParamSpec(
             1, "sim: publish camera images every N ticks (0: never)", bounds=(0, CAMERA_EVERY_MAX)
+        ),
+        "loop_priority": ParamSpec(
+            50,
+            "SCHED_FIFO priority of the control loop thread (0: the normal scheduler); refused "
+            "without the right to it: a warning, then the normal scheduler",
+            bounds=(0, FIFO_PRIORITY_MAX),
         ),
         "publish_expert": ParamSpec(
             False, "sim: the scripted expert's targets on /teleop/source/<arm>"
