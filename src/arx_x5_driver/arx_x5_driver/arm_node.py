@@ -271,11 +271,8 @@ class ArmNode(ReleasingLifecycle, LifecycleNode):
         while not self._go.wait(0.05):
             if self._stop.is_set():
                 return
-        granted, line = request_fifo(int(self.params["loop_priority"]))
-        if granted or int(self.params["loop_priority"]) == 0:
-            self.get_logger().info(line)
-        else:
-            self.get_logger().warning(line)
+        line, as_asked = request_fifo(int(self.params["loop_priority"]))
+        (self.get_logger().info if as_asked else self.get_logger().warning)(line)
         period = 1.0 / self.hz
         next_t = self._t_start = time.monotonic()
         thread_times = ThreadTimes()  # opened here: it describes this thread

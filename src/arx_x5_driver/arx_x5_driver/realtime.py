@@ -33,26 +33,27 @@ def check_loop_priority(priority: int) -> int:
 def request_fifo(
     priority: int,
     set_scheduler: Callable[[int, int, Any], None] | None = None,
-) -> tuple[bool, str]:
+) -> tuple[str, bool]:
     """Put the calling thread under SCHED_FIFO at `priority`; 0 leaves it as it is.
 
-    (granted, a line for the log). A refusal (no right to real-time priority) is no error: the
-    loop runs under the normal scheduler, and the line says how to allow it."""
+    (a line for the log, whether the thread got what was asked). A refusal (no right to
+    real-time priority) is no error: the loop runs under the normal scheduler, and the line
+    says how to allow it."""
     check_loop_priority(priority)
     if priority == 0:
-        return False, "control loop: the normal scheduler (loop_priority 0)"
+        return "control loop: the normal scheduler (loop_priority 0)", True
     if set_scheduler is None:
         set_scheduler = getattr(os, "sched_setscheduler", None)
     if set_scheduler is None or not hasattr(os, "SCHED_FIFO"):
-        return False, "control loop: the normal scheduler (SCHED_FIFO is Linux only)"
+        return "control loop: the normal scheduler (SCHED_FIFO is Linux only)", False
     try:
         # pid 0: the calling thread (Linux schedules threads, not processes).
         set_scheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except OSError as exc:
-        return False, (
+        return (
             f"control loop: SCHED_FIFO priority {priority} refused ({exc.strerror or exc}), "
             "the normal scheduler instead: ticks may wait for a core on a busy machine. Allow "
             f"it with `@realtime - rtprio {FIFO_PRIORITY_MAX}` in /etc/security/limits.conf "
             "(user in group realtime, log in again), or set loop_priority 0 to silence this"
-        )
-    return True, f"control loop: SCHED_FIFO priority {priority}"
+        ), False
+    return f"control loop: SCHED_FIFO priority {priority}", True

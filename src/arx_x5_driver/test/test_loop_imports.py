@@ -24,24 +24,16 @@ _SCRIPT = textwrap.dedent(
     context = Context()
     rclpy.init(context=context, domain_id=100 + (os.getpid() + 61) % 100)
     node = ArmNode(context=context, parameter_overrides=[Parameter("backend", value="kinematic")])
-    configured = threading.Event()
     in_ticks = []
 
     def on_event(event, args):
-        # Imports on the loop thread once configure is done: make_backend's are before.
-        if event == "import" and configured.is_set():
-            if threading.current_thread().name == "arm_control":
+        # Imports on the loop thread once it may tick (configure sets _go after make_backend).
+        if event == "import" and threading.current_thread().name == "arm_control":
+            go = getattr(node, "_go", None)
+            if go is not None and go.is_set():
                 in_ticks.append(args[0])
 
     sys.addaudithook(on_event)
-    trigger_configure = node.trigger_configure
-
-    def configure():
-        ret = trigger_configure()
-        configured.set()
-        return ret
-
-    node.trigger_configure = configure
     bring_up(node)
     deadline = time.monotonic() + 10.0
     while node.ticks < 10 and time.monotonic() < deadline:  # active ticks: hold, publish
