@@ -1,10 +1,12 @@
-"""Faults on the running rig: an unplugged pedal, a stalled policy, NaN actions, a dead camera.
+"""Faults on the running rig: an unplugged pedal, a stalled policy, NaN actions, a dead camera,
+a stop signal in a message flood.
 
 The pedal and stall trials tick the control cores exactly as the nodes do (teleop's pedal
 supervisor, the policy node's asynchronous chunk executor, the mux, the arm driver's core on the
 kinematic backend), one call per 30 Hz tick and no DDS, so hundreds of trials take seconds. The
 NaN trials run whole episodes through the DDS-free collector on the MuJoCo rig (the runtime that
-records sim data). The camera trial runs the policy node itself on DDS.
+records sim data). The camera trial runs the policy node itself on DDS. The signal trial runs
+a node in a process of its own under node_main.run_node (every node's main) and floods it.
 """
 
 from __future__ import annotations
@@ -424,6 +426,137 @@ def _camera_stops(param: object, _workdir: Path) -> str:
     )
 
 
+# --- a stop signal while a node takes a flood of messages ---
+
+
+class _FloodProbe:
+    """A run_node node (the shutdown path every node of the rig shares) that takes a JointState
+    flood and whose safe stop takes a while, as the X5's damping ramp does."""
+
+    SAFE_STOP_S = 0.3
+
+    @staticmethod
+    def make() -> Any:
+        from rclpy.node import Node
+        from sensor_msgs.msg import JointState
+
+        class FloodProbe(Node):
+            def __init__(self) -> None:
+                super().__init__("flood_probe")
+                self.taken = 0
+                self.create_subscription(JointState, "/flood", self._on_msg, 100)
+                print("SPINNING", flush=True)
+
+            def _on_msg(self, _msg: Any) -> None:
+                self.taken += 1
+                if self.taken == 1:
+                    print("TAKING", flush=True)
+
+            def safe_stop(self) -> None:
+                print("SAFE_STOP", flush=True)
+                end = time.monotonic() + _FloodProbe.SAFE_STOP_S
+                while time.monotonic() < end:  # Python work a signal could interrupt
+                    sum(range(1000))
+                print(f"SAFE_STOP_DONE after {self.taken} messages", flush=True)
+
+        return FloodProbe()
+
+
+def flood_probe_main() -> None:
+    from arx_x5_driver.node_main import run_node
+
+    run_node(_FloodProbe.make)
+
+
+def _signal_trials(fast: bool) -> list[tuple[int, float, str]]:
+    """(signal, seconds of flood before it, what follows: "flood", "silence" or "second")."""
+    import signal
+
+    if fast:
+        return [(signal.SIGINT, 0.4, "flood"), (signal.SIGTERM, 0.3, "second")]
+    delays = (0.05, 0.2, 0.35, 0.5, 0.8)
+    return [
+        (sig, d, after)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        for d in delays
+        for after in ("flood", "silence", "second")
+    ]
+
+
+def _signal_in_flood(param: object, workdir: Path) -> str:
+    import os
+    import subprocess
+    import sys
+
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+
+    sig, flood_s, after = param  # type: ignore[misc]
+    domain = 100 + (os.getpid() + 71) % 100
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = Node("flood_source", context=context)
+    pub = node.create_publisher(JointState, "/flood", 100)
+    msg = JointState(name=[f"j{i}" for i in range(7)], position=[0.0] * 7, velocity=[0.0] * 7)
+    log_path = workdir / "probe.log"
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+    code = "from faults.runtime_faults import flood_probe_main; flood_probe_main()"
+
+    def flood(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for _ in range(20):
+                pub.publish(msg)
+            time.sleep(0.001)
+
+    def log() -> str:
+        return log_path.read_text(errors="replace")
+
+    with open(log_path, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, cwd=repo, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30.0
+        while "TAKING" not in log():  # discovered: the flood reaches it
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise NotSurvived(f"the probe node never started: {log()[-300:]!r}")
+            flood(0.02)
+        flood(flood_s)
+        proc.send_signal(sig)
+        if after == "second":  # Ctrl-C pressed again, or launch's SIGTERM, during the safe stop
+            deadline = time.monotonic() + 5.0
+            while "SAFE_STOP" not in log() and time.monotonic() < deadline:
+                flood(0.005)
+            proc.send_signal(sig)
+        if after != "silence":
+            flood(0.3)
+        try:
+            rc = proc.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            tail = log()[-200:]
+            raise NotSurvived(f"still running 10 s after the signal ({after}): {tail!r}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    text = log()
+    last = text.strip().splitlines()[-1] if text.strip() else ""
+    if rc != 0:
+        raise NotSurvived(f"exited {rc} after signal {sig} ({after}): {last[:160]!r}")
+    if "SAFE_STOP_DONE" not in text:
+        raise NotSurvived(f"exited 0 but its safe stop did not finish ({after}): {last[:160]!r}")
+    return last.removeprefix("SAFE_STOP_DONE ")
+
+
 FAULTS = (
     Fault(
         "pedal_unplugged_mid_takeover",
@@ -459,5 +592,14 @@ FAULTS = (
         "no inference gets an image older than image_timeout_s (0.5 s)",
         _camera_trials,
         _camera_stops,
+    ),
+    Fault(
+        "stop_signal_in_message_flood",
+        "runtime",
+        "SIGINT / SIGTERM to a node taking a JointState flood (run_node, every node's main): "
+        "the flood goes on, stops, or a second signal comes during the 0.3 s safe stop",
+        "exit 0 within 10 s, with the safe stop run to its end",
+        _signal_trials,
+        _signal_in_flood,
     ),
 )

@@ -56,7 +56,7 @@ class NodeProcess:
             )
 
     def stop(self) -> str:
-        """SIGINT, wait for the node's own shutdown; its last log lines."""
+        """SIGINT, wait for the node's own shutdown; its last log lines (more when it failed)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -65,7 +65,10 @@ class NodeProcess:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-        out = self.tail(2)  # the driver's end of run: rate and overruns, then loop timing
+        if self.proc.returncode == 0:
+            out = self.tail(2)  # the driver's end of run: rate and overruns, then loop timing
+        else:  # enough of the log to hold the traceback's frames, not only its last line
+            out = f"exited with {self.proc.returncode}: {self.tail(12)}"
         self._log.close()
         self._dir.cleanup()
         return out

@@ -42,9 +42,9 @@ from rclpy.signals import SignalHandlerOptions
 from arx_x5_driver.arm_node import BACKENDS
 from arx_x5_driver.node_main import (
     SHUTDOWN_PHASES,
+    ShutdownSignals,
     bring_up,
     freeze_startup_heap,
-    install_shutdown_signals,
 )
 from habc_control.collect import check_checkpoint
 from habc_control.command_mux import ActionLayout
@@ -447,7 +447,10 @@ def main(args: Sequence[str] | None = None) -> None:
         overrides = split_overrides(opts.overrides)
         config = apply_overrides(load_graph_config(opts.config), overrides)
         check_graph(config, opts)
-    install_shutdown_signals()  # Ctrl-C / SIGTERM: stop() still publishes HOLD and END
+    # Ctrl-C / SIGTERM: stop() still publishes HOLD and END. The first signal raises in this
+    # thread (it sleeps through the episodes; the executor spins elsewhere); later ones never
+    # cut stop() short.
+    signals = ShutdownSignals().install()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     graph = None
     try:
@@ -485,6 +488,7 @@ def main(args: Sequence[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        signals.defer()
         if graph is not None:
             graph.stop()
         if rclpy.ok():
