@@ -1,10 +1,14 @@
 """In-process runner: the rollout graph of config/rollout.yaml in one process.
 
 For machines without the `ros2` CLI and `launch` (ROS from PyPI wheels): the same node list as
-launch/rollout.launch.py (habc_control.graph), the nodes in one MultiThreadedExecutor except the
-arm driver and the recorder, each in a process of its own as launch runs every node
-(node_process.py): the driver's loop is the graph's clock, and the recorder, sharing a GIL with
-the policy's inference, received the arms' state in bursts up to 0.9 s apart (docs/nodes.md).
+launch/rollout.launch.py (habc_control.graph). The arm driver and the recorder run each in a
+process of its own as launch runs every node (node_process.py): the driver's loop is the graph's
+clock, and the recorder, sharing a GIL with the policy's inference, received the arms' state in
+bursts up to 0.9 s apart (docs/nodes.md). The others run here, each node with a
+SingleThreadedExecutor in a thread of its own, as each has its own process under launch: rclpy's
+MultiThreadedExecutor, which served them before, re-queues callbacks that have not started yet and
+spins holding the GIL (ros2/rclpy#1452); under it the graph in one process ran at 4 Hz and the
+rows reached the mux 0.2-0.7 s late (docs/performance.md, "One executor per node").
 
     habc-rollout                                  # config/rollout.yaml as is
     habc-rollout backend=kinematic input=keyboard teleop.sim_schedule="[left:2:4]"
@@ -34,7 +38,7 @@ from typing import Any
 import rclpy
 from rclpy.context import Context
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
@@ -109,22 +113,22 @@ def _declared(node: Node) -> list[str]:
 
 
 class Graph:
-    """Start the configured nodes in one process; `stop()` shuts them down fail-safe."""
+    """Start the configured nodes (one executor and thread each); `stop()` shuts them down
+    fail-safe."""
 
     def __init__(
         self,
         config: Mapping[str, Any],
         context: Context | None = None,
-        num_threads: int = 4,
         own_process: tuple[str, ...] = (),
     ) -> None:
         """`own_process`: nodes started in processes of their own (node_process), the rest
         in this one."""
         self.context = context
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.nodes: dict[str, Node] = {}
         self.processes: dict[str, NodeProcess] = {}
-        self.executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
+        self.executors: dict[str, SingleThreadedExecutor] = {}
         try:
             domain = (context or rclpy.get_default_context()).get_domain_id()
             for spec in node_specs(config):
@@ -146,7 +150,8 @@ class Graph:
                         f"{', '.join(empty)}; this node needs a value)"
                     ) from None
                 self.nodes[spec.name] = node
-                self.executor.add_node(node)
+                self.executors[spec.name] = SingleThreadedExecutor(context=context)
+                self.executors[spec.name].add_node(node)
                 # rclpy ignores an override the node never declares: a misspelt parameter
                 # would silently run the default. `common` ones go to nodes that may not use
                 # them; a node's own (its section and the overrides) must all be declared.
@@ -209,12 +214,17 @@ class Graph:
         # The nodes are built: what this process holds now is never scanned by the collector
         # again (a full collection pauses every node of this process).
         freeze_startup_heap()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+        for name, executor in self.executors.items():
+            thread = threading.Thread(
+                target=self._spin, args=(executor,), name=f"spin_{name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
-    def _spin(self) -> None:
+    @staticmethod
+    def _spin(executor: SingleThreadedExecutor) -> None:
         try:
-            self.executor.spin()
+            executor.spin()
         except ExternalShutdownException:
             pass
 
@@ -224,14 +234,17 @@ class Graph:
         for name, proc in self.processes.items():  # their own fail-safe shutdown (SIGINT)
             print(f"{PROG}: {name} stopped: {proc.stop()}", file=sys.stderr)
         self.processes.clear()
-        self.executor.shutdown(timeout_sec=2.0)
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
+        for executor in self.executors.values():
+            executor.shutdown(timeout_sec=2.0)
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        self._threads.clear()
         self._run_hooks(SHUTDOWN_PHASES[1])  # no callback runs any more: release hardware
-        for node in self.nodes.values():
-            self.executor.remove_node(node)
+        for name, node in self.nodes.items():
+            self.executors[name].remove_node(node)
             node.destroy_node()
         self.nodes.clear()
+        self.executors.clear()
 
 
 def call(node: Node, client, request, timeout: float = 5.0):
