@@ -73,29 +73,35 @@ def ros():
 
 
 class Spinning:
-    """Nodes spinning on a background thread. ``stop`` (idempotent) shuts them down the way a
-    node's process does (node_main): the spin ends, then each node's shutdown hooks run (HOLD,
+    """Nodes spinning in the background, each on an executor and a thread of its own, as the
+    in-process runner spins them (rclpy's MultiThreadedExecutor lags under load: docs/
+    performance.md, "One executor per node"). ``stop`` (idempotent) shuts them down the way a
+    node's process does (node_main): the spins end, then each node's shutdown hooks run (HOLD,
     END, the driver's safe state, closing devices), then the nodes are destroyed."""
 
-    def __init__(self, context, nodes, threads: int) -> None:
-        from rclpy.executors import MultiThreadedExecutor
+    def __init__(self, context, nodes) -> None:
+        from rclpy.executors import SingleThreadedExecutor
 
         self.nodes = list(nodes)
-        self._executor: MultiThreadedExecutor | None = MultiThreadedExecutor(
-            num_threads=threads, context=context
-        )
+        self._executors = []
+        self._threads = []
         for n in self.nodes:
-            self._executor.add_node(n)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(n)
+            thread = threading.Thread(target=executor.spin, daemon=True)
+            thread.start()
+            self._executors.append(executor)
+            self._threads.append(thread)
 
     def stop(self) -> None:
         from arx_x5_driver.node_main import SHUTDOWN_PHASES, run_shutdown_phase
 
-        if self._executor is None:
+        if not self._executors:
             return
-        self._executor.shutdown(timeout_sec=2.0)
-        self._thread.join(timeout=2.0)
+        for executor in self._executors:
+            executor.shutdown(timeout_sec=2.0)
+        for thread in self._threads:
+            thread.join(timeout=2.0)
         for phase in range(len(SHUTDOWN_PHASES)):
             for n in self.nodes:
                 run_shutdown_phase(n, phase)
@@ -103,18 +109,18 @@ class Spinning:
             n.destroy_node()
         # Freed now, before the test's context is shut down: an executor collected after that
         # leaves futures that print "exception was never retrieved" at exit.
-        self._executor = None
+        self._executors = []
+        self._threads = []
         self.nodes = []
 
 
 @pytest.fixture()
 def spin() -> Iterator[Callable[..., Spinning]]:
-    """spin(context, nodes, threads=2) -> Spinning; whatever a test leaves spinning is stopped
-    after it."""
+    """spin(context, nodes) -> Spinning; whatever a test leaves spinning is stopped after it."""
     started: list[Spinning] = []
 
-    def start(context, nodes, threads: int = 2) -> Spinning:
-        started.append(Spinning(context, nodes, threads))
+    def start(context, nodes) -> Spinning:
+        started.append(Spinning(context, nodes))
         return started[-1]
 
     yield start

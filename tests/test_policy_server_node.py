@@ -42,7 +42,7 @@ def test_policy_node_runs_a_served_policy_and_stops_when_the_server_goes(ros, sp
     probe.create_subscription(ActionChunk, "/policy/action_chunk", chunks.append, 10)
     probe.create_subscription(ArmCommand, "/policy/right/command", cmds.append, 10)
     auth = probe.create_publisher(ControlAuthority, "/control_authority", AUTHORITY_QOS)
-    spin(ros, [arm, node, probe], threads=3)
+    spin(ros, [arm, node, probe])
     auth.publish(ControlAuthority(arm_names=["left", "right"], authority=[0, 0]))
     assert wait_until(lambda: len(chunks) >= 2 and len(cmds) >= 30, timeout=20.0)
     c = chunks[0]
@@ -50,11 +50,28 @@ def test_policy_node_runs_a_served_policy_and_stops_when_the_server_goes(ros, sp
     assert server.requests >= 2
     server.shutdown()
     serving.join(timeout=5.0)
+    rows_then, chunks_then = len(cmds), len(chunks)
     # What was computed runs out, then nothing: no chunk, no row. While a request is in flight
     # the chunk runs on past row 25 up to its last (the chunk executor's run-on, slowing down
-    # near it), so a chunk the server sent just before it closed can play for its whole 50 rows
-    # at 30 Hz (1.7 s) and a few ticks of slow-down; 2 s was once too short (57 rows, not 51).
-    time.sleep(50 / 30 + 1.0)
+    # near it), so the chunk playing when the server closed, and one it sent just before, can
+    # play out: at most two chunks of 50 rows. Waited for by what arrives, not a fixed time
+    # (2.67 s was once too short on a loaded machine: 4 more rows came after it).
+    rows = _Growth(cmds)
+    assert wait_until(lambda: rows.quiet_for(1.0), timeout=15.0), "rows never stopped"
+    assert len(cmds) - rows_then <= 2 * 50 and len(chunks) - chunks_then <= 1
     n_chunks, n_cmds = len(chunks), len(cmds)
     time.sleep(1.5)
     assert (len(chunks), len(cmds)) == (n_chunks, n_cmds)
+
+
+class _Growth:
+    """Whether a list has stopped growing, polled by wait_until."""
+
+    def __init__(self, items: list) -> None:
+        self.items, self.count, self.since = items, len(items), time.monotonic()
+
+    def quiet_for(self, seconds: float) -> bool:
+        now = time.monotonic()
+        if len(self.items) != self.count:
+            self.count, self.since = len(self.items), now
+        return now - self.since >= seconds

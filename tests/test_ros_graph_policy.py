@@ -49,7 +49,7 @@ def test_policy_node_runs_flow_policy_chunks_through_the_arm_clock(ros, spin):
     probe.create_subscription(ActionChunk, "/policy/action_chunk", chunks.append, 10)
     probe.create_subscription(ArmCommand, "/policy/right/command", cmds.append, 10)
     auth = probe.create_publisher(ControlAuthority, "/control_authority", AUTHORITY_QOS)
-    spinning = spin(context, [arm, policy, probe], threads=3)
+    spinning = spin(context, [arm, policy, probe])
     try:
         auth.publish(ControlAuthority(arm_names=["left", "right"], authority=[0, 0]))
         deadline = time.monotonic() + 15.0
