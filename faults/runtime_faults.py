@@ -537,9 +537,7 @@ def _signal_in_flood(param: object, workdir: Path) -> str:
             flood(0.3)
         try:
             rc = proc.wait(timeout=10.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        except subprocess.TimeoutExpired:  # killed in the finally
             tail = log()[-200:]
             raise NotSurvived(f"still running 10 s after the signal ({after}): {tail!r}") from None
     finally:
