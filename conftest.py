@@ -74,34 +74,26 @@ def ros():
 
 class Spinning:
     """Nodes spinning in the background, each on an executor and a thread of its own, as the
-    in-process runner spins them (rclpy's MultiThreadedExecutor lags under load: docs/
-    performance.md, "One executor per node"). ``stop`` (idempotent) shuts them down the way a
-    node's process does (node_main): the spins end, then each node's shutdown hooks run (HOLD,
-    END, the driver's safe state, closing devices), then the nodes are destroyed."""
+    in-process runner spins them (arx_x5_driver.executors). ``stop`` (idempotent) shuts them
+    down the way a node's process does (node_main): the spins end, then each node's shutdown
+    hooks run (HOLD, END, the driver's safe state, closing devices), then the nodes are
+    destroyed."""
 
     def __init__(self, context, nodes) -> None:
-        from rclpy.executors import SingleThreadedExecutor
+        from arx_x5_driver.executors import ExecutorPerNode
 
         self.nodes = list(nodes)
-        self._executors = []
-        self._threads = []
-        for n in self.nodes:
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(n)
-            thread = threading.Thread(target=executor.spin, daemon=True)
-            thread.start()
-            self._executors.append(executor)
-            self._threads.append(thread)
+        self._spinning: ExecutorPerNode | None = ExecutorPerNode(context)
+        for i, n in enumerate(self.nodes):
+            self._spinning.add(f"{i}_{n.get_name()}", n)
+        self._spinning.start()
 
     def stop(self) -> None:
         from arx_x5_driver.node_main import SHUTDOWN_PHASES, run_shutdown_phase
 
-        if not self._executors:
+        if self._spinning is None:
             return
-        for executor in self._executors:
-            executor.shutdown(timeout_sec=2.0)
-        for thread in self._threads:
-            thread.join(timeout=2.0)
+        self._spinning.shutdown(timeout_sec=2.0)
         for phase in range(len(SHUTDOWN_PHASES)):
             for n in self.nodes:
                 run_shutdown_phase(n, phase)
@@ -109,8 +101,7 @@ class Spinning:
             n.destroy_node()
         # Freed now, before the test's context is shut down: an executor collected after that
         # leaves futures that print "exception was never retrieved" at exit.
-        self._executors = []
-        self._threads = []
+        self._spinning = None
         self.nodes = []
 
 

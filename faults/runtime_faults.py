@@ -330,16 +330,15 @@ def _camera_trials(fast: bool) -> list[float]:
 
 def _camera_stops(param: object, _workdir: Path) -> str:
     import os
-    import threading
 
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image, JointState
 
+    from arx_x5_driver.executors import ExecutorPerNode
     from arx_x5_driver.qos import AUTHORITY_QOS, IMAGE_PUB_QOS
     from habc_control.freshness import IMAGE_TIMEOUT_S
     from habc_control.policy_node import PolicyNode
@@ -349,7 +348,7 @@ def _camera_stops(param: object, _workdir: Path) -> str:
     context = Context()
     rclpy.init(context=context, domain_id=100 + (os.getpid() + 53) % 100)
     node = probe = None
-    executors = []
+    spinning = ExecutorPerNode(context)
     try:
         node = PolicyNode(
             context=context,
@@ -365,10 +364,9 @@ def _camera_stops(param: object, _workdir: Path) -> str:
         pose = {a: probe.create_publisher(PoseStamped, f"/{a}_arm/ee_pose", 10) for a in ARMS}
         cam = probe.create_publisher(Image, "/camera/top/color/image_raw", IMAGE_PUB_QOS)
         auth = probe.create_publisher(ControlAuthority, "/control_authority", AUTHORITY_QOS)
-        for n in (node, probe):  # an executor and a thread per node, as the runner spins them
-            executors.append(SingleThreadedExecutor(context=context))
-            executors[-1].add_node(n)
-            threading.Thread(target=executors[-1].spin, daemon=True).start()
+        spinning.add("policy", node)  # as the runner spins them
+        spinning.add("probe", probe)
+        spinning.start()
         auth.publish(ControlAuthority(arm_names=list(ARMS), authority=[0, 0]))
 
         def publish_tick(camera: bool) -> None:
@@ -400,8 +398,7 @@ def _camera_stops(param: object, _workdir: Path) -> str:
         ros_now = node.get_clock().now().nanoseconds * 1e-9
         arrived = node._images._values["top"][1] + (time.monotonic() - ros_now)
     finally:
-        for executor in executors:
-            executor.shutdown(timeout_sec=2.0)
+        spinning.shutdown(timeout_sec=2.0)
         for n in (node, probe):
             if n is not None:
                 if hasattr(n, "shutdown"):

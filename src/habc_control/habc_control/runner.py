@@ -4,11 +4,9 @@ For machines without the `ros2` CLI and `launch` (ROS from PyPI wheels): the sam
 launch/rollout.launch.py (habc_control.graph). The arm driver and the recorder run each in a
 process of its own as launch runs every node (node_process.py): the driver's loop is the graph's
 clock, and the recorder, sharing a GIL with the policy's inference, received the arms' state in
-bursts up to 0.9 s apart (docs/nodes.md). The others run here, each node with a
-SingleThreadedExecutor in a thread of its own, as each has its own process under launch: rclpy's
-MultiThreadedExecutor, which served them before, re-queues callbacks that have not started yet and
-spins holding the GIL (ros2/rclpy#1452); under it the graph in one process ran at 4 Hz and the
-rows reached the mux 0.2-0.7 s late (docs/performance.md, "One executor per node").
+bursts up to 0.9 s apart (docs/nodes.md). The others run here, each node with an
+executor and a thread of its own (arx_x5_driver.executors), as each has its own process under
+launch.
 
     habc-rollout                                  # config/rollout.yaml as is
     habc-rollout backend=kinematic input=keyboard teleop.sim_schedule="[left:2:4]"
@@ -38,12 +36,13 @@ from typing import Any
 import rclpy
 from rclpy.context import Context
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
 from arx_x5_driver.arm_node import BACKENDS
+from arx_x5_driver.executors import ExecutorPerNode
 from arx_x5_driver.node_main import (
     SHUTDOWN_PHASES,
     ShutdownSignals,
@@ -125,10 +124,9 @@ class Graph:
         """`own_process`: nodes started in processes of their own (node_process), the rest
         in this one."""
         self.context = context
-        self._threads: list[threading.Thread] = []
         self.nodes: dict[str, Node] = {}
         self.processes: dict[str, NodeProcess] = {}
-        self.executors: dict[str, SingleThreadedExecutor] = {}
+        self._spinning = ExecutorPerNode(context)
         try:
             domain = (context or rclpy.get_default_context()).get_domain_id()
             for spec in node_specs(config):
@@ -150,8 +148,7 @@ class Graph:
                         f"{', '.join(empty)}; this node needs a value)"
                     ) from None
                 self.nodes[spec.name] = node
-                self.executors[spec.name] = SingleThreadedExecutor(context=context)
-                self.executors[spec.name].add_node(node)
+                self._spinning.add(spec.name, node)
                 # rclpy ignores an override the node never declares: a misspelt parameter
                 # would silently run the default. `common` ones go to nodes that may not use
                 # them; a node's own (its section and the overrides) must all be declared.
@@ -214,19 +211,7 @@ class Graph:
         # The nodes are built: what this process holds now is never scanned by the collector
         # again (a full collection pauses every node of this process).
         freeze_startup_heap()
-        for name, executor in self.executors.items():
-            thread = threading.Thread(
-                target=self._spin, args=(executor,), name=f"spin_{name}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-
-    @staticmethod
-    def _spin(executor: SingleThreadedExecutor) -> None:
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
+        self._spinning.start()
 
     def stop(self) -> None:
         self._run_hooks(SHUTDOWN_PHASES[0])  # HOLD / END while the graph still spins
@@ -234,17 +219,11 @@ class Graph:
         for name, proc in self.processes.items():  # their own fail-safe shutdown (SIGINT)
             print(f"{PROG}: {name} stopped: {proc.stop()}", file=sys.stderr)
         self.processes.clear()
-        for executor in self.executors.values():
-            executor.shutdown(timeout_sec=2.0)
-        for thread in self._threads:
-            thread.join(timeout=2.0)
-        self._threads.clear()
+        self._spinning.shutdown(timeout_sec=2.0)
         self._run_hooks(SHUTDOWN_PHASES[1])  # no callback runs any more: release hardware
-        for name, node in self.nodes.items():
-            self.executors[name].remove_node(node)
+        for node in self.nodes.values():
             node.destroy_node()
         self.nodes.clear()
-        self.executors.clear()
 
 
 def call(node: Node, client, request, timeout: float = 5.0):
