@@ -208,9 +208,9 @@ def spin_until_signalled(node: Node, signals: ShutdownSignals) -> None:
 def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
     """Console-script body of a node: init, spin until Ctrl-C / SIGTERM, fail safe, shut down."""
     signals = ShutdownSignals().install()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = make_node()
         bring_up(node)
         freeze_startup_heap()
