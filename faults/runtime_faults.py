@@ -426,43 +426,36 @@ def _camera_stops(param: object, _workdir: Path) -> str:
 # --- a stop signal while a node takes a flood of messages ---
 
 
-class _FloodProbe:
-    """A run_node node (the shutdown path every node of the rig shares) that takes a JointState
-    flood and whose safe stop takes a while, as the X5's damping ramp does."""
-
-    SAFE_STOP_S = 0.3
-
-    @staticmethod
-    def make() -> Any:
-        from rclpy.node import Node
-        from sensor_msgs.msg import JointState
-
-        class FloodProbe(Node):
-            def __init__(self) -> None:
-                super().__init__("flood_probe")
-                self.taken = 0
-                self.create_subscription(JointState, "/flood", self._on_msg, 100)
-                print("SPINNING", flush=True)
-
-            def _on_msg(self, _msg: Any) -> None:
-                self.taken += 1
-                if self.taken == 1:
-                    print("TAKING", flush=True)
-
-            def safe_stop(self) -> None:
-                print("SAFE_STOP", flush=True)
-                end = time.monotonic() + _FloodProbe.SAFE_STOP_S
-                while time.monotonic() < end:  # Python work a signal could interrupt
-                    sum(range(1000))
-                print(f"SAFE_STOP_DONE after {self.taken} messages", flush=True)
-
-        return FloodProbe()
+FLOOD_SAFE_STOP_S = 0.3  # the probe's safe stop takes a while, as the X5's damping ramp does
 
 
 def flood_probe_main() -> None:
+    """A run_node node (the shutdown path every node of the rig shares) taking a JointState
+    flood; it prints what the trial watches for."""
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+
     from arx_x5_driver.node_main import run_node
 
-    run_node(_FloodProbe.make)
+    class FloodProbe(Node):
+        def __init__(self) -> None:
+            super().__init__("flood_probe")
+            self.taken = 0
+            self.create_subscription(JointState, "/flood", self._on_msg, 100)
+
+        def _on_msg(self, _msg: Any) -> None:
+            self.taken += 1
+            if self.taken == 1:
+                print("TAKING", flush=True)
+
+        def safe_stop(self) -> None:
+            print("SAFE_STOP", flush=True)
+            end = time.monotonic() + FLOOD_SAFE_STOP_S
+            while time.monotonic() < end:  # Python work a signal could interrupt
+                sum(range(1000))
+            print(f"SAFE_STOP_DONE after {self.taken} messages", flush=True)
+
+    run_node(FloodProbe)
 
 
 def _signal_trials(fast: bool) -> list[tuple[int, float, str]]:

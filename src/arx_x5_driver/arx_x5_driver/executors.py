@@ -24,7 +24,7 @@ class ExecutorPerNode:
     def __init__(self, context: Context | None = None) -> None:
         self._context = context
         self._executors: dict[str, tuple[SingleThreadedExecutor, Node]] = {}
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[str, threading.Thread] = {}
 
     def add(self, name: str, node: Node) -> None:
         if name in self._executors:
@@ -35,20 +35,17 @@ class ExecutorPerNode:
 
     def start(self) -> None:
         """Spin every node added and not yet spinning."""
-        running = {t.name for t in self._threads}
         for name, (executor, _node) in self._executors.items():
-            if f"spin_{name}" in running:
-                continue
-            thread = threading.Thread(
-                target=_spin, args=(executor,), name=f"spin_{name}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            if name not in self._threads:
+                self._threads[name] = threading.Thread(
+                    target=_spin, args=(executor,), name=f"spin_{name}", daemon=True
+                )
+                self._threads[name].start()
 
     def shutdown(self, timeout_sec: float = 2.0) -> None:
         for executor, _node in self._executors.values():
             executor.shutdown(timeout_sec=timeout_sec)
-        for thread in self._threads:
+        for thread in self._threads.values():
             thread.join(timeout=timeout_sec)
         for executor, node in self._executors.values():
             executor.remove_node(node)
